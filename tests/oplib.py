@@ -1,0 +1,23 @@
+"""Run one internal op through the C++ executor: the harness for op tests."""
+import numpy as np
+
+from edgert import _core
+
+_DT = {np.dtype(np.uint8): "u8", np.dtype(np.int8): "i8", np.dtype(np.int32): "i32",
+       np.dtype(np.int64): "i64", np.dtype(np.float32): "f32"}
+
+
+def run_op(op_type, inputs, outputs, attrs, threads=1):
+    """inputs: arrays; outputs: [(shape, dtype)]; returns the op's outputs as arrays."""
+    inputs = [np.ascontiguousarray(a) for a in inputs]
+    tensors, offset = [], 0
+    for a in inputs:
+        tensors.append({"dtype": _DT[a.dtype], "shape": list(a.shape), "kind": "input"})
+    for shape, dtype in outputs:
+        tensors.append({"dtype": _DT[np.dtype(dtype)], "shape": list(shape), "kind": "output"})
+    n_in = len(inputs)
+    op = {"type": op_type, "name": op_type + "_under_test", "inputs": list(range(n_in)),
+          "outputs": list(range(n_in, n_in + len(outputs))), "attrs": attrs}
+    ex = _core.Executor(offset, tensors, [op], list(range(n_in)),
+                        list(range(n_in, n_in + len(outputs))), threads)
+    return ex.run(inputs)
