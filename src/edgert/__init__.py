@@ -1,3 +1,51 @@
-"""edgert: an on-device int8 inference runtime."""
+"""edgert: an on-device int8 inference runtime with an onnxruntime-style API.
+
+    import edgert
+    sess = edgert.load("model.onnx")
+    y = sess.run(None, {"input": x})[0]
+"""
 # Lets a development build of _core in another directory on sys.path join this package.
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+import os as _os
+
+from .errors import (EdgertError, InputError, MissingDependencyError, ModelError,
+                     UnsupportedOpError)
+from .session import NodeArg, Session
+
+__version__ = "0.1.0"
+__all__ = ["load", "Session", "NodeArg", "EdgertError", "ModelError", "UnsupportedOpError",
+           "InputError", "MissingDependencyError", "isa", "__version__"]
+
+# Anything bigger than this is not a model for an edge device; refuse before reading it.
+_MAX_MODEL_BYTES = 2 << 30
+
+
+def load(model, *, threads=None):
+    """Loads a model from a path or from bytes and returns a Session.
+
+    `threads`: the intra-op threads for this session (default: the CPU cores this process may
+    use). Reading .onnx files needs the `onnx` extra.
+    """
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        data = bytes(model)
+    elif isinstance(model, (str, _os.PathLike)):
+        path = _os.fspath(model)
+        try:
+            size = _os.path.getsize(path)
+            if size > _MAX_MODEL_BYTES:
+                raise ModelError(f"model file '{path}' is {size} bytes; the limit is {_MAX_MODEL_BYTES}")
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ModelError(f"cannot read model file '{path}': {e.strerror or e}") from None
+    else:
+        raise EdgertError(f"load() takes a path or bytes, got {type(model).__name__}")
+    from .onnx_import import read_onnx
+    return Session(read_onnx(data), threads=threads)
+
+
+def isa():
+    """The instruction set the kernels run with: "avx2", "neon" or "scalar"."""
+    from . import _core
+    return _core.isa()

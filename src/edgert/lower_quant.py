@@ -1,0 +1,337 @@
+"""Lowering rules for the quantized ops (QOperator, and QDQ groups that qdq.py fused)."""
+import math
+
+import numpy as np
+
+from .graph import Node
+from .lower import rule
+from .lower_float import (_UNARY, _with_flat, conv_geometry, pool_window, softmax_axis,
+                          unary_attrs)
+
+MS = "com.microsoft"
+F32 = np.dtype(np.float32)
+INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
+
+
+def _scale(L, name, what, count=None):
+    s = L.const(name, what).astype(np.float32).reshape(-1)
+    if s.size == 0 or (count is not None and s.size not in (1, count)):
+        L.fail(f"{what} has {s.size} values, expected 1" + (f" or {count}" if count else ""))
+    if not np.all(np.isfinite(s)) or np.any(s <= 0):
+        L.fail(f"{what} must be positive and finite, got {s[:4]}")
+    return s
+
+
+def _zp(L, name, what, dtype=None, count=None):
+    if not name:
+        return np.zeros(1, np.int32), np.dtype(dtype or np.uint8)
+    z = L.const(name, what)
+    if z.dtype not in INT8 and z.dtype != np.int32:
+        L.fail(f"{what} has type {z.dtype}; expected uint8 or int8")
+    if count is not None and z.size not in (1, count):
+        L.fail(f"{what} has {z.size} values, expected 1 or {count}")
+    return z.astype(np.int32).reshape(-1), z.dtype
+
+
+def _qin(L, n, i):
+    """(tensor, scale, zp) of the quantized input whose value, scale and zp start at index i."""
+    x = L.t[n.inputs[i]]
+    if x.dtype not in INT8:
+        L.unsupported(f"input '{x.name}' is {x.dtype}; expected uint8 or int8")
+    s = float(_scale(L, n.inputs[i + 1], "input scale", 1)[0])
+    z, zdt = _zp(L, n.input(i + 2), "input zero point", x.dtype, 1)
+    if n.input(i + 2) and zdt != x.dtype:
+        L.fail(f"input '{x.name}' is {x.dtype} but its zero point is {zdt}")
+    return x, s, int(z[0])
+
+
+def _qout(L, n, si):
+    """(scale, zp, dtype, qmin, qmax) of the output quantized by scale/zp at inputs si, si+1."""
+    s = float(_scale(L, n.inputs[si], "output scale", 1)[0])
+    z, dt = _zp(L, n.input(si + 1), "output zero point")
+    z = int(z[0])
+    info = np.iinfo(dt)
+    qmin, qmax = int(info.min), int(info.max)
+    lo, hi = n.attrs.get("_act", (-math.inf, math.inf))
+    if lo > -math.inf:
+        qmin = max(qmin, _quantize_value(lo, s, z, info))
+    if hi < math.inf:
+        qmax = min(qmax, _quantize_value(hi, s, z, info))
+    return s, z, dt, qmin, qmax
+
+
+def _quantize_value(v, s, z, info):
+    q = np.rint(np.float32(v) / np.float32(s)) + z
+    return int(np.clip(q, info.min, info.max))
+
+
+def _requant_scale(in_scale, w_scale, out_scale):
+    # onnxruntime's order: (x_scale * w_scale) / y_scale, each step in fp32.
+    return ((np.float32(in_scale) * w_scale.astype(np.float32)) / np.float32(out_scale)).astype(np.float32)
+
+
+def _fold_bias(L, bias, x_zp, wk, w_zp):
+    """bias − x_zp·Σ(w − w_zp) per output channel; wk is [M, K]; must fit int32."""
+    total = bias.astype(np.int64) - x_zp * (wk.astype(np.int64) - w_zp[:, None]).sum(axis=1)
+    if total.size and (total.min() < -2**31 or total.max() >= 2**31):
+        L.fail("the folded bias overflows int32")
+    return total.astype(np.int32)
+
+
+@rule("QLinearConv")
+@rule("QLinearConv", domain=MS)
+def qlinear_conv(L, n):
+    x, xs, xzp = _qin(L, n, 0)
+    if len(x.shape) != 4:
+        L.unsupported("only 2-D convolution (4-D input) is supported")
+    w = L.const(n.input(3), "weight")
+    if w.dtype not in INT8 or w.ndim != 4:
+        L.fail(f"weight must be a 4-D uint8/int8 constant, got {w.dtype} {w.shape}")
+    M = w.shape[0]
+    ws = _scale(L, n.inputs[4], "weight scale", M)
+    wzp, _ = _zp(L, n.input(5), "weight zero point", w.dtype, M)
+    ys, yzp, ydt, qmin, qmax = _qout(L, n, 6)
+    group = n.attrs.get("group", 1)
+    N, C, H, W = x.shape
+    if group < 1 or C != w.shape[1] * group or M % group:
+        L.fail(f"weight {w.shape} does not fit input {x.shape} with group {group}")
+    bias = L.const(n.input(8), "bias").reshape(-1) if n.input(8) else np.zeros(M, np.int32)
+    if bias.size != M or bias.dtype != np.int32:
+        L.fail(f"bias must be {M} int32 values, got {bias.size} {bias.dtype}")
+    pads, strides, dil, (oh, ow) = conv_geometry(L, n, (H, W), list(w.shape[2:]))
+    wt = np.ascontiguousarray(w.transpose(0, 2, 3, 1))
+    wzp = np.broadcast_to(wzp, (M,)).astype(np.int32)
+    xi = L.nhwc(x.name)
+    L.out(n.outputs[0], ydt, (N, M, oh, ow), "nhwc", (ys, yzp))
+    L.emit("qconv", [xi], [n.outputs[0]], {
+        "weight": wt, "w_zp": wzp, "bias": _fold_bias(L, bias, xzp, wt.reshape(M, -1), wzp),
+        "scale": _requant_scale(xs, np.broadcast_to(ws, (M,)), ys), "x_zp": xzp, "y_zp": yzp,
+        "qmin": qmin, "qmax": qmax, "kernel": list(w.shape[2:]), "strides": strides,
+        "pads": pads, "dilations": dil, "group": group})
+
+
+def _qgemm(L, n, a_name, as_, azp, wk, ws, wzp, bias, yq, alpha=1.0):
+    """Emits qgemm for A[.., K] x wk[N, K]; yq = (ys, yzp, dtype, qmin, qmax) or None for f32."""
+    Nn = wk.shape[0]
+    ws = np.broadcast_to(ws, (Nn,)).astype(np.float32)
+    wzp = np.broadcast_to(wzp, (Nn,)).astype(np.int32)
+    a = L.t[a_name]
+    attrs = {"weight": np.ascontiguousarray(wk), "w_zp": wzp,
+             "bias": _fold_bias(L, bias, azp, wk, wzp)}
+    if yq is None:
+        attrs["scale"] = (np.float32(alpha) * (np.float32(as_) * ws)).astype(np.float32)
+        attrs.update(y_zp=0, qmin=0, qmax=0)
+        L.out(n.outputs[0], F32, a.shape[:-1] + (Nn,))
+    else:
+        ys, yzp, ydt, qmin, qmax = yq
+        scale = _requant_scale(as_, ws, ys)
+        if alpha != 1.0:
+            scale = (np.float32(alpha) * np.float32(as_) * ws / np.float32(ys)).astype(np.float32)
+        attrs.update(scale=scale, y_zp=yzp, qmin=qmin, qmax=qmax)
+        L.out(n.outputs[0], ydt, a.shape[:-1] + (Nn,), qparams=(ys, yzp))
+    L.emit("qgemm", [a_name], [n.outputs[0]], attrs)
+
+
+@rule("QLinearMatMul")
+@rule("QLinearMatMul", domain=MS)
+def qlinear_matmul(L, n):
+    a, as_, azp = _qin(L, n, 0)
+    a_name = L.nchw(a.name)
+    b = L.const(n.input(3), "B (weights)")
+    if b.ndim != 2 or b.dtype not in INT8:
+        L.unsupported("B must be a 2-D uint8/int8 constant")
+    if len(a.shape) < 2 or a.shape[-1] != b.shape[0]:
+        L.fail(f"shapes {a.shape} and {b.shape} do not multiply")
+    bs = _scale(L, n.inputs[4], "B scale", b.shape[1])
+    bzp, _ = _zp(L, n.input(5), "B zero point", b.dtype, b.shape[1])
+    _qgemm(L, n, a_name, as_, azp, b.T, bs, bzp, np.zeros(b.shape[1], np.int32), _qout(L, n, 6))
+
+
+@rule("QGemm", domain=MS)
+def qgemm(L, n):
+    a, as_, azp = _qin(L, n, 0)
+    a_name = L.nchw(a.name)
+    if len(a.shape) != 2:
+        L.fail(f"A must be 2-D, got {a.shape}")
+    if n.attrs.get("transA", 0):
+        t = L.fresh(a_name + "@T")
+        L.out(t, a.dtype, a.shape[::-1], qparams=a.qparams)
+        L.emit("transpose", [a_name], [t], {"perm": [1, 0]})
+        a_name = t
+    b = L.const(n.input(3), "B (weights)")
+    if b.ndim != 2 or b.dtype not in INT8:
+        L.fail("B must be a 2-D uint8/int8 constant")
+    wk = b if n.attrs.get("transB", 0) else b.T
+    Nn = wk.shape[0]
+    if wk.shape[1] != L.t[a_name].shape[1]:
+        L.fail(f"A {L.t[a_name].shape} and B {b.shape} do not multiply")
+    bs = _scale(L, n.inputs[4], "B scale", Nn)
+    bzp, _ = _zp(L, n.input(5), "B zero point", b.dtype, Nn)
+    bias = np.zeros(Nn, np.int32)
+    if n.input(6):
+        c = L.const(n.input(6), "C (bias)")
+        if c.dtype != np.int32 or c.size not in (1, Nn):
+            L.unsupported(f"C must be int32 with 1 or {Nn} values")
+        bias = np.broadcast_to(c.reshape(-1), (Nn,)).astype(np.int32)
+    yq = _qout(L, n, 7) if n.input(7) else None
+    _qgemm(L, n, a_name, as_, azp, wk, bs, bzp, bias, yq, n.attrs.get("alpha", 1.0))
+
+
+@rule("QLinearAdd", "QLinearMul", domain=MS)
+def qlinear_binary(L, n):
+    a, as_, azp = _qin(L, n, 0)
+    b, bs, bzp = _qin(L, n, 3)
+    ys, yzp, ydt, qmin, qmax = _qout(L, n, 6)
+    try:
+        shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+    except ValueError:
+        L.fail(f"input shapes {a.shape} and {b.shape} do not broadcast")
+    layout = L.like([a.name, b.name]) if len(shape) == 4 else "nchw"
+    ins = [L.in_layout(a.name, layout, 4), L.in_layout(b.name, layout, 4)]
+    L.out(n.outputs[0], ydt, shape, layout, (ys, yzp))
+    L.emit("qadd" if n.op_type == "QLinearAdd" else "qmul", ins, [n.outputs[0]], {
+        "a_scale": as_, "a_zp": azp, "b_scale": bs, "b_zp": bzp, "y_scale": ys, "y_zp": yzp,
+        "qmin": qmin, "qmax": qmax})
+
+
+@rule("QLinearGlobalAveragePool", "QLinearAveragePool", domain=MS)
+def qlinear_pool(L, n):
+    x, xs, xzp = _qin(L, n, 0)
+    ys, yzp, ydt, qmin, qmax = _qout(L, n, 3)
+    if len(x.shape) != 4:
+        L.unsupported("only 2-D pooling (4-D input) is supported")
+    if n.attrs.get("channels_last", 0):
+        # The tensor's own shape is already N, H, W, C: pool it as is.
+        N, H, W, C = x.shape
+        src, layout = L.nchw(x.name), "nchw"
+        logical = (N, C, H, W)
+    else:
+        src, layout, logical = L.nhwc(x.name), "nhwc", x.shape
+    attrs, (oh, ow) = pool_window(L, n, logical, n.op_type == "QLinearGlobalAveragePool")
+    N, C = logical[0], logical[1]
+    out_shape = (N, C, oh, ow) if layout == "nhwc" else (N, oh, ow, C)
+    L.out(n.outputs[0], ydt, out_shape, layout, (ys, yzp))
+    attrs.update(x_scale=xs, x_zp=xzp, y_scale=ys, y_zp=yzp, qmin=qmin, qmax=qmax)
+    L.emit("qavgpool", [src], [n.outputs[0]], attrs)
+
+
+@rule("QLinearConcat", domain=MS)
+def qlinear_concat(L, n):
+    ys, yzp, ydt, _, _ = _qout(L, n, 0)
+    if (len(n.inputs) - 2) % 3 or len(n.inputs) < 5:
+        L.fail("expects Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) triples")
+    xs = [_qin(L, n, i) for i in range(2, len(n.inputs), 3)]
+    names = [x.name for x, _, _ in xs]
+    rank = len(xs[0][0].shape)
+    axis = n.attrs.get("axis")
+    if axis is None or not -rank <= axis < rank:
+        L.fail(f"axis {axis} is invalid for rank {rank}")
+    axis %= rank
+    for x, _, _ in xs:
+        if len(x.shape) != rank or (x.shape[:axis] + x.shape[axis + 1:]
+                                    != xs[0][0].shape[:axis] + xs[0][0].shape[axis + 1:]):
+            L.fail(f"input shapes {[x.shape for x, _, _ in xs]} do not concatenate on axis {axis}")
+    shape = list(xs[0][0].shape)
+    shape[axis] = sum(x.shape[axis] for x, _, _ in xs)
+    layout = L.like(names) if rank == 4 else "nchw"
+    ins = [L.in_layout(i, layout, 4) for i in names]
+    out = L.out(n.outputs[0], ydt, shape, layout, (ys, yzp))
+    L.emit("qconcat", ins, [n.outputs[0]], {
+        "axis": L.axis(out, axis), "y_scale": ys, "y_zp": yzp,
+        "in_scales": [float(s) for _, s, _ in xs], "in_zps": [int(z) for _, _, z in xs]})
+
+
+def _f32_fn(kind, a):
+    """The float function of a unary kind, on float32 numpy arrays (for lookup tables)."""
+    f = np.float32
+    table = {
+        "relu": lambda x: np.maximum(x, f(0)),
+        "clip": lambda x: np.minimum(np.maximum(x, f(a.get("min", -np.inf))), f(a.get("max", np.inf))),
+        "leaky_relu": lambda x: np.where(x >= 0, x, x * f(a.get("alpha", 0.01))),
+        "sigmoid": lambda x: f(1) / (f(1) + np.exp(-x)),
+        "tanh": np.tanh,
+        "hard_sigmoid": lambda x: np.clip(x * f(a.get("alpha", 0.2)) + f(a.get("beta", 0.5)), f(0), f(1)),
+        "hard_swish": lambda x: x * np.clip(x / f(6) + f(0.5), f(0), f(1)),
+        "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "neg": np.negative, "abs": np.abs,
+        "erf": lambda x: np.array([math.erf(v) for v in x], np.float32),
+        "gelu": lambda x: np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x], np.float32),
+    }
+    return table[kind]
+
+
+def build_lut(kind, attrs, xs, xzp, xdt, ys, yzp, ydt, qmin, qmax):
+    """256-entry table: dequantize every input code, apply the function, quantize."""
+    codes = np.arange(256, dtype=np.uint8).view(xdt)
+    x = (codes.astype(np.int32) - xzp).astype(np.float32) * np.float32(xs)
+    with np.errstate(all="ignore"):
+        y = _f32_fn(kind, attrs)(x).astype(np.float32)
+    q = np.rint(y / np.float32(ys)).astype(np.float64) + yzp
+    q = np.where(np.isnan(q), yzp, q)
+    return np.clip(q, qmin, qmax).astype(ydt)
+
+
+@rule("QLinearSigmoid", "QLinearLeakyRelu", "_QUnary", domain=MS)
+def qlinear_unary(L, n):
+    x, xs, xzp = _qin(L, n, 0)
+    ys, yzp, ydt, qmin, qmax = _qout(L, n, 3)
+    if n.op_type == "_QUnary":
+        fn_node = Node(n.attrs["fn"], [], [], n.attrs["fn_attrs"], n.name)
+        if fn_node.op_type not in _UNARY:
+            L.unsupported(f"quantized {fn_node.op_type}")
+        ua = unary_attrs(L, fn_node)
+    elif n.op_type == "QLinearSigmoid":
+        ua = {"kind": "sigmoid"}
+    else:
+        ua = {"kind": "leaky_relu", "alpha": n.attrs.get("alpha", 0.01)}
+    table = build_lut(ua["kind"], ua, xs, xzp, x.dtype, ys, yzp, ydt, qmin, qmax)
+    L.out(n.outputs[0], ydt, x.shape, x.layout, (ys, yzp))
+    L.emit("qlut", [x.name], [n.outputs[0]], {"table": table})
+
+
+@rule("QLinearSoftmax", domain=MS)
+def qlinear_softmax(L, n):
+    x, xs, xzp = _qin(L, n, 0)
+    ys, yzp, ydt, _, _ = _qout(L, n, 3)
+    name, axis, flat = softmax_axis(L, n, x)
+    attrs = {"axis": axis, "x_scale": xs, "x_zp": xzp, "y_scale": ys, "y_zp": yzp}
+    _with_flat(L, "qsoftmax", name, n.outputs[0], flat, attrs, ydt, (ys, yzp))
+
+
+def _axis_params(L, n, x, scale, zp):
+    attrs = {"scale": scale.astype(np.float32), "zp": zp.astype(np.int32)}
+    if scale.size > 1:
+        rank = len(x.shape)
+        axis = n.attrs.get("axis", 1)
+        if not -rank <= axis < rank or x.shape[axis % rank] != scale.size:
+            L.fail(f"per-axis parameters ({scale.size}) do not fit axis {axis} of {x.shape}")
+        attrs["axis"] = L.axis(x, axis)
+    else:
+        attrs["axis"] = 0
+    return attrs
+
+
+@rule("QuantizeLinear")
+@rule("QuantizeLinear", domain=MS)
+def quantize(L, n):
+    x = L.t[n.inputs[0]]
+    if x.dtype != F32:
+        L.unsupported(f"quantizing {x.dtype} input")
+    s = _scale(L, n.inputs[1], "scale")
+    z, dt = _zp(L, n.input(2), "zero point", count=s.size)
+    if dt not in INT8:
+        L.unsupported(f"quantizing to {dt}")
+    qp = (float(s[0]), int(z[0])) if s.size == 1 else None
+    L.out(n.outputs[0], dt, x.shape, x.layout, qp)
+    L.emit("quantize", [x.name], [n.outputs[0]], _axis_params(L, n, x, s, np.broadcast_to(z, s.shape)))
+
+
+@rule("DequantizeLinear")
+@rule("DequantizeLinear", domain=MS)
+def dequantize(L, n):
+    x = L.t[n.inputs[0]]
+    if x.dtype not in INT8 and x.dtype != np.int32:
+        L.unsupported(f"dequantizing {x.dtype} input")
+    s = _scale(L, n.inputs[1], "scale")
+    z, _ = _zp(L, n.input(2), "zero point", count=s.size)
+    L.out(n.outputs[0], F32, x.shape, x.layout)
+    L.emit("dequantize", [x.name], [n.outputs[0]], _axis_params(L, n, x, s, np.broadcast_to(z, s.shape)))

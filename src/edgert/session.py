@@ -1,0 +1,200 @@
+"""Session: a loaded model, its metadata, input checks, and runs through the C++ executor."""
+import os
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from .errors import EdgertError, InputError, ModelError
+
+_TYPE_NAMES = {np.dtype(np.float32): "tensor(float)", np.dtype(np.uint8): "tensor(uint8)",
+               np.dtype(np.int8): "tensor(int8)", np.dtype(np.int32): "tensor(int32)",
+               np.dtype(np.int64): "tensor(int64)", np.dtype(np.bool_): "tensor(bool)",
+               np.dtype(np.float16): "tensor(float16)", np.dtype(np.float64): "tensor(double)"}
+_PLAN_CACHE = 8  # input-shape signatures kept compiled per session
+
+
+class NodeArg:
+    """An input or output's metadata, like onnxruntime's NodeArg, plus dtype and quantization."""
+
+    def __init__(self, name, shape, dtype, scale=None, zero_point=None):
+        self.name = name
+        self.shape = list(shape) if shape is not None else None
+        self.dtype = np.dtype(dtype)
+        self.type = _TYPE_NAMES.get(self.dtype, f"tensor({self.dtype.name})")
+        self.scale = scale
+        self.zero_point = zero_point
+
+    def __repr__(self):
+        q = f", scale={self.scale}, zero_point={self.zero_point}" if self.scale is not None else ""
+        return f"NodeArg(name={self.name!r}, type={self.type!r}, shape={self.shape}{q})"
+
+
+def default_threads():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+class Session:
+    """A model ready to run. Create it with `edgert.load`."""
+
+    def __init__(self, graph, *, threads=None):
+        from .qdq import fuse_qdq
+        if threads is not None and (not isinstance(threads, int) or threads < 0):
+            raise EdgertError(f"threads must be a non-negative int, got {threads!r}")
+        self._graph = fuse_qdq(graph)
+        self._threads = threads or default_threads()
+        self._lock = threading.Lock()
+        self._plans = OrderedDict()
+        shapes = {v.name: self._default_shape(v) for v in graph.inputs}
+        first = self._compile(shapes)
+        self._inputs = [NodeArg(v.name, v.shape if v.shape is not None else shapes[v.name], v.dtype,
+                                *self._input_qparams(v.name)) for v in graph.inputs]
+        self._outputs = [NodeArg(v.name, _output_shape(v, first, i), first.out_dtypes[i],
+                                 *first.out_qparams[i]) for i, v in enumerate(graph.outputs)]
+
+    # --- metadata -------------------------------------------------------------------------
+    def get_inputs(self):
+        return list(self._inputs)
+
+    def get_outputs(self):
+        return list(self._outputs)
+
+    @property
+    def threads(self):
+        return self._threads
+
+    @property
+    def arena_bytes(self):
+        """Bytes of the activation arena for the most recently compiled input shapes."""
+        return next(reversed(self._plans.values())).plan.arena_bytes
+
+    def plan_info(self):
+        """Facts of the plan for the default input shapes: ops, arena, activation bytes."""
+        c = next(iter(self._plans.values()))
+        return {"ops": list(c.plan.op_types), "arena_bytes": c.plan.arena_bytes,
+                "activation_bytes": c.plan.activation_bytes}
+
+    # --- running --------------------------------------------------------------------------
+    def run(self, output_names, input_feed, run_options=None):
+        """Runs the model; returns the named outputs (all when output_names is None/empty)."""
+        if not isinstance(input_feed, dict):
+            raise InputError(f"input_feed must be a dict of name -> array, got {type(input_feed).__name__}")
+        arrays = self._check_inputs(input_feed)
+        wanted = self._output_indices(output_names)
+        compiled = self._compiled_for(tuple(a.shape for a in arrays))
+        results = compiled.run(arrays)
+        return [results[i] for i in wanted]
+
+    def predict(self, x):
+        """The first output for a single-input model's input x."""
+        if len(self._inputs) != 1:
+            names = ", ".join(i.name for i in self._inputs)
+            raise InputError(f"predict needs a single-input model; this one takes {names}: use run()")
+        return self.run(None, {self._inputs[0].name: x})[0]
+
+    # --- internals ------------------------------------------------------------------------
+    def _default_shape(self, v):
+        if v.shape is None:
+            raise ModelError(f"input '{v.name}' has no declared shape")
+        return tuple(1 if d is None else d for d in v.shape)
+
+    def _input_qparams(self, name):
+        for n in self._graph.nodes:
+            if n.inputs and n.inputs[0] == name and (n.op_type.startswith("QLinear")
+                                                     or n.op_type == "DequantizeLinear"):
+                s = self._graph.constants.get(n.input(1))
+                z = self._graph.constants.get(n.input(2)) if n.input(2) else np.zeros(())
+                if s is not None and s.size == 1 and z is not None:
+                    return float(s.reshape(-1)[0]), int(z.reshape(-1)[0])
+        return None, None
+
+    def _check_inputs(self, feed):
+        expected = {i.name: i for i in self._inputs}
+        unknown = [k for k in feed if k not in expected]
+        if unknown:
+            raise InputError(f"unknown input name(s) {unknown}; the model's inputs are "
+                             f"{list(expected)}")
+        missing = [k for k in expected if k not in feed]
+        if missing:
+            raise InputError(f"missing input(s) {missing}; the model's inputs are {list(expected)}")
+        arrays = []
+        for info in self._inputs:
+            a = feed[info.name]
+            if not isinstance(a, np.ndarray):
+                try:
+                    a = np.asarray(a)
+                except Exception as e:
+                    raise InputError(f"input '{info.name}': cannot be read as an array: {e}") from None
+            if a.dtype != info.dtype:
+                raise InputError(f"input '{info.name}': expected dtype {info.dtype}, got {a.dtype}"
+                                 f" (convert with .astype(np.{info.dtype.name}))")
+            if a.ndim != len(info.shape) or any(d is not None and not isinstance(d, str) and d != g
+                                                for d, g in zip(info.shape, a.shape)):
+                raise InputError(f"input '{info.name}': expected shape {tuple(info.shape)}, got "
+                                 f"{a.shape}" + (" (None: any size)" if None in info.shape else ""))
+            if 0 in a.shape:
+                raise InputError(f"input '{info.name}': empty shape {a.shape} is not supported")
+            arrays.append(np.ascontiguousarray(a))
+        return arrays
+
+    def _output_indices(self, names):
+        if not names:
+            return list(range(len(self._outputs)))
+        index = {o.name: i for i, o in enumerate(self._outputs)}
+        bad = [n for n in names if n not in index]
+        if bad:
+            raise InputError(f"unknown output name(s) {bad}; the model's outputs are {list(index)}")
+        return [index[n] for n in names]
+
+    def _compiled_for(self, shapes):
+        with self._lock:
+            c = self._plans.get(shapes)
+            if c is not None:
+                self._plans.move_to_end(shapes)
+                return c
+        c = self._compile({v.name: s for v, s in zip(self._graph.inputs, shapes)})
+        return c
+
+    def _compile(self, shapes):
+        key = tuple(shapes[v.name] for v in self._graph.inputs)
+        c = _Compiled(self._graph, shapes, self._threads)
+        with self._lock:
+            self._plans[key] = c
+            while len(self._plans) > _PLAN_CACHE:
+                self._plans.popitem(last=False)
+        return c
+
+
+class _Compiled:
+    """The executor for one set of input shapes."""
+
+    def __init__(self, graph, shapes, threads):
+        from . import _core
+        from .lower import lower
+        from .plan import make_plan
+        L = lower(graph, shapes)
+        self.plan = make_plan(L)
+        outs = [L.t[L.output_names[v.name]] for v in graph.outputs]
+        self.out_dtypes = [t.dtype for t in outs]
+        self.out_qparams = [t.qparams or (None, None) for t in outs]
+        self.out_shapes = [t.shape for t in outs]
+        p = self.plan
+        try:
+            self.executor = _core.Executor(p.arena_bytes, p.tensors, p.ops, p.input_ids,
+                                           [i for i in p.output_ids if i is not None], threads)
+        except _core.ModelError as e:
+            raise ModelError(str(e)) from None
+
+    def run(self, arrays):
+        results = iter(self.executor.run(arrays))
+        return [next(results) if i is not None else self.plan.output_consts[k].copy()
+                for k, i in enumerate(self.plan.output_ids)]
+
+
+def _output_shape(v, compiled, i):
+    if v.shape is not None and len(v.shape) == len(compiled.out_shapes[i]):
+        return [d if d is not None else None for d in v.shape]
+    return list(compiled.out_shapes[i])
