@@ -18,6 +18,10 @@ class ThreadPool;
 enum class DType : uint8_t { u8, i8, i32, i64, f32 };
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);  // "u8", "i8", "i32", "i64", "f32"
+bool parse_dtype(const std::string& name, DType* out);  // false for an unknown name
+
+// Largest element count numel() accepts: keeps numel * dtype_size far from overflowing.
+constexpr int64_t kMaxNumel = int64_t(1) << 48;
 
 // Raised for anything wrong in a model or plan; the binding maps it to edgert._core.ModelError.
 struct ModelError : std::runtime_error {
@@ -27,7 +31,7 @@ struct ModelError : std::runtime_error {
 struct TensorDesc {
   DType dtype;
   std::vector<int64_t> shape;
-  int64_t numel() const;
+  int64_t numel() const;  // throws ModelError for a negative dim or a count above kMaxNumel
   size_t bytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
 };
 
@@ -42,7 +46,8 @@ struct Array {
 };
 
 // Typed access to an op's attributes. Every getter throws ModelError naming the op and the
-// attribute when it is missing or of the wrong kind.
+// attribute when it is missing or of the wrong kind. f() also accepts an Int and floats() an
+// Ints (Python writes 1 for 1.0); i() and ints() never accept floats.
 class Attrs {
  public:
   struct Value {

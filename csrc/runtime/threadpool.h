@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -22,7 +23,9 @@ class ThreadPool {
 
   int threads() const { return threads_; }
   // Calls fn(begin, end) over disjoint ranges covering [0, n), each at least `grain` long
-  // (except the last). Runs inline when n is small or the pool has one thread.
+  // (except the last). Runs inline when n is small or the pool has one thread, when called from
+  // inside a parallel region (nesting), or when another thread's region holds the pool (so
+  // concurrent runs never wait on each other). An exception thrown by fn is rethrown here.
   void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn);
 
  private:
@@ -35,6 +38,8 @@ class ThreadPool {
   const std::function<void(size_t, size_t)>* fn_ = nullptr;
   size_t n_ = 0, chunk_ = 0, next_ = 0;
   int pending_ = 0;
+  int active_ = 0;            // workers taking part in the current region (index < active_)
+  std::exception_ptr error_;  // first exception thrown by fn in the current region
   unsigned generation_ = 0;
   bool stop_ = false;
 };

@@ -1,0 +1,68 @@
+#include "isa.h"
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#define EDGERT_X86 1
+#endif
+
+namespace edgert {
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return "scalar";
+    case Isa::avx2: return "avx2";
+    case Isa::neon: return "neon";
+  }
+  return "?";
+}
+
+#ifdef EDGERT_X86
+static bool cpu_has_avx2_fma() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
+  if (!osxsave || !avx || !fma) return false;
+  // XGETBV(0): bits 1 and 2 mean the OS saves XMM and YMM state across context switches.
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  if ((lo & 6u) != 6u) return false;
+  if (__get_cpuid_max(0, nullptr) < 7) return false;
+  __cpuid_count(7, 0, a, b, c, d);
+  return b & (1u << 5);
+}
+#endif
+
+std::vector<Isa> available_isas() {
+  std::vector<Isa> v{Isa::scalar};
+#ifdef EDGERT_X86
+  if (cpu_has_avx2_fma()) v.push_back(Isa::avx2);
+#endif
+#if defined(__aarch64__)
+  v.push_back(Isa::neon);  // Advanced SIMD is mandatory on AArch64
+#endif
+  return v;
+}
+
+static Isa choose() {
+  std::vector<Isa> avail = available_isas();
+  const char* env = std::getenv("EDGERT_ISA");
+  if (env == nullptr || *env == '\0') return avail.back();
+  std::string want(env), names;
+  for (Isa i : avail) {
+    if (want == isa_name(i)) return i;
+    names += std::string(names.empty() ? "" : ", ") + isa_name(i);
+  }
+  throw std::runtime_error("EDGERT_ISA=" + want + " is not available on this CPU/build " +
+                           "(available: " + names + ")");
+}
+
+Isa active_isa() {
+  static const Isa isa = choose();  // a throw leaves it unset, so every call reports the error
+  return isa;
+}
+
+}  // namespace edgert

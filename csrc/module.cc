@@ -1,0 +1,259 @@
+// Python bindings: convert the plan from Python objects, check run inputs, release the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "isa.h"
+#include "runtime/executor.h"
+#include "runtime/registry.h"
+
+namespace py = pybind11;
+using namespace edgert;
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// numpy dtype -> DType; false for anything else (including non-native byte order).
+bool np_dtype(const py::dtype& dt, DType* out) {
+  if (dt.byteorder() == '>') return false;
+  char k = dt.kind();
+  ssize_t n = dt.itemsize();
+  if (k == 'u' && n == 1) *out = DType::u8;
+  else if (k == 'i' && n == 1) *out = DType::i8;
+  else if (k == 'i' && n == 4) *out = DType::i32;
+  else if (k == 'i' && n == 8) *out = DType::i64;
+  else if (k == 'f' && n == 4) *out = DType::f32;
+  else return false;
+  return true;
+}
+
+py::dtype to_np(DType t) {
+  switch (t) {
+    case DType::u8: return py::dtype("u1");
+    case DType::i8: return py::dtype("i1");
+    case DType::i32: return py::dtype("i4");
+    case DType::i64: return py::dtype("i8");
+    case DType::f32: return py::dtype("f4");
+  }
+  return py::dtype("u1");
+}
+
+bool is_int(const py::handle& o) {
+  static py::object np_integer = py::module_::import("numpy").attr("integer");
+  return PyLong_Check(o.ptr()) || py::isinstance(o, np_integer);
+}
+bool is_float(const py::handle& o) {
+  static py::object np_floating = py::module_::import("numpy").attr("floating");
+  return PyFloat_Check(o.ptr()) || py::isinstance(o, np_floating);
+}
+
+class PyExecutor {
+ public:
+  PyExecutor(int64_t arena_bytes, py::list tensors, py::list ops, std::vector<int64_t> input_ids,
+             std::vector<int64_t> output_ids, int threads) {
+    Plan plan;
+    plan.arena_bytes = arena_bytes;
+    plan.input_ids = std::move(input_ids);
+    plan.output_ids = std::move(output_ids);
+    for (size_t i = 0; i < tensors.size(); ++i) plan.tensors.push_back(tensor(tensors[i], i));
+    for (size_t i = 0; i < ops.size(); ++i) plan.ops.push_back(op(ops[i], i));
+    py::gil_scoped_release nogil;  // creating ops may pack large weights
+    ex_ = std::make_unique<Executor>(std::move(plan), threads);
+  }
+
+  py::list run(const py::sequence& inputs) const {
+    const Plan& p = ex_->plan();
+    if (inputs.size() != p.input_ids.size()) {
+      throw py::value_error("expected " + std::to_string(p.input_ids.size()) + " inputs, got " +
+                            std::to_string(inputs.size()));
+    }
+    std::vector<py::array> in;
+    std::vector<const void*> in_ptr;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const TensorDesc& d = ex_->input_desc(i);
+      std::string want = std::string(dtype_name(d.dtype)) + " " + shape_str(d.shape);
+      py::object o = inputs[i];
+      if (!py::isinstance<py::array>(o)) {
+        throw py::value_error("input " + std::to_string(i) + ": expected a numpy array (" + want +
+                              "), got " + std::string(Py_TYPE(o.ptr())->tp_name));
+      }
+      py::array a = py::reinterpret_borrow<py::array>(o);
+      DType t;
+      std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+      if (!np_dtype(a.dtype(), &t) || t != d.dtype || shape != d.shape) {
+        throw py::value_error("input " + std::to_string(i) + ": expected " + want + ", got " +
+                              std::string(py::str(a.dtype())) + " " + shape_str(shape));
+      }
+      const int need = py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+      if ((a.flags() & need) != need) {
+        throw py::value_error("input " + std::to_string(i) +
+                              ": array must be C-contiguous and aligned "
+                              "(use numpy.ascontiguousarray)");
+      }
+      in_ptr.push_back(a.data());
+      in.push_back(std::move(a));
+    }
+    std::vector<py::array> out;
+    std::vector<void*> out_ptr;
+    for (size_t i = 0; i < p.output_ids.size(); ++i) {
+      const TensorDesc& d = ex_->output_desc(i);
+      py::array a(to_np(d.dtype), std::vector<py::ssize_t>(d.shape.begin(), d.shape.end()));
+      out_ptr.push_back(a.mutable_data());
+      out.push_back(std::move(a));
+    }
+    {
+      py::gil_scoped_release nogil;
+      ex_->run(in_ptr.data(), out_ptr.data());
+    }
+    py::list r;
+    for (auto& a : out) r.append(a);
+    return r;
+  }
+
+  int64_t arena_bytes() const { return ex_->arena_bytes(); }
+  int threads() const { return ex_->threads(); }
+
+ private:
+  // Const data and array attributes are read by ops during runs: keep them alive and contiguous.
+  py::array keep_array(const py::handle& o, DType* dt, const std::string& what) {
+    py::array a = py::reinterpret_borrow<py::array>(o);
+    if (!np_dtype(a.dtype(), dt)) {
+      throw ModelError(what + ": unsupported array dtype " + std::string(py::str(a.dtype())));
+    }
+    a = py::module_::import("numpy").attr("ascontiguousarray")(a);
+    keep_.push_back(a);
+    return a;
+  }
+
+  PlanTensor tensor(const py::handle& h, size_t id) {
+    std::string what = "tensor " + std::to_string(id);
+    try {
+      py::dict d = h.cast<py::dict>();
+      PlanTensor t;
+      std::string dt = d["dtype"].cast<std::string>();
+      if (!parse_dtype(dt, &t.desc.dtype)) throw ModelError(what + ": unknown dtype '" + dt + "'");
+      t.desc.shape = d["shape"].cast<std::vector<int64_t>>();
+      std::string kind = d["kind"].cast<std::string>();
+      if (kind == "arena") {
+        t.kind = PlanTensor::Arena;
+        t.offset = d["offset"].cast<int64_t>();
+      } else if (kind == "input") {
+        t.kind = PlanTensor::Input;
+      } else if (kind == "output") {
+        t.kind = PlanTensor::Output;
+      } else if (kind == "const") {
+        t.kind = PlanTensor::Const;
+        py::object data = d["data"];
+        if (!py::isinstance<py::array>(data)) throw ModelError(what + ": const data is not an array");
+        py::array a = keep_array(data, &t.data_dtype, what);
+        t.data = a.data();
+        t.data_numel = static_cast<int64_t>(a.size());
+      } else {
+        throw ModelError(what + ": unknown kind '" + kind + "'");
+      }
+      return t;
+    } catch (const py::error_already_set& e) {
+      throw ModelError(what + ": malformed (" + e.what() + ")");
+    } catch (const py::cast_error& e) {
+      throw ModelError(what + ": malformed (" + e.what() + ")");
+    }
+  }
+
+  Attrs::Value attr(const py::handle& o, const std::string& what) {
+    Attrs::Value v;
+    if (py::isinstance<py::str>(o)) {
+      v.kind = Attrs::Value::Str;
+      v.s = o.cast<std::string>();
+    } else if (py::isinstance<py::array>(o)) {
+      v.kind = Attrs::Value::Arr;
+      py::array a = keep_array(o, &v.arr.dtype, what);
+      v.arr.shape.assign(a.shape(), a.shape() + a.ndim());
+      v.arr.data = a.data();
+    } else if (is_int(o)) {
+      v.kind = Attrs::Value::Int;
+      v.i = py::int_(py::reinterpret_borrow<py::object>(o)).cast<int64_t>();
+    } else if (is_float(o)) {
+      v.kind = Attrs::Value::Float;
+      v.f = py::float_(py::reinterpret_borrow<py::object>(o)).cast<double>();
+    } else if (py::isinstance<py::list>(o) || py::isinstance<py::tuple>(o)) {
+      py::sequence seq = py::reinterpret_borrow<py::sequence>(o);
+      bool any_float = false;
+      for (auto e : seq) {
+        if (is_float(e)) any_float = true;
+        else if (!is_int(e)) throw ModelError(what + ": list elements must be numbers");
+      }
+      if (any_float) {
+        v.kind = Attrs::Value::Floats;
+        for (auto e : seq) v.floats.push_back(py::float_(py::reinterpret_borrow<py::object>(e)).cast<double>());
+      } else {
+        v.kind = Attrs::Value::Ints;
+        for (auto e : seq) v.ints.push_back(py::int_(py::reinterpret_borrow<py::object>(e)).cast<int64_t>());
+      }
+    } else {
+      throw ModelError(what + ": unsupported value of type " + std::string(Py_TYPE(o.ptr())->tp_name));
+    }
+    return v;
+  }
+
+  PlanOp op(const py::handle& h, size_t index) {
+    std::string what = "op " + std::to_string(index);
+    try {
+      py::dict d = h.cast<py::dict>();
+      PlanOp op;
+      op.type = d["type"].cast<std::string>();
+      op.name = d.contains("name") ? d["name"].cast<std::string>() : what;
+      what = op.type + " '" + op.name + "'";
+      op.inputs = d["inputs"].cast<std::vector<int64_t>>();
+      op.outputs = d["outputs"].cast<std::vector<int64_t>>();
+      op.attrs.op_name = what;
+      if (d.contains("attrs")) {
+        for (auto kv : d["attrs"].cast<py::dict>()) {
+          std::string k = kv.first.cast<std::string>();
+          op.attrs.values[k] = attr(kv.second, what + ": attribute '" + k + "'");
+        }
+      }
+      return op;
+    } catch (const py::error_already_set& e) {
+      throw ModelError(what + ": malformed (" + e.what() + ")");
+    } catch (const py::cast_error& e) {
+      throw ModelError(what + ": malformed (" + e.what() + ")");
+    }
+  }
+
+  std::vector<py::object> keep_;
+  std::unique_ptr<Executor> ex_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "edgert C++ runtime";
+  m.attr("__version__") = EDGERT_VERSION;
+  py::register_exception<ModelError>(m, "ModelError", PyExc_ValueError);
+  active_isa();  // an impossible EDGERT_ISA fails the import here (ImportError)
+
+  m.def("isa", [] { return std::string(isa_name(active_isa())); },
+        "The kernel ISA in use: 'avx2', 'neon' or 'scalar'.");
+  m.def("available_isas", [] {
+    std::vector<std::string> r;
+    for (Isa i : available_isas()) r.push_back(isa_name(i));
+    return r;
+  }, "ISAs this CPU and build can run (EDGERT_ISA may pick one).");
+  m.def("registered_ops", &registered_ops, "Internal op types this build implements.");
+
+  py::class_<PyExecutor>(m, "Executor")
+      .def(py::init<int64_t, py::list, py::list, std::vector<int64_t>, std::vector<int64_t>,
+                    int>(),
+           py::arg("arena_bytes"), py::arg("tensors"), py::arg("ops"), py::arg("input_ids"),
+           py::arg("output_ids"), py::arg("threads") = 0)
+      .def("run", &PyExecutor::run, py::arg("inputs"))
+      .def_property_readonly("arena_bytes", &PyExecutor::arena_bytes)
+      .def_property_readonly("threads", &PyExecutor::threads);
+}
