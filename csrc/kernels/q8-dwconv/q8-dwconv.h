@@ -1,0 +1,34 @@
+// q8-dwconv: depthwise conv (group == C == M) on NHWC u8/i8, one output pixel per call,
+// exact int32 accumulation and the q8-gemm output stage (see q8-gemm.h for the formulas).
+//
+// The caller passes one input pointer per tap (indirection): the tap's input pixel, or a row of
+// `channels` copies of x_zp where the tap falls in the padding. Packed weights: int16
+// [taps][channels], w[t][c] = W[c][kh][kw] − w_zp[c] with t = kh·KW + kw. taps·255·255 < 2^31 is
+// the caller's to guarantee (taps <= kQ8GemmMaxK).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/q8-gemm/q8-gemm.h"
+
+namespace edgert {
+
+// y[c] = out(Σ_t in[t][c]·w[t][c] + bias[c], scale[c]) for c < channels.
+using Q8DwConvFn = void (*)(size_t channels, size_t taps, const void* const* in,
+                            const int16_t* w, const int32_t* bias, const float* scale, void* y,
+                            const Q8Requant& rq);
+
+// Writes int16 [taps][channels] from W [channels][taps] (u8 if w_is_u8 else i8).
+void q8_dwconv_pack_w(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                      const int32_t* w_zp, int16_t* out);
+
+struct Q8DwConvUKernel {
+  const char* name;
+  Q8DwConvFn fn[2][3];  // [input u8, i8][output u8, i8, f32]
+};
+
+extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel__scalar;
+const Q8DwConvUKernel& q8_dwconv_ukernel();  // the variant for the active ISA
+
+}  // namespace edgert

@@ -1,0 +1,50 @@
+// Scalar q8-dwconv: the reference for SIMD variants.
+#include "kernels/q8-dwconv/q8-dwconv.h"
+#include "kernels/q8-gemm/requant-scalar.h"
+
+namespace edgert {
+
+void q8_dwconv_pack_w(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                      const int32_t* w_zp, int16_t* out) {
+  for (size_t c = 0; c < channels; ++c)
+    for (size_t t = 0; t < taps; ++t) {
+      const int32_t v = w_is_u8 ? int32_t{static_cast<const uint8_t*>(w)[c * taps + t]}
+                                : int32_t{static_cast<const int8_t*>(w)[c * taps + t]};
+      out[t * channels + c] = static_cast<int16_t>(v - w_zp[c]);
+    }
+}
+
+namespace {
+
+constexpr size_t kBlock = 64;  // channels whose accumulators live on the stack (in L1)
+
+// Channel blocks outer, taps inner: the c loop is contiguous in input, weights and
+// accumulators, so it vectorizes.
+template <class In, class Out>
+void dwconv(size_t channels, size_t taps, const void* const* in, const int16_t* w,
+            const int32_t* bias, const float* scale, void* y_out, const Q8Requant& rq) {
+  Out* y = static_cast<Out*>(y_out);
+  int32_t acc[kBlock];
+  for (size_t c0 = 0; c0 < channels; c0 += kBlock) {
+    const size_t nb = channels - c0 < kBlock ? channels - c0 : kBlock;
+    for (size_t c = 0; c < nb; ++c) acc[c] = 0;
+    for (size_t t = 0; t < taps; ++t) {
+      const In* x = static_cast<const In*>(in[t]) + c0;
+      const int16_t* wt = w + t * channels + c0;
+      for (size_t c = 0; c < nb; ++c) acc[c] += int32_t{x[c]} * int32_t{wt[c]};
+    }
+    for (size_t c = 0; c < nb; ++c)
+      y[c0 + c] = q8_output<Out>(q8_add_wrap(acc[c], bias[c0 + c]), scale[c0 + c], rq);
+  }
+}
+
+}  // namespace
+
+const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel__scalar = {
+    "q8_dwconv_minmax_fp32_ukernel__scalar",
+    {{dwconv<uint8_t, uint8_t>, dwconv<uint8_t, int8_t>, dwconv<uint8_t, float>},
+     {dwconv<int8_t, uint8_t>, dwconv<int8_t, int8_t>, dwconv<int8_t, float>}}};
+
+const Q8DwConvUKernel& q8_dwconv_ukernel() { return q8_dwconv_minmax_fp32_ukernel__scalar; }
+
+}  // namespace edgert

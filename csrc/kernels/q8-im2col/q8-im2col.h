@@ -1,0 +1,29 @@
+// q8-im2col: builds int16 A rows for q8-gemm from NHWC u8/i8 activations, one tile of output
+// pixels at a time (the caller bounds the tile so the buffer stays in cache).
+//
+// Row p (pixel p = (n·OH + oh)·OW + ow of the output) holds, for tap (kh, kw) in row-major order,
+// channels [c0, c0 + cg) of input pixel (oh·sh − pt + kh·dh, ow·sw − pl + kw·dw), or cg copies of
+// x_zp where that pixel is outside the image; so K = KH·KW·cg, matching weights [M,KH,KW,C/group].
+// Columns [K, kp) are zero. Rows are kp int16 apart.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace edgert {
+
+struct Q8ConvGeom {
+  size_t h, w, c;        // input H, W, channels (the NHWC pixel stride)
+  size_t oh, ow;         // output H, W
+  size_t kh, kw;
+  size_t sh, sw, dh, dw;
+  size_t pt, pl;         // top, left padding (bottom/right only shape OH/OW)
+};
+
+// x is the whole NHWC input; rows [p0, p0 + rows) of the group whose channels start at c0.
+void q8_im2col_u8(const Q8ConvGeom& g, const uint8_t* x, int32_t x_zp, size_t c0, size_t cg,
+                  size_t p0, size_t rows, int16_t* a, size_t kp);
+void q8_im2col_i8(const Q8ConvGeom& g, const int8_t* x, int32_t x_zp, size_t c0, size_t cg,
+                  size_t p0, size_t rows, int16_t* a, size_t kp);
+
+}  // namespace edgert

@@ -1,0 +1,121 @@
+// qconv (NHWC int8 convolution, any group) and the quantization attributes it shares with qgemm:
+// parse and validate everything here, then hand a Q8ConvDesc to the engine (qconv_engine.cc).
+#include <cmath>
+#include <string>
+
+#include "ops/f32_util.h"
+#include "ops/qconv.h"
+#include "runtime/registry.h"
+
+namespace edgert {
+namespace {
+
+bool is_q8(DType t) { return t == DType::u8 || t == DType::i8; }
+int64_t type_min(DType t) { return t == DType::u8 ? 0 : -128; }
+int64_t type_max(DType t) { return t == DType::u8 ? 255 : 127; }
+
+// An int attribute within [lo, hi] (or def when absent and def is given).
+int32_t int_in(const OpSpec& spec, const char* name, int64_t lo, int64_t hi, const int64_t* def) {
+  const int64_t v = (def && !spec.attrs.has(name)) ? *def : spec.attrs.i(name);
+  spec.expect(v >= lo && v <= hi, std::string(name) + " = " + std::to_string(v) +
+                                      " outside [" + std::to_string(lo) + ", " +
+                                      std::to_string(hi) + "]");
+  return static_cast<int32_t>(v);
+}
+
+}  // namespace
+
+void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8ConvDesc& d) {
+  d.x_type = spec.inputs[0].dtype;
+  d.y_type = spec.outputs[0].dtype;
+  spec.expect(is_q8(d.x_type), std::string("input must be u8 or i8, got ") + dtype_name(d.x_type));
+  spec.expect(is_q8(d.y_type) || d.y_type == DType::f32,
+              std::string("output must be u8, i8 or f32, got ") + dtype_name(d.y_type));
+  spec.expect(k >= 1 && k <= kQ8GemmMaxK, "weight has " + std::to_string(k) +
+                  " elements per output channel; int32 accumulation is exact only up to " +
+                  std::to_string(kQ8GemmMaxK));
+  const auto it = spec.attrs.values.find("weight");
+  spec.expect(it != spec.attrs.values.end() && it->second.kind == Attrs::Value::Arr,
+              "attribute 'weight' must be an array");
+  d.w_type = it->second.arr.dtype;
+  spec.expect(is_q8(d.w_type), "weight must be u8 or i8");
+  d.w = spec.attrs.array("weight", d.w_type, static_cast<int64_t>(m * k)).data;
+  d.w_zp = spec.attrs.array("w_zp", DType::i32, static_cast<int64_t>(m)).as<int32_t>();
+  d.bias = spec.attrs.array("bias", DType::i32, static_cast<int64_t>(m)).as<int32_t>();
+  d.scale = spec.attrs.array("scale", DType::f32, static_cast<int64_t>(m)).as<float>();
+  for (size_t i = 0; i < m; ++i) {
+    spec.expect(d.w_zp[i] >= type_min(d.w_type) && d.w_zp[i] <= type_max(d.w_type),
+                "w_zp[" + std::to_string(i) + "] = " + std::to_string(d.w_zp[i]) +
+                    " outside the weight type's range");
+    spec.expect(std::isfinite(d.scale[i]), "scale[" + std::to_string(i) + "] is not finite");
+  }
+  if (use_x_zp) d.x_zp = int_in(spec, "x_zp", type_min(d.x_type), type_max(d.x_type), nullptr);
+  if (d.y_type == DType::f32) return;
+  const int64_t lo = type_min(d.y_type), hi = type_max(d.y_type);
+  const int32_t y_zp = int_in(spec, "y_zp", lo, hi, nullptr);
+  const int32_t qmin = int_in(spec, "qmin", lo, hi, &lo);
+  const int32_t qmax = int_in(spec, "qmax", lo, hi, &hi);
+  spec.expect(qmin <= qmax, "qmin " + std::to_string(qmin) + " > qmax " + std::to_string(qmax));
+  d.rq.lo = static_cast<float>(qmin - y_zp);
+  d.rq.hi = static_cast<float>(qmax - y_zp);
+  d.rq.y_zp = y_zp;
+}
+
+namespace {
+
+std::unique_ptr<Op> make_qconv(const OpSpec& spec) {
+  spec.expect_arity(1, 1);
+  const auto& xs = spec.inputs[0].shape;
+  const auto& ys = spec.outputs[0].shape;
+  spec.expect(xs.size() == 4, "X must be NHWC (rank 4), got " + shape_to_string(xs));
+  for (size_t i = 0; i < 4; ++i)
+    spec.expect(xs[i] >= (i == 0 ? 0 : 1), "X has an empty dim: " + shape_to_string(xs));
+  const auto wit = spec.attrs.values.find("weight");
+  spec.expect(wit != spec.attrs.values.end() && wit->second.kind == Attrs::Value::Arr,
+              "attribute 'weight' must be an array");
+  const auto& ws = wit->second.arr.shape;
+  spec.expect(ws.size() == 4 && ws[0] >= 1 && ws[1] >= 1 && ws[2] >= 1 && ws[3] >= 1,
+              "weight must be [M,KH,KW,C/group] with positive dims, got " + shape_to_string(ws));
+  const int64_t c = xs[3], m = ws[0];
+  const int64_t group = spec.attrs.i("group", 1);
+  spec.expect(group >= 1 && c % group == 0 && m % group == 0,
+              "group " + std::to_string(group) + " must divide C " + std::to_string(c) +
+                  " and M " + std::to_string(m));
+  spec.expect(ws[3] == c / group, "weight " + shape_to_string(ws) + " needs C/group = " +
+                                      std::to_string(c / group) + " in its last dim");
+  const auto kernel = ints_n(spec, "kernel", 2, 1, {ws[1], ws[2]});
+  spec.expect(kernel[0] == ws[1] && kernel[1] == ws[2],
+              "kernel " + shape_to_string(kernel) + " differs from weight " + shape_to_string(ws));
+  const auto strides = ints_n(spec, "strides", 2, 1, {1, 1});
+  const auto dil = ints_n(spec, "dilations", 2, 1, {1, 1});
+  const auto pads = ints_n(spec, "pads", 4, 0, {0, 0, 0, 0});
+  int64_t out_hw[2];
+  for (int i = 0; i < 2; ++i) {
+    const int64_t span = dil[i] * (kernel[i] - 1) + 1, in = xs[1 + i] + pads[i] + pads[2 + i];
+    spec.expect(in >= span, "kernel span " + std::to_string(span) +
+                                " exceeds the padded input " + std::to_string(in));
+    out_hw[i] = (in - span) / strides[i] + 1;
+  }
+  const std::vector<int64_t> want = {xs[0], out_hw[0], out_hw[1], m};
+  spec.expect(ys == want, "Y shape " + shape_to_string(ys) + ", expected " + shape_to_string(want));
+  mul_checked(spec, mul_checked(spec, ws[1], ws[2]), ws[3]);
+
+  Q8ConvDesc d;
+  d.batch = static_cast<size_t>(xs[0]);
+  d.geom = {size_t(xs[1]), size_t(xs[2]), size_t(c), size_t(out_hw[0]), size_t(out_hw[1]),
+            size_t(kernel[0]), size_t(kernel[1]), size_t(strides[0]), size_t(strides[1]),
+            size_t(dil[0]), size_t(dil[1]), size_t(pads[0]), size_t(pads[1])};
+  d.group = static_cast<size_t>(group);
+  d.m = static_cast<size_t>(m);
+  const int64_t k = ws[1] * ws[2] * ws[3];
+  spec.expect(k <= int64_t(kQ8GemmMaxK), "weight has " + std::to_string(k) +
+                  " elements per output channel; at most " + std::to_string(kQ8GemmMaxK));
+  parse_q8_quant(spec, d.m, static_cast<size_t>(k), true, d);
+  return make_q8_conv(spec, d);
+}
+
+}  // namespace
+
+EDGERT_REGISTER_OP("qconv", make_qconv);
+
+}  // namespace edgert

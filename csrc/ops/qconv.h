@@ -1,0 +1,34 @@
+// The int8 convolution engine behind qconv and qgemm (a qgemm is a 1x1 conv over a [1,1,M,K]
+// image). Factories parse and validate their attributes into a Q8ConvDesc; make_q8_conv packs the
+// weights and picks the kernels (depthwise direct, or im2col tiles into q8-gemm).
+#pragma once
+
+#include <memory>
+
+#include "kernels/q8-gemm/q8-gemm.h"
+#include "kernels/q8-im2col/q8-im2col.h"
+#include "runtime/op.h"
+
+namespace edgert {
+
+struct Q8ConvDesc {
+  DType x_type, y_type, w_type;  // u8/i8; u8/i8/f32; u8/i8
+  size_t batch = 1;
+  Q8ConvGeom geom{};
+  size_t group = 1, m = 0;       // output channels, all groups
+  const void* w = nullptr;       // [m][KH·KW·C/group], kept alive by the executor while creating
+  const int32_t* w_zp = nullptr; // [m]
+  const int32_t* bias = nullptr; // [m]
+  const float* scale = nullptr;  // [m]
+  int32_t x_zp = 0;
+  Q8Requant rq{};
+};
+
+// Reads weight ([m, ...] u8/i8), w_zp, bias, scale, x_zp (if use_x_zp), y_zp, qmin, qmax and the
+// input/output dtypes of spec into d, validating every range; k is the weight's elements per
+// output channel.
+void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8ConvDesc& d);
+
+std::unique_ptr<Op> make_q8_conv(const OpSpec& spec, const Q8ConvDesc& d);
+
+}  // namespace edgert

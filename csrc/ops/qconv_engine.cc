@@ -1,0 +1,149 @@
+// The int8 conv engine (see qconv.h). Depthwise convs run a direct kernel over indirection rows;
+// every other conv (and qgemm) runs q8-gemm on tiles of im2col rows. Work items are (pixel tile,
+// group, column part); each output element is one exact integer sum, so results do not depend
+// on how items are split over threads.
+#include <algorithm>
+#include <vector>
+
+#include "kernels/q8-dwconv/q8-dwconv.h"
+#include "ops/qconv.h"
+#include "runtime/threadpool.h"
+
+namespace edgert {
+namespace {
+
+constexpr size_t kScratchBytes = 128 << 10;  // im2col tile: fits L2 next to a weight block
+constexpr size_t kWeightBlockBytes = 32 << 10;  // packed W columns reused across a tile's rows
+constexpr size_t kDwPixelsPerItem = 16;
+
+int out_index(DType t) { return t == DType::u8 ? 0 : t == DType::i8 ? 1 : 2; }
+
+class Q8ConvOp : public Op {
+ public:
+  explicit Q8ConvOp(const Q8ConvDesc& d)
+      : d_(d), bias_(d.bias, d.bias + d.m), scale_(d.scale, d.scale + d.m) {
+    const Q8ConvGeom& g = d.geom;
+    cg_ = g.c / d.group;
+    ng_ = d.m / d.group;
+    k_ = g.kh * g.kw * cg_;
+    pixels_ = d.batch * g.oh * g.ow;
+    y_size_ = d.y_type == DType::f32 ? 4 : 1;
+    depthwise_ = d.group == g.c && d.m == g.c && d.group > 1;
+    if (depthwise_) {
+      const Q8DwConvUKernel& uk = q8_dwconv_ukernel();
+      dw_fn_ = uk.fn[d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
+      packed_.resize(k_ * d.m);
+      q8_dwconv_pack_w(d.m, k_, d.w, d.w_type == DType::u8, d.w_zp, packed_.data());
+      pad_row_.assign(g.c, static_cast<uint8_t>(d.x_zp));  // two's complement for i8 too
+      return;
+    }
+    uk_ = &q8_gemm_ukernel();
+    const Q8GemmFn fns[3] = {uk_->out_u8, uk_->out_i8, uk_->out_f32};
+    gemm_fn_ = fns[out_index(d.y_type)];
+    kp_ = q8_gemm_kp(k_);
+    group_packed_ = q8_gemm_packed_size(ng_, k_, uk_->nr);
+    packed_.resize(group_packed_ * d.group);
+    const size_t w_esize = 1;
+    for (size_t gi = 0; gi < d.group; ++gi) {
+      uk_->pack(ng_, k_, static_cast<const uint8_t*>(d.w) + gi * ng_ * k_ * w_esize,
+                d.w_type == DType::u8, k_, d.w_zp + gi * ng_, uk_->nr,
+                packed_.data() + gi * group_packed_);
+    }
+    const size_t mr = uk_->mr;
+    tile_rows_ = std::clamp<size_t>(kScratchBytes / (kp_ * 2) / mr * mr, 8 * mr, 256);
+    tile_rows_ = std::min(tile_rows_, (pixels_ + mr - 1) / mr * mr);
+    const size_t nr = uk_->nr;
+    col_block_ = std::max(nr, kWeightBlockBytes / (kp_ * 2) / nr * nr);
+  }
+
+  void run(const void* const* in, void* const* out, ThreadPool& pool) const override {
+    if (pixels_ == 0) return;
+    if (depthwise_) return run_dw(static_cast<const uint8_t*>(in[0]),
+                                  static_cast<uint8_t*>(out[0]), pool);
+    run_gemm(static_cast<const uint8_t*>(in[0]), static_cast<uint8_t*>(out[0]), pool);
+  }
+
+ private:
+  void run_dw(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
+    const Q8ConvGeom& g = d_.geom;
+    const size_t items = (pixels_ + kDwPixelsPerItem - 1) / kDwPixelsPerItem;
+    pool.parallel_for(items, 1, [&](size_t b, size_t e) {
+      std::vector<const void*> taps(k_);
+      const size_t p_end = std::min(pixels_, e * kDwPixelsPerItem);
+      for (size_t p = b * kDwPixelsPerItem; p < p_end; ++p) {
+        const size_t ow = p % g.ow, oh = (p / g.ow) % g.oh, n = p / (g.ow * g.oh);
+        const ptrdiff_t ih0 = ptrdiff_t(oh * g.sh) - ptrdiff_t(g.pt);
+        const ptrdiff_t iw0 = ptrdiff_t(ow * g.sw) - ptrdiff_t(g.pl);
+        for (size_t ky = 0, t = 0; ky < g.kh; ++ky) {
+          const ptrdiff_t ih = ih0 + ptrdiff_t(ky * g.dh);
+          for (size_t kx = 0; kx < g.kw; ++kx, ++t) {
+            const ptrdiff_t iw = iw0 + ptrdiff_t(kx * g.dw);
+            const bool inside = ih >= 0 && ih < ptrdiff_t(g.h) && iw >= 0 && iw < ptrdiff_t(g.w);
+            taps[t] = inside ? x + ((n * g.h + size_t(ih)) * g.w + size_t(iw)) * g.c
+                             : pad_row_.data();
+          }
+        }
+        dw_fn_(g.c, k_, taps.data(), packed_.data(), bias_.data(), scale_.data(),
+               y + p * d_.m * y_size_, d_.rq);
+      }
+    });
+  }
+
+  void run_gemm(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
+    const size_t mr = uk_->mr, nr = uk_->nr;
+    const size_t tiles = (pixels_ + tile_rows_ - 1) / tile_rows_;
+    const size_t blocks = (ng_ + nr - 1) / nr;
+    // Split columns only when pixel tiles alone cannot keep every thread busy (small M).
+    const size_t want = 4 * size_t(pool.threads());
+    const size_t tg = tiles * d_.group;
+    const size_t parts = tg >= want ? 1 : std::min(blocks, (want + tg - 1) / tg);
+    const size_t part_cols = (blocks + parts - 1) / parts * nr;
+    pool.parallel_for(tg * parts, 1, [&](size_t b, size_t e) {
+      std::vector<int16_t> a(tile_rows_ * kp_);
+      size_t built = SIZE_MAX;  // the (tile, group) whose rows `a` holds
+      for (size_t i = b; i < e; ++i) {
+        const size_t tile_group = i / parts, part = i % parts;
+        const size_t tile = tile_group / d_.group, gi = tile_group % d_.group;
+        const size_t p0 = tile * tile_rows_, rows = std::min(tile_rows_, pixels_ - p0);
+        if (built != tile_group) {
+          if (d_.x_type == DType::u8)
+            q8_im2col_u8(d_.geom, x, d_.x_zp, gi * cg_, cg_, p0, rows, a.data(), kp_);
+          else
+            q8_im2col_i8(d_.geom, reinterpret_cast<const int8_t*>(x), d_.x_zp, gi * cg_, cg_,
+                         p0, rows, a.data(), kp_);
+          built = tile_group;
+        }
+        const size_t c_begin = part * part_cols, c_end = std::min(ng_, c_begin + part_cols);
+        const int16_t* w = packed_.data() + gi * group_packed_;
+        for (size_t c0 = c_begin; c0 < c_end; c0 += col_block_) {
+          const size_t nc = std::min(col_block_, c_end - c0), ch = gi * ng_ + c0;
+          for (size_t r = 0; r < rows; r += mr) {
+            gemm_fn_(std::min(mr, rows - r), nc, kp_, a.data() + r * kp_, kp_, w + c0 * kp_,
+                     bias_.data() + ch, scale_.data() + ch,
+                     y + ((p0 + r) * d_.m + ch) * y_size_, d_.m, d_.rq);
+          }
+        }
+      }
+    });
+  }
+
+  Q8ConvDesc d_;
+  std::vector<int32_t> bias_;
+  std::vector<float> scale_;
+  std::vector<int16_t> packed_;
+  std::vector<uint8_t> pad_row_;
+  size_t cg_ = 0, ng_ = 0, k_ = 0, kp_ = 0, pixels_ = 0, y_size_ = 1;
+  size_t group_packed_ = 0, tile_rows_ = 0, col_block_ = 0;
+  bool depthwise_ = false;
+  const Q8GemmUKernel* uk_ = nullptr;
+  Q8GemmFn gemm_fn_ = nullptr;
+  Q8DwConvFn dw_fn_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_q8_conv(const OpSpec&, const Q8ConvDesc& d) {
+  return std::make_unique<Q8ConvOp>(d);
+}
+
+}  // namespace edgert
