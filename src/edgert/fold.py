@@ -7,7 +7,7 @@ only this way.
 import numpy as np
 
 from .errors import ModelError
-from .graph import MAX_ELEMENTS
+from .graph import MAX_ELEMENTS, check_elements
 
 
 def _axes(node, L, idx=1):
@@ -15,6 +15,13 @@ def _axes(node, L, idx=1):
         return list(node.attrs["axes"])
     name = node.input(idx)
     return [int(a) for a in L.const(name).reshape(-1)] if name else None
+
+
+def _sized(shape):
+    """A target shape from a constant, refused before anything is allocated if absurd."""
+    shape = [int(v) for v in np.asarray(shape).reshape(-1)]
+    check_elements(shape, "folded tensor")
+    return shape
 
 
 def _reshape(x, shape, allowzero=0):
@@ -87,8 +94,8 @@ EVAL = {
     "Where": lambda n, L, c, a, b: np.where(c, a, b),
     "Slice": lambda n, L, x, *r: _slice(n, L, x),
     "Range": lambda n, L, a, b, d: _range(a, b, d),
-    "Expand": lambda n, L, x, s: x * np.ones([int(v) for v in s], x.dtype),
-    "ConstantOfShape": lambda n, L, s: np.full([int(v) for v in s], n.attrs["value"].reshape(-1)[0]
+    "Expand": lambda n, L, x, s: x * np.ones(_sized(np.broadcast_shapes(x.shape, tuple(_sized(s)))), x.dtype),
+    "ConstantOfShape": lambda n, L, s: np.full(_sized(s), n.attrs["value"].reshape(-1)[0]
                                                if "value" in n.attrs else np.float32(0),
                                                n.attrs["value"].dtype if "value" in n.attrs else np.float32),
     "ReduceProd": lambda n, L, x, *r: np.prod(x, axis=tuple(_axes(n, L)) if _axes(n, L) else None,

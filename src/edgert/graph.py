@@ -10,8 +10,9 @@ import numpy as np
 
 from .errors import ModelError
 
-# Nothing a model declares may need more than this many elements in one tensor.
-MAX_ELEMENTS = 1 << 31
+# No tensor of a model for an edge device needs more elements than this (1 GiB of fp32);
+# refusing larger ones keeps hostile files from causing huge allocations.
+MAX_ELEMENTS = 1 << 28
 
 
 @dataclass

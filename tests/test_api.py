@@ -1,0 +1,116 @@
+"""The public Python API: load, metadata, run, predict, threads, dynamic batch, concurrency."""
+import threading
+
+import numpy as np
+import pytest
+
+import edgert
+from nets import ort_session, quantize, tiny_cnn
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def qmodel(tmp_path_factory):
+    d = tmp_path_factory.mktemp("api")
+    return quantize(tiny_cnn(batch=0), d / "q.onnx", per_channel=True)
+
+
+def _x(seed, batch=1):
+    return np.random.default_rng(seed).normal(0, 1, (batch, 3, 16, 16)).astype(np.float32)
+
+
+def test_load_from_path_and_bytes_agree(qmodel):
+    a = edgert.load(qmodel).run(None, {"input": _x(0)})[0]
+    with open(qmodel, "rb") as f:
+        b = edgert.load(f.read()).run(None, {"input": _x(0)})[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_metadata_matches_onnxruntime(qmodel):
+    s, o = edgert.load(qmodel), ort_session(qmodel)
+    for mine, theirs in ((s.get_inputs(), o.get_inputs()), (s.get_outputs(), o.get_outputs())):
+        assert [m.name for m in mine] == [t.name for t in theirs]
+        assert [m.type for m in mine] == [t.type for t in theirs]
+        assert [len(m.shape) for m in mine] == [len(t.shape) for t in theirs]
+    assert s.get_inputs()[0].dtype == np.float32
+    assert s.get_inputs()[0].shape[1:] == [3, 16, 16]
+
+
+def test_run_output_names_and_predict(qmodel):
+    s = edgert.load(qmodel)
+    x = _x(1)
+    full = s.run(None, {"input": x})
+    named = s.run(["prob"], {"input": x})
+    np.testing.assert_array_equal(full[0], named[0])
+    np.testing.assert_array_equal(s.predict(x), full[0])
+    assert full[0].shape == (1, 10) and full[0].dtype == np.float32
+
+
+def test_dynamic_batch_equals_single_runs(qmodel):
+    s = edgert.load(qmodel)
+    xs = _x(2, batch=3)
+    batched = s.run(None, {"input": xs})[0]
+    singles = np.concatenate([s.run(None, {"input": xs[i:i + 1]})[0] for i in range(3)])
+    np.testing.assert_array_equal(batched, singles)
+    ref = ort_session(qmodel).run(None, {"input": xs})[0]
+    assert batched.shape == ref.shape
+
+
+def test_results_independent_of_thread_count(qmodel):
+    x = _x(3, batch=2)
+    outs = [edgert.load(qmodel, threads=t).run(None, {"input": x})[0] for t in (1, 2, 3)]
+    for o in outs[1:]:
+        np.testing.assert_array_equal(outs[0], o)
+
+
+def test_concurrent_runs_on_one_session(qmodel):
+    s = edgert.load(qmodel, threads=2)
+    xs = [_x(10 + i) for i in range(8)]
+    expected = [s.run(None, {"input": x})[0] for x in xs]
+    results = [None] * 8
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(20):
+                r = s.run(None, {"input": xs[i]})[0]
+                if not np.array_equal(r, expected[i]):
+                    errors.append(i)
+            results[i] = r
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_non_contiguous_input_gives_same_answer(qmodel):
+    s = edgert.load(qmodel)
+    x = _x(4)
+    wide = np.zeros((1, 3, 16, 32), np.float32)
+    wide[..., ::2] = x
+    view = wide[..., ::2]
+    assert not view.flags.c_contiguous
+    np.testing.assert_array_equal(s.run(None, {"input": view})[0], s.run(None, {"input": x})[0])
+
+
+def test_inputs_are_not_modified(qmodel):
+    s = edgert.load(qmodel)
+    x = _x(5)
+    before = x.copy()
+    s.run(None, {"input": x})
+    np.testing.assert_array_equal(x, before)
+
+
+def test_isa_is_reported():
+    assert edgert.isa() in ("avx2", "neon", "scalar")
+
+
+def test_arena_is_reused(qmodel):
+    info = edgert.load(qmodel).plan_info()
+    assert 0 < info["arena_bytes"] < info["activation_bytes"]
