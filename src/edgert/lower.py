@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ModelError, UnsupportedOpError
+from .errors import EdgertError, ModelError, UnsupportedOpError
 from .graph import check_elements
 
 TO_NHWC = (0, 2, 3, 1)   # physical NHWC from logical NCHW
@@ -178,9 +178,13 @@ def lower(graph, input_shapes):
     check_supported(graph)
     for node in graph.nodes:
         L.node = node
-        if try_fold(L, node):
-            continue
-        RULES[(node.domain, node.op_type)](L, node)
+        try:
+            if not try_fold(L, node):
+                RULES[(node.domain, node.op_type)](L, node)
+        except EdgertError:
+            raise
+        except Exception as e:  # a malformed attribute or input the rule did not foresee
+            raise ModelError(f"{node.where()}: invalid node: {type(e).__name__}: {e}") from None
     L.node = None
     finish(L)
     return L

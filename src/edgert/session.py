@@ -44,7 +44,12 @@ class Session:
         from .qdq import fuse_qdq
         if threads is not None and (not isinstance(threads, int) or threads < 0):
             raise EdgertError(f"threads must be a non-negative int, got {threads!r}")
-        self._graph = fuse_qdq(graph)
+        try:
+            self._graph = fuse_qdq(graph)
+        except EdgertError:
+            raise
+        except Exception as e:  # malformed quantization parameters
+            raise ModelError(f"invalid quantized graph: {type(e).__name__}: {e}") from None
         self._threads = threads or default_threads()
         self._lock = threading.Lock()
         self._plans = OrderedDict()
