@@ -10,7 +10,7 @@ RNG = np.random.default_rng(20240601)
 
 
 def rand(*shape, lo=-1.0, hi=1.0):
-    return RNG.uniform(lo, hi, size=shape).astype(np.float32)
+    return np.asarray(RNG.uniform(lo, hi, size=shape), dtype=np.float32)
 
 
 def ort_node(op_type, inputs, attrs=None, initializers=None, opset=17, n_out=1):
