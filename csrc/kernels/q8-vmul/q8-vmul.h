@@ -1,0 +1,33 @@
+// q8-vmul: QLinearMul arithmetic of onnxruntime's x86 MLAS kernel, bit for bit.
+//
+//     scale = (a_scale * b_scale) / y_scale                       (fp32, left to right)
+//     v     = float((a - a_zp) * (b - b_zp)) * scale + float(y_zp)  (exact int product; the
+//                                                                  zero point is added in fp32
+//                                                                  before rounding)
+//     y     = saturate(round_half_even(v))
+// Broadcasting does not change the arithmetic. Like q8-vadd the op is tabulated at creation and
+// run with x8_lut / x8_lut2.
+#pragma once
+
+#include <cstdint>
+
+namespace edgert {
+
+struct Q8MulParams {
+  float scale;       // (a_scale * b_scale) / y_scale
+  float y_zp;        // float(y_zp)
+  int32_t a_zp, b_zp;
+  int32_t qmin, qmax;
+};
+
+Q8MulParams q8_vmul_params(float a_scale, int32_t a_zp, float b_scale, int32_t b_zp,
+                           float y_scale, int32_t y_zp, int32_t qmin, int32_t qmax);
+
+// Output value for operand values a, b (integers, not bytes).
+int32_t q8_vmul_fp32(int32_t a, int32_t b, const Q8MulParams& p);
+
+// table[r * 256 + c] = output byte for operand bytes r and c; the row byte is a when row_is_a.
+void q8_vmul_fp32_table(const Q8MulParams& p, bool a_signed, bool b_signed, bool row_is_a,
+                        uint8_t* table);
+
+}  // namespace edgert
