@@ -1,0 +1,332 @@
+"""qconv vs onnxruntime's QLinearConv / ConvInteger (single-node models) and a numpy int64 oracle.
+
+onnxruntime's AVX2 u8 x s8 GEMM sums adjacent products with vpmaddubsw, which saturates at int16
+when the weights were not quantized with reduce_range (255·127·2 > 32767). edgert accumulates
+exactly, so u8 x i8 cases are compared with onnxruntime only on activations <= 127 (which cannot
+saturate), and with the numpy int64 oracle on full-range data. Combinations onnxruntime has no
+kernel for (i8 x u8, y typed unlike x, distinct per-channel w_zp) use the numpy oracle only.
+"""
+import zlib
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from oplib import run_op
+
+ONNX_T = {np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int8): TensorProto.INT8,
+          np.dtype(np.int32): TensorProto.INT32, np.dtype(np.float32): TensorProto.FLOAT}
+
+
+def trange(dt):
+    i = np.iinfo(dt)
+    return int(i.min), int(i.max)
+
+
+def conv_acc_ref(x, w, w_zp, bias, x_zp, strides, pads, dil, group):
+    """Exact sum (x - x_zp)(w - w_zp) + bias in int64; x NHWC, w [M,KH,KW,C/group]."""
+    n, h, wd, c = x.shape
+    m, kh, kw, cg = w.shape
+    sh, sw = strides
+    dh, dw = dil
+    pt, pl, pb, pr = pads
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    xp = np.pad(x.astype(np.int64) - x_zp, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    wz = w.astype(np.int64) - w_zp.astype(np.int64)[:, None, None, None]
+    mg = m // group
+    acc = np.zeros((n, oh, ow, m), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+            for g in range(group):
+                acc[..., g * mg:(g + 1) * mg] += (patch[..., g * cg:(g + 1) * cg]
+                                                  @ wz[g * mg:(g + 1) * mg, i, j, :].T)
+    return acc + bias.astype(np.int64)
+
+
+def requant_ref(acc, scale, y_zp, qmin, qmax, yt):
+    assert np.abs(acc).max() < 2**31
+    v = acc.astype(np.float32) * scale
+    if yt == np.float32:
+        return v
+    v = np.clip(v, np.float32(qmin - y_zp), np.float32(qmax - y_zp))
+    return (np.rint(v).astype(np.int64) + y_zp).astype(yt)
+
+
+def make_case(seed, *, n=1, h=7, w=6, c=5, m=7, k=(3, 3), s=(1, 1), pads=(0, 0, 0, 0),
+              d=(1, 1), group=1, xt=np.uint8, wt=np.int8, yt=None, per_channel=False,
+              x_zp=None, w_zp=None, y_zp=None, relu=False, distinct_wzp=False, x_hi=None, center=False):
+    rng = np.random.default_rng(seed)
+    yt = xt if yt is None else yt
+    xlo, xhi = trange(xt)
+    if x_hi is not None:
+        xhi = x_hi
+    wlo, whi = trange(wt)
+    x = rng.integers(xlo, xhi + 1, (n, h, w, c)).astype(xt)
+    wq = rng.integers(wlo, whi + 1, (m, k[0], k[1], c // group)).astype(wt)
+    x_zp = int(rng.integers(xlo, xhi + 1)) if x_zp is None else x_zp
+    if distinct_wzp:
+        wzp = rng.integers(wlo, whi + 1, m)
+    else:
+        wzp = np.full(m, int(rng.integers(wlo, whi + 1)) if w_zp is None else w_zp)
+    wzp = wzp.astype(np.int32)
+    x_scale = np.float32(rng.uniform(0.005, 0.05))
+    w_scale = (rng.uniform(0.001, 0.02, m) if per_channel else
+               np.full(m, rng.uniform(0.001, 0.02))).astype(np.float32)
+    kk = k[0] * k[1] * (c // group)
+    bias = rng.integers(-200 * kk, 200 * kk, m).astype(np.int32)
+    if center:  # bias cancels each channel's mean so about half the outputs are negative
+        acc0 = conv_acc_ref(x, wq, wzp, np.zeros(m, np.int32), x_zp, s, pads, d, group)
+        bias = (-acc0.mean(axis=(0, 1, 2))).round().astype(np.int32)
+    acc = conv_acc_ref(x, wq, wzp, bias, x_zp, s, pads, d, group)
+    real_std = float(np.std(acc)) * float(x_scale) * float(w_scale.mean()) + 1e-6
+    y_scale = np.float32(real_std / 50)  # spreads outputs over the range, some saturate
+    ylo, yhi = trange(yt) if yt != np.float32 else (0, 0)
+    if y_zp is None:
+        y_zp = int(rng.integers(ylo, yhi + 1)) if yt != np.float32 else 0
+    qmin, qmax = (max(ylo, y_zp), yhi) if relu else (ylo, yhi)
+    if yt == np.float32:
+        scale = x_scale * w_scale
+    else:
+        scale = x_scale * w_scale / y_scale  # float32 ops, as onnxruntime computes them
+    folded = (bias.astype(np.int64) - x_zp * (wq.astype(np.int64) - wzp[:, None, None, None])
+              .reshape(m, -1).sum(1))
+    attrs = {"weight": np.ascontiguousarray(wq), "w_zp": wzp, "bias": folded.astype(np.int32),
+             "scale": scale.astype(np.float32), "x_zp": x_zp, "kernel": list(k),
+             "strides": list(s), "pads": list(pads), "dilations": list(d), "group": group}
+    if yt != np.float32:
+        attrs.update(y_zp=y_zp, qmin=qmin, qmax=qmax)
+    expect = requant_ref(acc, attrs["scale"], y_zp, qmin, qmax, yt)
+    return dict(x=x, wq=wq, wzp=wzp, bias=bias, x_zp=x_zp, x_scale=x_scale, w_scale=w_scale,
+                y_scale=y_scale, y_zp=y_zp, qmin=qmin, qmax=qmax, yt=yt, attrs=attrs,
+                acc=acc, expect=expect, per_channel=per_channel, k=k, s=s, pads=pads, d=d,
+                group=group)
+
+
+def run_edgert(cs, threads=1):
+    return run_op("qconv", [cs["x"]], [(cs["expect"].shape, cs["yt"])], cs["attrs"],
+                  threads=threads)[0]
+
+
+def _session(nodes, inputs, outputs, inits, domain_ms=False):
+    opsets = [helper.make_opsetid("", 13)]
+    if domain_ms:
+        opsets.append(helper.make_opsetid("com.microsoft", 1))
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, inits),
+                              opset_imports=opsets)
+    model.ir_version = 8
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def ort_qlinearconv(cs):
+    """onnxruntime QLinearConv on the NCHW transpose; Relu narrowing applied as a clip."""
+    x, wq, yt = cs["x"], cs["wq"], cs["yt"]
+    xt, wt = x.dtype, wq.dtype
+    m = wq.shape[0]
+    pc = cs["per_channel"]
+    T = lambda a: onnx.numpy_helper.from_array(a[0], a[1])  # noqa: E731
+    inits = [T((np.array(cs["x_scale"], np.float32), "xs")),
+             T((np.array(cs["x_zp"], xt), "xz")),
+             T((np.ascontiguousarray(wq.transpose(0, 3, 1, 2)), "w")),
+             T((cs["w_scale"] if pc else np.array(cs["w_scale"][0], np.float32), "ws")),
+             T((cs["wzp"].astype(wt) if pc else np.array(cs["wzp"][0], wt), "wz")),
+             T((np.array(cs["y_scale"], np.float32), "ys")),
+             T((np.array(cs["y_zp"], yt), "yz")),
+             T((cs["bias"], "b"))]
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"],
+                            ["y"], kernel_shape=list(cs["k"]), strides=list(cs["s"]),
+                            pads=list(cs["pads"]), dilations=list(cs["d"]), group=cs["group"])
+    sess = _session([node], [helper.make_tensor_value_info("x", ONNX_T[xt], None)],
+                    [helper.make_tensor_value_info("y", ONNX_T[np.dtype(yt)], None)], inits)
+    y = sess.run(None, {"x": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
+    assert y.shape[1] == m
+    return np.clip(y.transpose(0, 2, 3, 1), cs["qmin"], cs["qmax"]).astype(yt)
+
+
+def ort_convinteger_acc(cs):
+    """onnxruntime ConvInteger (+ bias) as the oracle for the f32-output accumulator."""
+    x, wq = cs["x"], cs["wq"]
+    inits = [onnx.numpy_helper.from_array(np.ascontiguousarray(wq.transpose(0, 3, 1, 2)), "w"),
+             onnx.numpy_helper.from_array(np.array(cs["x_zp"], x.dtype), "xz"),
+             onnx.numpy_helper.from_array(np.array(cs["wzp"][0], wq.dtype), "wz")]
+    node = helper.make_node("ConvInteger", ["x", "w", "xz", "wz"], ["y"],
+                            kernel_shape=list(cs["k"]), strides=list(cs["s"]),
+                            pads=list(cs["pads"]), dilations=list(cs["d"]), group=cs["group"])
+    sess = _session([node], [helper.make_tensor_value_info("x", ONNX_T[x.dtype], None)],
+                    [helper.make_tensor_value_info("y", TensorProto.INT32, None)], inits)
+    y = sess.run(None, {"x": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
+    return y.transpose(0, 2, 3, 1).astype(np.int64) + cs["bias"]
+
+
+U8, I8, F32 = np.uint8, np.int8, np.float32
+COMBOS = {"u8u8": (U8, U8), "u8i8": (U8, I8), "i8i8": (I8, I8), "i8u8": (I8, U8)}
+
+CONFIGS = {
+    "1x1": dict(h=8, w=8, c=13, m=11, k=(1, 1)),
+    "1x1_s2": dict(h=9, w=8, c=13, m=11, k=(1, 1), s=(2, 2)),
+    "3x3_pad1": dict(h=7, w=9, c=5, m=7, k=(3, 3), pads=(1, 1, 1, 1)),
+    "3x3_s2_asym_pad": dict(h=10, w=9, c=7, m=9, k=(3, 3), s=(2, 2), pads=(0, 1, 1, 0)),
+    "5x5": dict(h=9, w=8, c=3, m=5, k=(5, 5), pads=(2, 1, 2, 3)),
+    "7x1": dict(h=11, w=5, c=9, m=6, k=(7, 1), pads=(3, 0, 3, 0)),
+    "1x7_s21": dict(h=6, w=12, c=4, m=5, k=(1, 7), s=(2, 1), pads=(0, 3, 1, 3)),
+    "dil2": dict(h=9, w=9, c=5, m=6, k=(3, 3), d=(2, 2), pads=(2, 2, 2, 2)),
+    "dil21_s12": dict(h=10, w=11, c=3, m=4, k=(3, 3), d=(2, 1), s=(1, 2), pads=(1, 0, 2, 1)),
+    "group2": dict(h=7, w=7, c=6, m=10, k=(3, 3), pads=(1, 1, 1, 1), group=2),
+    "group3_s2": dict(h=8, w=7, c=9, m=6, k=(3, 3), s=(2, 2), pads=(1, 1, 0, 0), group=3),
+    "depthwise": dict(h=8, w=9, c=17, m=17, k=(3, 3), pads=(1, 1, 1, 1), group=17),
+    "depthwise_s2": dict(h=9, w=8, c=19, m=19, k=(3, 3), s=(2, 2), pads=(0, 0, 1, 1), group=19),
+    "depthwise_5x5_dil2": dict(h=9, w=10, c=9, m=9, k=(5, 5), d=(2, 2), pads=(4, 4, 4, 4),
+                               group=9),
+    "depthwise_wide": dict(h=5, w=4, c=150, m=150, k=(3, 3), pads=(1, 1, 1, 1), group=150),
+    "channel_mult2": dict(h=6, w=6, c=4, m=8, k=(3, 3), pads=(1, 1, 1, 1), group=4),
+    "large_k_3x3x512": dict(h=5, w=5, c=512, m=24, k=(3, 3), pads=(1, 1, 1, 1)),
+    "batch2": dict(n=2, h=7, w=6, c=7, m=9, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1)),
+    "many_tiles_and_cols": dict(h=20, w=20, c=33, m=70, k=(3, 3), pads=(1, 1, 1, 1)),
+    "many_pixels_1x1": dict(h=48, w=48, c=8, m=16, k=(1, 1)),
+    "kernel_larger_than_input": dict(h=1, w=2, c=3, m=4, k=(3, 3), pads=(1, 1, 1, 0)),
+}
+
+
+def ort_applies(cs):
+    xt, wt = cs["x"].dtype, cs["wq"].dtype
+    if np.dtype(cs["yt"]) != xt or (xt == np.int8 and wt == np.uint8):
+        return False  # no onnxruntime kernel for these type combinations
+    return len(set(cs["wzp"].tolist())) == 1  # onnxruntime wants one w_zp across channels
+
+
+@pytest.mark.parametrize("combo", list(COMBOS))
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_qconv_matches_onnxruntime_and_numpy(name, combo):
+    xt, wt = COMBOS[combo]
+    seed = zlib.crc32(f"{name}-{combo}".encode())
+    for per_channel in (False, True):
+        # u8 x i8: data kept below onnxruntime's int16 saturation for the onnxruntime check ...
+        x_hi = 127 if (xt, wt) == (U8, I8) else None
+        cs = make_case(seed, xt=xt, wt=wt, per_channel=per_channel, x_hi=x_hi, **CONFIGS[name])
+        y = run_edgert(cs)
+        np.testing.assert_array_equal(y, cs["expect"])
+        if ort_applies(cs):
+            np.testing.assert_array_equal(y, ort_qlinearconv(cs))
+        if x_hi is not None:  # ... and full range against the exact numpy oracle only
+            cs = make_case(seed + 1, xt=xt, wt=wt, per_channel=per_channel, **CONFIGS[name])
+            np.testing.assert_array_equal(run_edgert(cs), cs["expect"])
+
+
+@pytest.mark.parametrize("combo", list(COMBOS))
+@pytest.mark.parametrize("zp_end", ["min", "max"])
+def test_qconv_extreme_zero_points(combo, zp_end):
+    xt, wt = COMBOS[combo]
+    pick = lambda t: trange(t)[0 if zp_end == "min" else 1]  # noqa: E731
+    for name in ("3x3_s2_asym_pad", "depthwise", "group2"):
+        cs = make_case(7, xt=xt, wt=wt, x_zp=pick(xt), w_zp=pick(wt), y_zp=pick(xt),
+                       x_hi=127 if (xt, wt) == (U8, I8) else None, **CONFIGS[name])
+        y = run_edgert(cs)
+        np.testing.assert_array_equal(y, cs["expect"])
+        if ort_applies(cs):
+            np.testing.assert_array_equal(y, ort_qlinearconv(cs))
+        # w - w_zp reaches ±255 here: the worst case for the int16 packing
+        cs = make_case(8, xt=xt, wt=wt, x_zp=pick(xt), w_zp=trange(wt)[1 if zp_end == "min" else 0],
+                       y_zp=pick(xt), **CONFIGS[name])
+        np.testing.assert_array_equal(run_edgert(cs), cs["expect"])
+
+
+@pytest.mark.parametrize("combo", ["u8u8", "i8i8"])
+@pytest.mark.parametrize("name", ["3x3_pad1", "depthwise", "1x1"])
+def test_qconv_relu_narrowed_clamp(name, combo):
+    xt, wt = COMBOS[combo]
+    mid = sum(trange(xt)) // 2
+    cs = make_case(11, xt=xt, wt=wt, relu=True, per_channel=True, y_zp=mid, center=True, **CONFIGS[name])
+    y = run_edgert(cs)
+    assert cs["qmin"] == mid
+    assert (y >= cs["qmin"]).all() and (y == cs["qmin"]).any()
+    np.testing.assert_array_equal(y, cs["expect"])
+    np.testing.assert_array_equal(y, ort_qlinearconv(cs))
+
+
+@pytest.mark.parametrize("combo", ["u8u8", "i8i8", "u8i8", "i8u8"])
+@pytest.mark.parametrize("name", ["3x3_s2_asym_pad", "depthwise_s2", "group2", "1x1"])
+def test_qconv_f32_output(name, combo):
+    xt, wt = COMBOS[combo]
+    cs = make_case(13, xt=xt, wt=wt, yt=F32, per_channel=True,
+                   x_hi=127 if combo == "u8i8" else None, **CONFIGS[name])
+    y = run_edgert(cs)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, cs["expect"])
+    if combo in ("u8u8", "u8i8"):  # ConvInteger exists for u8 activations only
+        acc = ort_convinteger_acc(cs)
+        np.testing.assert_array_equal(acc, cs["acc"])
+        np.testing.assert_array_equal(y, acc.astype(np.float32) * cs["attrs"]["scale"])
+
+
+@pytest.mark.parametrize("yt", [U8, I8])
+@pytest.mark.parametrize("name", ["3x3_pad1", "depthwise", "group3_s2"])
+def test_qconv_distinct_channel_zero_points_and_mixed_output_type(name, yt):
+    # onnxruntime takes neither (one w_zp for all channels; y typed as x): numpy oracle only.
+    for xt, wt in COMBOS.values():
+        cs = make_case(17, xt=xt, wt=wt, yt=yt, distinct_wzp=True, per_channel=True,
+                       **CONFIGS[name])
+        assert len(set(cs["wzp"].tolist())) > 1
+        np.testing.assert_array_equal(run_edgert(cs), cs["expect"])
+
+
+@pytest.mark.parametrize("name", ["many_tiles_and_cols", "many_pixels_1x1", "depthwise_wide",
+                                  "large_k_3x3x512", "group2"])
+def test_qconv_threads_identical(name):
+    cs = make_case(19, per_channel=True, **CONFIGS[name])
+    y1 = run_edgert(cs, threads=1)
+    y2 = run_edgert(cs, threads=2)
+    np.testing.assert_array_equal(y1, cs["expect"])
+    np.testing.assert_array_equal(y2, y1)
+
+
+def _bad(cs, out_shape=None, **changes):
+    attrs = dict(cs["attrs"], **changes)
+    for k, v in changes.items():
+        if v is None:
+            del attrs[k]
+    shape = cs["expect"].shape if out_shape is None else out_shape
+    from edgert import _core
+    with pytest.raises(_core.ModelError):
+        run_op("qconv", [cs["x"]], [(shape, cs["yt"])], attrs)
+
+
+def test_qconv_rejects_bad_specs():
+    cs = make_case(23, **CONFIGS["group2"])  # x [1,7,7,6], w [10,3,3,3], group 2, pad 1
+    a = cs["attrs"]
+    _bad(cs, weight=np.zeros((10, 3, 3, 6), np.int8))          # C/group mismatch
+    _bad(cs, weight=np.zeros((10, 3, 3, 3), np.int32))         # weight dtype
+    _bad(cs, weight=np.zeros((10, 9, 3), np.int8))             # weight rank
+    _bad(cs, kernel=[3, 1])
+    _bad(cs, strides=[0, 1])
+    _bad(cs, dilations=[1, 0])
+    _bad(cs, pads=[-1, 1, 1, 1])
+    _bad(cs, pads=[1, 1, 1])
+    _bad(cs, group=4)                                          # does not divide C=6
+    _bad(cs, group=0)
+    _bad(cs, out_shape=(1, 7, 7, 9))                           # M
+    _bad(cs, out_shape=(1, 6, 7, 10))                          # OH off by one
+    _bad(cs, w_zp=a["w_zp"][:9])
+    _bad(cs, w_zp=np.full(10, 128, np.int32))                  # outside i8 weights
+    _bad(cs, bias=a["bias"][:9])
+    _bad(cs, bias=a["bias"].astype(np.int64))
+    _bad(cs, scale=np.full(10, np.nan, np.float32))
+    _bad(cs, scale=np.full(10, np.inf, np.float32))
+    _bad(cs, x_zp=256)
+    _bad(cs, x_zp=None)
+    _bad(cs, y_zp=-1)
+    _bad(cs, qmin=200, qmax=100)
+    _bad(cs, qmax=256)
+    big = make_case(1, h=1, w=1, c=4, m=2, k=(1, 1))
+    _bad(big, pads=[0, 0, 0, 0], kernel=[3, 3], weight=np.zeros((2, 3, 3, 4), np.int8))  # span
+    x = np.zeros((1, 1, 1, 32769), np.uint8)
+    from edgert import _core
+    with pytest.raises(_core.ModelError, match="32768"):
+        run_op("qconv", [x], [((1, 1, 1, 1), np.uint8)],
+               dict(big["attrs"], weight=np.zeros((1, 1, 1, 32769), np.int8),
+                    w_zp=np.zeros(1, np.int32), bias=np.zeros(1, np.int32),
+                    scale=np.ones(1, np.float32), kernel=[1, 1]))
