@@ -22,14 +22,17 @@ void f32_gemm_pack_nk(size_t n, size_t k, const float* w, size_t ldw, const floa
 // B is [K,N] with row stride ldb (MatMul right operand); bias is zero.
 void f32_gemm_pack_kn(size_t n, size_t k, const float* b, size_t ldb, float* packed);
 
-// One tile: C[mr x nc] = clamp(A[mr x k]·panel + panel bias, lo, hi); mr <= MR, nc <= NR.
-// A rows are lda apart, C rows ldc apart; reads only mr rows of A and k*NR+NR panel floats.
-void f32_gemm_minmax_ukernel_4x16__scalar(size_t mr, size_t nc, size_t k, const float* a,
-                                          size_t lda, const float* panel, float* c, size_t ldc,
-                                          float lo, float hi);
+// One tile over one block of k: acc = (accumulate ? C : 0) + A[mr x kc]·w[kc x NR], k in order;
+// then C = bias ? clamp(acc + bias, lo, hi) : acc. mr <= MR, nc <= NR; A rows lda apart, C rows
+// ldc apart. Storing the fp32 partial and reloading it is exact, so splitting k into blocks
+// gives the same bits as one pass.
+void f32_gemm_minmax_ukernel_4x16__scalar(size_t mr, size_t nc, size_t kc, const float* a,
+                                          size_t lda, const float* w, float* c, size_t ldc,
+                                          bool accumulate, const float* bias, float lo,
+                                          float hi);
 
 // Rows [m0, m1) and panels [p0, p1) of C[M,N] = clamp(A·W + bias): tiles the ukernel, blocking M
-// so a block of A stays in cache while it meets every panel.
+// and K so a block of A stays in L2 and a block of a panel in L1.
 void f32_gemm_minmax_rows(size_t m0, size_t m1, size_t p0, size_t p1, size_t n, size_t k,
                           const float* a, size_t lda, const float* packed, float* c, size_t ldc,
                           float lo, float hi);

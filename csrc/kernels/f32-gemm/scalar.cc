@@ -16,7 +16,8 @@ namespace edgert {
 namespace {
 constexpr size_t MR = kF32GemmMR;
 constexpr size_t NR = kF32GemmNR;
-constexpr size_t kBlockRows = 64;  // M rows of A kept hot while sweeping panels
+constexpr size_t kBlockRows = 64;  // M rows of A kept in L2 while sweeping panels
+constexpr size_t kBlockK = 256;    // panel rows kept in L1 (256 * NR floats = 16 KB)
 }  // namespace
 
 size_t f32_gemm_packed_size(size_t n, size_t k) { return (n + NR - 1) / NR * (k + 1) * NR; }
@@ -45,15 +46,26 @@ void f32_gemm_pack_kn(size_t n, size_t k, const float* b, size_t ldb, float* pac
 }
 
 EDGERT_NO_LOOP_VECTORIZE
-void f32_gemm_minmax_ukernel_4x16__scalar(size_t mr, size_t nc, size_t k, const float* a,
-                                          size_t lda, const float* panel, float* c, size_t ldc,
-                                          float lo, float hi) {
+void f32_gemm_minmax_ukernel_4x16__scalar(size_t mr, size_t nc, size_t kc, const float* a,
+                                          size_t lda, const float* w, float* c, size_t ldc,
+                                          bool accumulate, const float* bias, float lo,
+                                          float hi) {
   // Rows past mr alias row 0: computed and discarded, so the loop body has no branches.
   const float* ar[MR];
   for (size_t i = 0; i < MR; ++i) ar[i] = a + (i < mr ? i : 0) * lda;
-  float acc[MR][NR] = {};
-  const float* w = panel + NR;
-  for (size_t p = 0; p < k; ++p, w += NR) {
+  // The k loop must see acc indexed by constants only, or GCC keeps all of it in memory; the
+  // partial sums therefore come in through a staging copy, unconditionally.
+  float start[MR][NR] = {};
+  if (accumulate) {
+    for (size_t i = 0; i < mr; ++i)
+      for (size_t j = 0; j < nc; ++j) start[i][j] = c[i * ldc + j];
+  }
+  float acc[MR][NR];
+#pragma GCC unroll 4
+  for (size_t i = 0; i < MR; ++i)
+#pragma GCC unroll 16
+    for (size_t j = 0; j < NR; ++j) acc[i][j] = start[i][j];
+  for (size_t p = 0; p < kc; ++p, w += NR) {
 #pragma GCC unroll 4
     for (size_t i = 0; i < MR; ++i) {
       const float av = ar[i][p];
@@ -63,7 +75,11 @@ void f32_gemm_minmax_ukernel_4x16__scalar(size_t mr, size_t nc, size_t k, const 
   }
   for (size_t i = 0; i < mr; ++i) {
     float* ci = c + i * ldc;
-    for (size_t j = 0; j < nc; ++j) ci[j] = std::min(std::max(acc[i][j] + panel[j], lo), hi);
+    if (bias) {
+      for (size_t j = 0; j < nc; ++j) ci[j] = std::min(std::max(acc[i][j] + bias[j], lo), hi);
+    } else {
+      for (size_t j = 0; j < nc; ++j) ci[j] = acc[i][j];
+    }
   }
 }
 
@@ -73,13 +89,20 @@ void f32_gemm_minmax_rows(size_t m0, size_t m1, size_t p0, size_t p1, size_t n, 
   const size_t panel_size = (k + 1) * NR;
   for (size_t b0 = m0; b0 < m1; b0 += kBlockRows) {
     const size_t b1 = std::min(m1, b0 + kBlockRows);
-    for (size_t p = p0; p < p1; ++p) {
-      const size_t nc = std::min(NR, n - p * NR);
-      const float* panel = packed + p * panel_size;
-      for (size_t i = b0; i < b1; i += MR) {
-        f32_gemm_minmax_ukernel_4x16__scalar(std::min(MR, b1 - i), nc, k, a + i * lda, lda, panel,
-                                             c + i * ldc + p * NR, ldc, lo, hi);
+    // k == 0 still needs one (empty) block to write bias.
+    for (size_t k0 = 0; k0 < k || k0 == 0; k0 += kBlockK) {
+      const size_t kc = std::min(kBlockK, k - k0);
+      const bool last = k0 + kc >= k;
+      for (size_t p = p0; p < p1; ++p) {
+        const size_t nc = std::min(NR, n - p * NR);
+        const float* panel = packed + p * panel_size;
+        for (size_t i = b0; i < b1; i += MR) {
+          f32_gemm_minmax_ukernel_4x16__scalar(std::min(MR, b1 - i), nc, kc, a + i * lda + k0,
+                                               lda, panel + NR + k0 * NR, c + i * ldc + p * NR,
+                                               ldc, k0 != 0, last ? panel : nullptr, lo, hi);
+        }
       }
+      if (last) break;
     }
   }
 }
