@@ -12,20 +12,24 @@ import os as _os
 from .errors import (EdgertError, InputError, MissingDependencyError, ModelError,
                      UnsupportedOpError)
 from .session import NodeArg, Session
+from .cloud import CloudFallback, Policy, Result  # cloud fallback; urllib3 imported on use
 
 __version__ = "0.1.0"
 __all__ = ["load", "Session", "NodeArg", "EdgertError", "ModelError", "UnsupportedOpError",
-           "InputError", "MissingDependencyError", "isa", "__version__"]
+           "InputError", "MissingDependencyError", "isa", "__version__",
+           "CloudFallback", "Policy", "Result"]
 
 # Anything bigger than this is not a model for an edge device; refuse before reading it.
 _MAX_MODEL_BYTES = 2 << 30
 
 
-def load(model, *, threads=None):
+def load(model, *, threads=None, fallback=None, policy=None):
     """Loads a model from a path or from bytes and returns a Session.
 
     `threads`: the intra-op threads for this session (default: the CPU cores this process may
-    use). Reading .onnx files needs the `onnx` extra.
+    use). Reading .onnx files needs the `onnx` extra. `fallback` (an edgert.CloudFallback) and
+    `policy` (an edgert.Policy) set how Session.infer picks local or cloud; with a fallback, a
+    model with ops edgert cannot run loads cloud-only.
     """
     if isinstance(model, (bytes, bytearray, memoryview)):
         data = bytes(model)
@@ -42,6 +46,9 @@ def load(model, *, threads=None):
     else:
         raise EdgertError(f"load() takes a path or bytes, got {type(model).__name__}")
     from .onnx_import import read_onnx
+    if fallback is not None or policy is not None:  # cloud fallback: edgert.cloud decides
+        from .cloud import attach
+        return attach(read_onnx(data), threads, fallback, policy)
     return Session(read_onnx(data), threads=threads)
 
 

@@ -93,12 +93,46 @@ class Session:
         results = compiled.run(arrays)
         return [results[i] for i in wanted]
 
-    def predict(self, x):
-        """The first output for a single-input model's input x."""
+    def predict(self, x, *, deadline_ms=None):
+        """The first output for a single-input model's input x (loaded with a fallback or a
+        policy: the first output of infer's decision)."""
         if len(self._inputs) != 1:
             names = ", ".join(i.name for i in self._inputs)
             raise InputError(f"predict needs a single-input model; this one takes {names}: use run()")
+        if getattr(self, "_cloud", None) is not None:  # edgert.cloud router, set by load()
+            return self._cloud.predict(x, deadline_ms)
         return self.run(None, {self._inputs[0].name: x})[0]
+
+    # --- cloud fallback (edgert.cloud; logic lives there) ---------------------------------
+    def infer(self, inputs, *, deadline_ms=None):
+        """Runs locally or in the cloud as the policy decides; returns an edgert.Result with
+        .outputs (name -> array), .served_by, .reason, .latency_ms, .attempts."""
+        return self._cloud_router().infer(inputs, deadline_ms)
+
+    def stats(self):
+        """Counts by path and reason, latency percentiles per path, bytes sent and received,
+        the circuit breaker's state."""
+        return self._cloud_router().stats()
+
+    def _cloud_router(self):
+        r = getattr(self, "_cloud", None) or getattr(self, "_cloud_local", None)
+        if r is None:
+            from .cloud import local_router
+            with self._lock:
+                r = self.__dict__.setdefault("_cloud_local", local_router(self))
+        return r
+
+    @classmethod
+    def _cloud_only(cls, graph, threads):
+        """A session for a model edgert cannot run: metadata only, every infer goes to the
+        cloud (run() raises the UnsupportedOpError)."""
+        self = cls.__new__(cls)
+        self._graph, self._threads = graph, threads or default_threads()
+        self._lock, self._plans = threading.Lock(), OrderedDict()
+        self._inputs = [NodeArg(v.name, v.shape, v.dtype) for v in graph.inputs]
+        self._outputs = [NodeArg(v.name, v.shape, v.dtype) for v in graph.outputs]
+        return self
+    # --- end cloud fallback ---------------------------------------------------------------
 
     # --- internals ------------------------------------------------------------------------
     def _default_shape(self, v):
