@@ -16,26 +16,34 @@ void q8_dwconv_pack_w(size_t channels, size_t taps, const void* w, bool w_is_u8,
 
 namespace {
 
-constexpr size_t kBlock = 64;  // channels whose accumulators live on the stack (in L1)
+constexpr size_t kBlock = 16;  // channels per block: 4 SSE registers of accumulators
 
-// Channel blocks outer, taps inner: the c loop is contiguous in input, weights and
-// accumulators, so it vectorizes.
+// Channels [c0, c0 + nb) of one pixel. With nb == kBlock the trip counts are constants, so the
+// compiler keeps acc in registers and needs no aliasing checks; the tail block takes nb < kBlock.
+template <class In, class Out>
+inline void dw_block(size_t c0, size_t nb, size_t channels, size_t taps, const void* const* in,
+                     const int16_t* w, const int32_t* bias, const float* scale, Out* y,
+                     const Q8Requant& rq) {
+  int32_t acc[kBlock] = {};
+  for (size_t t = 0; t < taps; ++t) {
+    const In* x = static_cast<const In*>(in[t]) + c0;
+    const int16_t* wt = w + t * channels + c0;
+    // int16 x int16 -> int32 maps onto pmullw/pmulhw; an int32 multiply has no SSE2 form.
+    for (size_t c = 0; c < nb; ++c) acc[c] += int32_t{int16_t{x[c]}} * int32_t{wt[c]};
+  }
+  for (size_t c = 0; c < nb; ++c)
+    y[c0 + c] = q8_output<Out>(q8_add_wrap(acc[c], bias[c0 + c]), scale[c0 + c], rq);
+}
+
 template <class In, class Out>
 void dwconv(size_t channels, size_t taps, const void* const* in, const int16_t* w,
             const int32_t* bias, const float* scale, void* y_out, const Q8Requant& rq) {
   Out* y = static_cast<Out*>(y_out);
-  int32_t acc[kBlock];
-  for (size_t c0 = 0; c0 < channels; c0 += kBlock) {
-    const size_t nb = channels - c0 < kBlock ? channels - c0 : kBlock;
-    for (size_t c = 0; c < nb; ++c) acc[c] = 0;
-    for (size_t t = 0; t < taps; ++t) {
-      const In* x = static_cast<const In*>(in[t]) + c0;
-      const int16_t* wt = w + t * channels + c0;
-      for (size_t c = 0; c < nb; ++c) acc[c] += int32_t{x[c]} * int32_t{wt[c]};
-    }
-    for (size_t c = 0; c < nb; ++c)
-      y[c0 + c] = q8_output<Out>(q8_add_wrap(acc[c], bias[c0 + c]), scale[c0 + c], rq);
-  }
+  size_t c0 = 0;
+  for (; c0 + kBlock <= channels; c0 += kBlock)
+    dw_block<In, Out>(c0, kBlock, channels, taps, in, w, bias, scale, y, rq);
+  if (c0 < channels)
+    dw_block<In, Out>(c0, channels - c0, channels, taps, in, w, bias, scale, y, rq);
 }
 
 }  // namespace
