@@ -218,7 +218,7 @@ class CloudFallback:
                 raise CloudError(f"{method} {path}: no answer in time", reason="timeout",
                                  attempts=attempts) from None
             except _Deadline:
-                raise CloudError(f"{method} {path}: the answer did not arrive before the deadline",
+                raise CloudError(f"{method} {path}: the answer did not arrive in time (deadline reached)",
                                  reason="timeout", attempts=attempts) from None
             except (u3.exceptions.ProtocolError, u3.exceptions.HTTPError, OSError) as e:
                 counts[0] += len(body or b"")
