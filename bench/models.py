@@ -84,9 +84,9 @@ def ds_cnn(b):
     """DS-CNN (keyword spotting, 'Hello Edge'): 49x10 MFCC, conv 10x4/2, 4 DS blocks, 12 classes.
 
     Convs carry a bias before BatchNormalization (as the Keras original), so folding must fold
-    the bias too; the stem's TF 'same' padding is asymmetric ([3,1,4,1]).
+    the bias too; the stem's TF 'same' padding is asymmetric ([4,1,5,1]: 49x10 -> 25x5).
     """
-    x = b.relu(b.bn(b.conv("input", 64, (10, 4), 2, pads=[3, 1, 4, 1], bias=True)))
+    x = b.relu(b.bn(b.conv("input", 64, (10, 4), 2, pads=[4, 1, 5, 1], bias=True)))
     for _ in range(4):
         x = b.relu(b.bn(b.conv(x, 64, 3, 1, group=64, bias=True)))
         x = b.relu(b.bn(b.conv(x, 64, 1, bias=True)))
