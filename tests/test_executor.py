@@ -1,0 +1,274 @@
+"""The plan executor: plan validation, run-input checks, arena use, threads, GIL, ISA."""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edgert import _core
+
+
+def T(dtype, shape, kind, **kw):
+    return dict(dtype=dtype, shape=list(shape), kind=kind, **kw)
+
+
+def OP(type_, inputs, outputs, attrs=None, name=None):
+    return dict(type=type_, name=name or type_ + "_node", inputs=inputs, outputs=outputs,
+                attrs=attrs or {})
+
+
+def pipeline_plan(threads=1):
+    """x[2,3,4] f32 -> transpose -> t1 (arena) -> concat with const -> t2 -> pad -> y."""
+    c = np.arange(2 * 4 * 5, dtype=np.float32).reshape(2, 4, 5)
+    tensors = [
+        T("f32", (2, 3, 4), "input"),
+        T("f32", (2, 4, 3), "arena", offset=0),
+        T("f32", (2, 4, 5), "const", data=c),
+        T("f32", (2, 4, 8), "arena", offset=128),
+        T("f32", (2, 6, 8), "output"),
+    ]
+    ops = [
+        OP("transpose", [0], [1], {"perm": [0, 2, 1]}),
+        OP("concat", [1, 2], [3], {"axis": 2}),
+        OP("pad", [3], [4], {"pads": [0, 1, 0, 0, 1, 0], "mode": "constant", "value": 9.0}),
+    ]
+    return _core.Executor(128 + 2 * 4 * 8 * 4, tensors, ops, [0], [4], threads), c
+
+
+def pipeline_want(x, c):
+    t = np.concatenate([x.transpose(0, 2, 1), c], axis=2)
+    return np.pad(t, [(0, 0), (1, 1), (0, 0)], constant_values=9)
+
+
+def test_pipeline_matches_numpy_and_leaves_input_alone():
+    ex, c = pipeline_plan()
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    x0 = x.copy()
+    (y1,) = ex.run([x])
+    (y2,) = ex.run([x])
+    np.testing.assert_array_equal(y1, pipeline_want(x, c))
+    np.testing.assert_array_equal(y2, y1)
+    assert y1 is not y2 and not np.shares_memory(y1, y2)
+    np.testing.assert_array_equal(x, x0)
+    assert ex.arena_bytes == 128 + 256 and ex.threads == 1
+
+
+def test_module_surface():
+    assert issubclass(_core.ModelError, ValueError)
+    assert _core.__version__ == "0.1.0"
+    assert _core.isa() in _core.available_isas()
+    assert _core.available_isas()[0] == "scalar"
+    assert {"concat", "transpose", "pad", "copy"} <= set(_core.registered_ops())
+
+
+def test_threads_default_and_limits():
+    x = T("u8", (4,), "input")
+    ex = _core.Executor(0, [x, T("u8", (4,), "output")], [OP("copy", [0], [1])], [0], [1], 0)
+    assert ex.threads == len(os.sched_getaffinity(0))
+    with pytest.raises(ValueError):
+        _core.Executor(0, [x, T("u8", (4,), "output")], [OP("copy", [0], [1])], [0], [1], 5000)
+
+
+def copy_plan(extra_tensors=(), ops=None, arena=0, in_ids=(0,), out_ids=(1,)):
+    tensors = [T("u8", (64,), "input"), T("u8", (64,), "output")] + list(extra_tensors)
+    ops = ops if ops is not None else [OP("copy", [0], [1])]
+    return lambda: _core.Executor(arena, tensors, ops, list(in_ids), list(out_ids), 1)
+
+
+BAD_PLANS = {
+    "unknown op": (copy_plan(ops=[OP("frobnicate", [0], [1])]), "unsupported internal op"),
+    "offset past arena": (copy_plan([T("u8", (64,), "arena", offset=64)],
+                                    [OP("copy", [0], [2]), OP("copy", [2], [1])], arena=100),
+                          "past the arena"),
+    "misaligned offset": (copy_plan([T("u8", (8,), "arena", offset=8)],
+                                    [OP("copy", [0], [1]), OP("copy", [0], [2])], arena=256),
+                          "multiple of 64"),
+    "negative offset": (copy_plan([T("u8", (8,), "arena", offset=-64)],
+                                  [OP("copy", [0], [1]), OP("copy", [0], [2])], arena=256),
+                        "multiple of 64"),
+    "const size mismatch": (copy_plan([T("u8", (64,), "const", data=np.zeros(63, np.uint8))]),
+                            "const data"),
+    "const dtype mismatch": (copy_plan([T("u8", (64,), "const", data=np.zeros(64, np.int8))]),
+                             "const data"),
+    "const unsupported dtype": (copy_plan([T("f32", (4,), "const", data=np.zeros(4))]),
+                                "unsupported array dtype"),
+    "op input id out of range": (copy_plan(ops=[OP("copy", [7], [1])]), "out of range"),
+    "op output id out of range": (copy_plan(ops=[OP("copy", [0], [-1]), OP("copy", [0], [1])]),
+                                  "out of range"),
+    "input id out of range": (copy_plan(in_ids=(5,)), "out of range"),
+    "output aliases input": (copy_plan([T("u8", (64,), "arena", offset=0)],
+                                       [OP("copy", [2], [2]), OP("copy", [0], [1])], arena=64),
+                             "also an input"),
+    "arena overlap": (copy_plan([T("u8", (64,), "arena", offset=0), T("u8", (128,), "arena",
+                                                                      offset=0)],
+                                [OP("copy", [0], [2]), OP("concat", [2, 2], [3], {"axis": 0}),
+                                 OP("copy", [0], [1])], arena=128),
+                      "overlaps input"),
+    "unknown dtype": (copy_plan([T("f16", (4,), "arena", offset=0)], arena=64), "unknown dtype"),
+    "unknown kind": (copy_plan([T("u8", (4,), "scratch")]), "unknown kind"),
+    "negative dim": (copy_plan([T("u8", (4, -1), "arena", offset=0)], arena=64), "negative"),
+    "element overflow": (copy_plan([T("i64", (1 << 31, 1 << 31, 1 << 31), "arena", offset=0)],
+                                   arena=64), "too many elements"),
+    "tensor too large": (copy_plan([T("i64", (1 << 40,), "arena", offset=0)], arena=64),
+                         "too large"),
+    "arena too large": (copy_plan(arena=1 << 50), "arena size"),
+    "input kind mismatch": (copy_plan(in_ids=(1,), out_ids=()), "expected 'input'"),
+    "input not listed": (copy_plan(in_ids=()), "not in the input list"),
+    "output never written": (copy_plan(ops=[]), "never written"),
+    "writes an input": (copy_plan(ops=[OP("copy", [0], [1]), OP("copy", [1], [0])]),
+                        "kind 'input'"),
+    "reads output early": (copy_plan(ops=[OP("copy", [1], [0])]), "before any op writes"),
+    "writes a const": (copy_plan([T("u8", (64,), "const", data=np.zeros(64, np.uint8))],
+                                 [OP("copy", [0], [2]), OP("copy", [0], [1])]), "kind 'const'"),
+    "written twice": (copy_plan(ops=[OP("copy", [0], [1]), OP("copy", [0], [1])]),
+                      "written twice"),
+    "bad op spec": (copy_plan(ops=[OP("copy", [0], [1, 1])]), "copy 'copy_node'"),
+    "bad attr value": (copy_plan(ops=[OP("copy", [0], [1], {"x": object()})]), "attribute 'x'"),
+    "malformed tensor": (lambda: _core.Executor(0, [{"dtype": "u8"}], [], [], [], 1),
+                         "tensor 0: malformed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PLANS))
+def test_bad_plan_raises_model_error(case):
+    make, msg = BAD_PLANS[case]
+    with pytest.raises(_core.ModelError, match=msg):
+        make()
+
+
+def test_op_errors_name_the_node():
+    tensors = [T("f32", (2, 3), "input"), T("f32", (3, 3), "output")]
+    with pytest.raises(_core.ModelError, match="transpose 'my_node'.*output shape"):
+        _core.Executor(0, tensors, [OP("transpose", [0], [1], {"perm": [1, 0]}, "my_node")],
+                       [0], [1], 1)
+
+
+def test_bad_run_inputs_raise_value_error():
+    ex, _ = pipeline_plan()
+    good = np.zeros((2, 3, 4), np.float32)
+    ex.run([good])
+    cases = [
+        ([], "expected 1 inputs, got 0"),
+        ([good, good], "expected 1 inputs, got 2"),
+        ([good.astype(np.float64)], "input 0: expected f32 \\[2, 3, 4\\], got float64"),
+        ([np.zeros((2, 3, 5), np.float32)], "input 0: expected f32 \\[2, 3, 4\\]"),
+        ([np.zeros((4, 3, 2), np.float32).T], "C-contiguous"),
+        ([good.astype(">f4")], "input 0"),
+        ([good.tolist()], "numpy array"),
+    ]
+    for inputs, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            ex.run(inputs)
+
+
+def test_attr_conversions_accept_numpy_scalars_and_tuples():
+    x = np.arange(12, dtype=np.int32).reshape(3, 4)
+    tensors = [T("i32", (3, 4), "input"), T("i32", (4, 3), "output")]
+    ex = _core.Executor(0, tensors, [OP("transpose", [0], [1], {"perm": (np.int64(1), 0)})],
+                        [0], [1], 1)
+    np.testing.assert_array_equal(ex.run([x])[0], x.T)
+    tensors = [T("i32", (3, 4), "input"), T("i32", (3, 6), "output")]
+    ex = _core.Executor(0, tensors, [OP("pad", [0], [1], {"pads": [0, 1, 0, 1],
+                                                         "value": np.float32(4)})], [0], [1], 1)
+    np.testing.assert_array_equal(ex.run([x])[0], np.pad(x, [(0, 0), (1, 1)], constant_values=4))
+
+
+def big_copy_chain(n_bytes, n_copies, threads):
+    """input -> copy -> A -> copy -> B -> copy -> A ... -> output: arena ping-pong."""
+    tensors = [T("u8", (n_bytes,), "input"), T("u8", (n_bytes,), "output")]
+    slot = (n_bytes + 63) // 64 * 64
+    ops, prev = [], 0
+    for i in range(n_copies):
+        tensors.append(T("u8", (n_bytes,), "arena", offset=(i % 2) * slot))
+        ops.append(OP("copy", [prev], [len(tensors) - 1], name=f"c{i}"))
+        prev = len(tensors) - 1
+    ops.append(OP("transpose", [prev], [1], {"perm": [0]}))
+    return _core.Executor(2 * slot, tensors, ops, [0], [1], threads)
+
+
+def transpose_plan(threads):
+    tensors = [T("i8", (3, 65, 129, 7), "input"), T("i8", (7, 129, 3, 65), "arena", offset=0),
+               T("i8", (7, 129, 3, 65), "output")]
+    ops = [OP("transpose", [0], [1], {"perm": [3, 2, 0, 1]}),
+           OP("pad", [1], [2], {"pads": [0, 0, 0, 0, 0, 0, 0, 0], "mode": "edge"})]
+    return _core.Executor(7 * 129 * 3 * 65, tensors, ops, [0], [2], threads)
+
+
+def test_results_identical_for_thread_counts():
+    x = np.random.default_rng(1).integers(-128, 128, (3, 65, 129, 7)).astype(np.int8)
+    y1 = transpose_plan(1).run([x])[0]
+    y2 = transpose_plan(2).run([x])[0]
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(y1, x.transpose(3, 2, 0, 1))
+
+
+def test_concurrent_runs_on_one_executor():
+    ex = transpose_plan(2)
+    rng = np.random.default_rng(2)
+    xs = [rng.integers(-128, 128, (3, 65, 129, 7)).astype(np.int8) for _ in range(8)]
+    want = [x.transpose(3, 2, 0, 1) for x in xs]
+    results, errors = [None] * 8, []
+
+    def worker(i):
+        try:
+            for _ in range(5):
+                (y,) = ex.run([xs[i]])
+                if not np.array_equal(y, want[i]):
+                    errors.append(f"thread {i}: wrong result")
+            results[i] = y
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in range(8):
+        np.testing.assert_array_equal(results[i], want[i])
+
+
+def test_run_releases_the_gil():
+    n = 32 << 20
+    ex = big_copy_chain(n, 12, 1)
+    x = np.random.default_rng(3).integers(0, 256, n).astype(np.uint8)
+    stamps, stop = [], threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            stamps.append(time.perf_counter())
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    try:
+        time.sleep(0.01)
+        t0 = time.perf_counter()
+        (y,) = ex.run([x])
+        t1 = time.perf_counter()
+    finally:
+        stop.set()
+        t.join()
+    np.testing.assert_array_equal(y, x)
+    lo, hi = t0 + 0.25 * (t1 - t0), t0 + 0.75 * (t1 - t0)
+    during = sum(lo < s < hi for s in stamps)
+    assert t1 - t0 > 0.02, "run too short to tell"
+    assert during > 100, f"other thread ran {during} times in the middle of a {t1 - t0:.3f}s run"
+
+
+def run_python(code, **env):
+    e = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True)
+
+
+def test_isa_override():
+    code = "from edgert import _core; print(_core.isa())"
+    r = run_python(code, EDGERT_ISA="scalar")
+    assert r.returncode == 0 and r.stdout.strip() == "scalar", r.stderr
+    r = run_python(code, EDGERT_ISA="bogus")
+    assert r.returncode != 0 and "EDGERT_ISA=bogus is not available" in r.stderr
+    r = run_python(code, EDGERT_ISA="")
+    assert r.returncode == 0 and r.stdout.strip() == _core.available_isas()[-1], r.stderr
