@@ -324,7 +324,7 @@ def self_signed_cert(directory):
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("EDGERT_MLSERVER_VENV",
                            Path.home() / ".cache" / "edgert-mlserver-venv"))
-MLSERVER_PIP = ["mlserver>=1.6", "onnxruntime>=1.17"]
+MLSERVER_PIP = ["mlserver>=1.6", "onnxruntime>=1.17", "onnx>=1.14"]
 
 
 class Unavailable(Exception):
@@ -392,7 +392,8 @@ class MLServer:
         self.url = f"http://127.0.0.1:{self.http_port}"
         Path(models_dir, "settings.json").write_text(json.dumps({
             "host": "127.0.0.1", "http_port": self.http_port, "grpc_port": self.grpc_port,
-            "metrics_endpoint": None, "parallel_workers": 0, "debug": False}))
+            "metrics_port": free_port(), "metrics_endpoint": None, "parallel_workers": 0,
+            "debug": False}))
         env = dict(os.environ, MLSERVER_HOST="127.0.0.1", MLSERVER_HTTP_PORT=str(self.http_port),
                    MLSERVER_GRPC_PORT=str(self.grpc_port), MLSERVER_METRICS_PORT=str(free_port()),
                    MLSERVER_PARALLEL_WORKERS="0", PYTHONPATH="")

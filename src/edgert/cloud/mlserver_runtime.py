@@ -18,7 +18,8 @@ import numpy as np
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
 from mlserver.errors import InferenceError
-from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse, MetadataTensor
+from mlserver.types import (InferenceRequest, InferenceResponse, MetadataModelResponse,
+                            MetadataTensor, ResponseOutput)
 
 _V2 = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.float16): "FP16",
        np.dtype(np.uint8): "UINT8", np.dtype(np.int8): "INT8", np.dtype(np.int32): "INT32",
@@ -49,6 +50,16 @@ def _tensor(name, dtype, shape):
                           shape=[d if isinstance(d, int) and d >= 0 else -1 for d in (shape or [])])
 
 
+def _declare(model):
+    """Also put the tensors in the settings, where MLServer versions that don't call our
+    metadata() (or index inputs for decoding) look for them."""
+    try:
+        model.inputs = [_tensor(*t) for t in model._inputs]
+        model.outputs = [_tensor(*t) for t in model._outputs]
+    except (AttributeError, TypeError, ValueError):
+        pass
+
+
 class _Runtime(MLModel):
     """Shared v2 plumbing: decode inputs, check them against the model, encode outputs."""
 
@@ -68,12 +79,12 @@ class _Runtime(MLModel):
         for inp in payload.inputs:
             if inp.name not in expected:
                 raise InferenceError(f"unknown input {inp.name!r}; the model takes {sorted(expected)}")
-            a = NumpyCodec.decode_input(inp)
             dtype = expected[inp.name][0]
-            if a.dtype != dtype:
+            if inp.datatype != _V2[np.dtype(dtype)]:
                 raise InferenceError(f"input {inp.name!r}: datatype {inp.datatype}, the model "
                                      f"takes {_V2[np.dtype(dtype)]}")
-            feed[inp.name] = np.ascontiguousarray(a)
+            a = NumpyCodec.decode_input(inp)
+            feed[inp.name] = np.ascontiguousarray(a, dtype=dtype).reshape(inp.shape)
         missing = sorted(set(expected) - set(feed))
         if missing:
             raise InferenceError(f"missing input(s) {missing}")
@@ -89,7 +100,13 @@ class _Runtime(MLModel):
         outs = dict(zip(names, results))
         return InferenceResponse(
             id=payload.id, model_name=self.name, model_version=self.version,
-            outputs=[NumpyCodec.encode_output(n, outs[n]) for n in (wanted or names)])
+            outputs=[_output(n, outs[n]) for n in (wanted or names)])
+
+
+def _output(name, a):
+    a = np.asarray(a)
+    return ResponseOutput(name=name, shape=list(a.shape), datatype=_V2[a.dtype],
+                          data=a.reshape(-1).tolist())
 
 
 class EdgertRuntime(_Runtime):
@@ -103,6 +120,7 @@ class EdgertRuntime(_Runtime):
         self._session = edgert.load(path, threads=_extra(self).get("threads"))
         self._inputs = [(a.name, a.dtype, a.shape) for a in self._session.get_inputs()]
         self._outputs = [(a.name, a.dtype, a.shape) for a in self._session.get_outputs()]
+        _declare(self)
         self.ready = True
         return self.ready
 
@@ -127,6 +145,7 @@ class OnnxRuntimeRuntime(_Runtime):
         dims = lambda s: [d if isinstance(d, int) else None for d in s]  # noqa: E731
         self._inputs = [(a.name, _ORT[a.type], dims(a.shape)) for a in self._session.get_inputs()]
         self._outputs = [(a.name, _ORT[a.type], dims(a.shape)) for a in self._session.get_outputs()]
+        _declare(self)
         self.ready = True
         return self.ready
 
