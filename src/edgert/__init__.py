@@ -17,7 +17,7 @@ from .cloud import CloudFallback, Policy, Result  # cloud fallback; urllib3 impo
 __version__ = "0.1.0"
 __all__ = ["load", "Session", "NodeArg", "EdgertError", "ModelError", "UnsupportedOpError",
            "InputError", "MissingDependencyError", "isa", "__version__",
-           "CloudFallback", "Policy", "Result"]
+           "CloudFallback", "Policy", "Result", "compile"]
 
 # Anything bigger than this is not a model for an edge device; refuse before reading it.
 _MAX_MODEL_BYTES = 2 << 30
@@ -31,8 +31,11 @@ def load(model, *, threads=None, fallback=None, policy=None):
     `policy` (an edgert.Policy) set how Session.infer picks local or cloud; with a fallback, a
     model with ops edgert cannot run loads cloud-only.
     """
+    from . import format as _format
     if isinstance(model, (bytes, bytearray, memoryview)):
         data = bytes(model)
+        if _format.is_edgert(data):
+            return _with_cloud(_format.read(data, threads), fallback, policy)
     elif isinstance(model, (str, _os.PathLike)):
         path = _os.fspath(model)
         try:
@@ -40,6 +43,9 @@ def load(model, *, threads=None, fallback=None, policy=None):
             if size > _MAX_MODEL_BYTES:
                 raise ModelError(f"model file '{path}' is {size} bytes; the limit is {_MAX_MODEL_BYTES}")
             with open(path, "rb") as f:
+                if _format.is_edgert(f.read(len(_format.MAGIC))):
+                    return _with_cloud(_format.read(path, threads), fallback, policy)
+                f.seek(0)
                 data = f.read()
         except OSError as e:
             raise ModelError(f"cannot read model file '{path}': {e.strerror or e}") from None
@@ -50,6 +56,21 @@ def load(model, *, threads=None, fallback=None, policy=None):
         from .cloud import attach
         return attach(read_onnx(data), threads, fallback, policy)
     return Session(read_onnx(data), threads=threads)
+
+
+def _with_cloud(session, fallback, policy):
+    if fallback is None and policy is None:
+        return session
+    from .cloud import attach_session
+    return attach_session(session, fallback, policy)
+
+
+def compile(model, path, *, threads=None):  # noqa: A001 - the command's name
+    """Compiles a model (path or bytes of .onnx) to an .edgert file; returns the Session."""
+    sess = load(model, threads=threads)
+    from .format import write
+    write(sess, path)
+    return sess
 
 
 def isa():

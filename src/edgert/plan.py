@@ -22,6 +22,9 @@ class Plan:
     arena_bytes: int
     activation_bytes: int  # sum of all arena tensors' sizes: what no reuse would cost
     op_types: list
+    out_dtypes: list       # per graph output: numpy dtype, logical shape, (scale, zp) or Nones
+    out_shapes: list
+    out_qparams: list
 
 
 def _nbytes(t):
@@ -102,8 +105,10 @@ def make_plan(L):
         else:
             output_ids.append(tid(name))
     total = sum(_nbytes(t[r]) for r in arena)
+    outs = [t[L.output_names[v.name]] for v in L.graph.outputs]
     return Plan(tensors, exec_ops, input_ids, output_ids, consts, end, total,
-                [op.type for op in ops])
+                [op.type for op in ops], [o.dtype for o in outs], [o.shape for o in outs],
+                [o.qparams or (None, None) for o in outs])
 
 
 def _place(buffers, first, last, size):

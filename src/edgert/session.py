@@ -57,8 +57,22 @@ class Session:
         first = self._compile(shapes)
         self._inputs = [NodeArg(v.name, v.shape if v.shape is not None else shapes[v.name], v.dtype,
                                 *self._input_qparams(v.name)) for v in graph.inputs]
-        self._outputs = [NodeArg(v.name, _output_shape(v, first, i), first.out_dtypes[i],
-                                 *first.out_qparams[i]) for i, v in enumerate(graph.outputs)]
+        self._outputs = [NodeArg(v.name, _output_shape(v, first, i), first.plan.out_dtypes[i],
+                                 *first.plan.out_qparams[i]) for i, v in enumerate(graph.outputs)]
+
+    @classmethod
+    def _from_plan(cls, graph, plan, inputs, outputs, threads):
+        """A session from a compiled .edgert file: the plan for the default input shapes, and
+        the graph (None for static-shape models) to plan other shapes."""
+        self = cls.__new__(cls)
+        if threads is not None and (not isinstance(threads, int) or threads < 0):
+            raise EdgertError(f"threads must be a non-negative int, got {threads!r}")
+        self._graph, self._threads = graph, threads or default_threads()
+        self._lock, self._plans = threading.Lock(), OrderedDict()
+        self._inputs, self._outputs = inputs, outputs
+        key = tuple(tuple(1 if d is None else d for d in i.shape) for i in inputs)
+        self._plans[key] = _Compiled(plan, self._threads)
+        return self
 
     # --- metadata -------------------------------------------------------------------------
     def get_inputs(self):
@@ -194,12 +208,13 @@ class Session:
             if c is not None:
                 self._plans.move_to_end(shapes)
                 return c
-        c = self._compile({v.name: s for v, s in zip(self._graph.inputs, shapes)})
-        return c
+        if self._graph is None:  # a static-shape compiled model has exactly one plan
+            raise InputError(f"this compiled model runs only with input shapes {list(self._plans)}")
+        return self._compile({v.name: s for v, s in zip(self._graph.inputs, shapes)})
 
     def _compile(self, shapes):
         key = tuple(shapes[v.name] for v in self._graph.inputs)
-        c = _Compiled(self._graph, shapes, self._threads)
+        c = _Compiled.lower(self._graph, shapes, self._threads)
         with self._lock:
             self._plans[key] = c
             while len(self._plans) > _PLAN_CACHE:
@@ -208,24 +223,22 @@ class Session:
 
 
 class _Compiled:
-    """The executor for one set of input shapes."""
+    """The executor for one plan (one set of input shapes)."""
 
-    def __init__(self, graph, shapes, threads):
+    def __init__(self, plan, threads):
         from . import _core
-        from .lower import lower
-        from .plan import make_plan
-        L = lower(graph, shapes)
-        self.plan = make_plan(L)
-        outs = [L.t[L.output_names[v.name]] for v in graph.outputs]
-        self.out_dtypes = [t.dtype for t in outs]
-        self.out_qparams = [t.qparams or (None, None) for t in outs]
-        self.out_shapes = [t.shape for t in outs]
-        p = self.plan
+        self.plan = p = plan
         try:
             self.executor = _core.Executor(p.arena_bytes, p.tensors, p.ops, p.input_ids,
                                            [i for i in p.output_ids if i is not None], threads)
         except _core.ModelError as e:
             raise ModelError(str(e)) from None
+
+    @classmethod
+    def lower(cls, graph, shapes, threads):
+        from .lower import lower
+        from .plan import make_plan
+        return cls(make_plan(lower(graph, shapes)), threads)
 
     def run(self, arrays):
         results = iter(self.executor.run(arrays))
@@ -234,6 +247,6 @@ class _Compiled:
 
 
 def _output_shape(v, compiled, i):
-    if v.shape is not None and len(v.shape) == len(compiled.out_shapes[i]):
-        return [d if d is not None else None for d in v.shape]
-    return list(compiled.out_shapes[i])
+    if v.shape is not None and len(v.shape) == len(compiled.plan.out_shapes[i]):
+        return list(v.shape)
+    return list(compiled.plan.out_shapes[i])
