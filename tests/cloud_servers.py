@@ -45,9 +45,11 @@ class FaultServer:
     metadata dict served at v2/models/{name}. Faults for successive infer requests are taken
     from `script(...)`; once the script is empty, `default` applies (normally "ok")."""
 
-    def __init__(self, fn, name, meta, *, binary=False, tls=None, default="ok"):
+    def __init__(self, fn, name, meta, *, binary=False, tls=None, default="ok", flaky=(), seed=0):
         self.fn, self.name, self.meta, self.binary = fn, name, meta, binary
         self.default = default
+        self.flaky = list(flaky)  # default "flaky": a random one of these per request
+        self._rng = np.random.default_rng(seed)
         self._faults = deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -113,7 +115,10 @@ class FaultServer:
     def _next_fault(self):
         with self._lock:
             self.infer_requests += 1
-            return self._faults.popleft() if self._faults else self.default
+            fault = self._faults.popleft() if self._faults else self.default
+            if fault == "flaky":
+                fault = self.flaky[int(self._rng.integers(len(self.flaky)))]
+            return fault
 
     def _serve(self, conn):
         try:
@@ -324,7 +329,10 @@ def self_signed_cert(directory):
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("EDGERT_MLSERVER_VENV",
                            Path.home() / ".cache" / "edgert-mlserver-venv"))
-MLSERVER_PIP = ["mlserver>=1.6", "onnxruntime>=1.17", "onnx>=1.14"]
+MLSERVER_PIP = ["mlserver>=1.6", "onnxruntime>=1.17", "onnx>=1.14",
+                # edgert's build requirements: built without isolation into a kept build dir,
+                # so a changed checkout rebuilds incrementally
+                "scikit-build-core>=0.8", "pybind11>=2.11"]
 
 
 class Unavailable(Exception):
@@ -359,6 +367,7 @@ def mlserver_venv(log=print):
     Kept at $EDGERT_MLSERVER_VENV (default ~/.cache/edgert-mlserver-venv) and reused; edgert is
     reinstalled when the checkout's sources change. Raises Unavailable if pip cannot do it."""
     py = VENV / "bin" / "python"
+    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     lock = Path(str(VENV) + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     import fcntl
@@ -368,17 +377,18 @@ def mlserver_venv(log=print):
             log(f"creating {VENV}")
             _run([sys.executable, "-m", "venv", str(VENV)], 120, "python -m venv")
         marker = VENV / "edgert-mlserver.ok"
-        if not marker.exists():
+        if not marker.exists() or marker.read_text().split() != MLSERVER_PIP:
             log("pip install " + " ".join(MLSERVER_PIP))
-            _run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-                 + MLSERVER_PIP, 1200, "pip install mlserver")
-            marker.write_text("ok\n")
+            _run(pip + MLSERVER_PIP, 1200, "pip install mlserver")
+            marker.write_text(" ".join(MLSERVER_PIP) + "\n")
         stamp = VENV / "edgert-src.hash"
         want = _repo_hash()
         if not stamp.exists() or stamp.read_text().strip() != want:
-            log(f"pip install {REPO}")
-            _run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                  "--no-deps", "--force-reinstall", str(REPO)], 1200, "pip install edgert")
+            build = VENV / ("edgert-build-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8])
+            log(f"pip install {REPO} (build dir {build})")
+            _run(pip + ["--no-deps", "--no-build-isolation", "--force-reinstall",
+                        f"--config-settings=build-dir={build}", str(REPO)],
+                 1200, "pip install edgert")
             stamp.write_text(want + "\n")
     return py
 
