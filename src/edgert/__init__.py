@@ -12,7 +12,6 @@ import os as _os
 from .errors import (EdgertError, InputError, MissingDependencyError, ModelError,
                      UnsupportedOpError)
 from .session import NodeArg, Session
-from .cloud import CloudFallback, Policy, Result  # cloud fallback; urllib3 imported on use
 
 __version__ = "0.1.0"
 __all__ = ["load", "Session", "NodeArg", "EdgertError", "ModelError", "UnsupportedOpError",
@@ -56,6 +55,14 @@ def load(model, *, threads=None, fallback=None, policy=None):
         from .cloud import attach
         return attach(read_onnx(data), threads, fallback, policy)
     return Session(read_onnx(data), threads=threads)
+
+
+def __getattr__(name):
+    # The cloud-fallback classes load on first use, so `import edgert` stays light.
+    if name in ("CloudFallback", "Policy", "Result"):
+        from . import cloud
+        return getattr(cloud, name)
+    raise AttributeError(f"module 'edgert' has no attribute {name!r}")
 
 
 def _with_cloud(session, fallback, policy):

@@ -160,6 +160,7 @@ class _Reader:
 
     def blobs(self, table):
         out = []
+        whole = np.frombuffer(self.buf, np.uint8, self.blob_len, self.blob_off)
         for i, b in enumerate(table):
             dtype = np.dtype(_DTYPES[b["dtype"]])
             shape = [int(d) for d in b["shape"]]
@@ -167,7 +168,9 @@ class _Reader:
             off, nbytes = int(b["offset"]), int(b["nbytes"])
             if nbytes != count * dtype.itemsize or off < 0 or off + nbytes > self.blob_len:
                 self.fail(f"blob {i} ({shape} {b['dtype']}) lies outside the file")
-            out.append(np.frombuffer(self.buf, dtype, count, self.blob_off + off).reshape(shape))
+            if off % dtype.itemsize:
+                self.fail(f"blob {i} is misaligned")
+            out.append(whole[off:off + nbytes].view(dtype).reshape(shape))
         return out
 
 
