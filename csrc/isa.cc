@@ -8,6 +8,9 @@
 #include <cpuid.h>
 #define EDGERT_X86 1
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 namespace edgert {
 
@@ -58,6 +61,16 @@ static Isa choose() {
   }
   throw std::runtime_error("EDGERT_ISA=" + want + " is not available on this CPU/build " +
                            "(available: " + names + ")");
+}
+
+bool neon_has_dot() {
+#if defined(__aarch64__) && defined(__linux__)
+  constexpr unsigned long kHwcapAsimdDp = 1ul << 20;  // HWCAP_ASIMDDP in <asm/hwcap.h>
+  static const bool dot = (getauxval(AT_HWCAP) & kHwcapAsimdDp) != 0;
+  return dot && active_isa() == Isa::neon;
+#else
+  return false;
+#endif
 }
 
 Isa active_isa() {

@@ -1,0 +1,115 @@
+// The kernel test driver's shared pieces: a seeded RNG, the variant registry filled from the
+// kernel headers' declarations (variants.inc, generated at configure time), guarded output
+// buffers and per-family pass/fail accounting.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace edgert {
+namespace test {
+
+// xorshift64*: deterministic across compilers and targets (std:: distributions are not).
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : s_(seed ? seed : 1) {}
+  uint64_t next() {
+    s_ ^= s_ >> 12, s_ ^= s_ << 25, s_ ^= s_ >> 27;
+    return s_ * 0x2545F4914F6CDD1Dull;
+  }
+  int32_t range(int32_t lo, int32_t hi) {  // inclusive
+    return lo + static_cast<int32_t>(next() % (uint64_t(int64_t(hi) - lo) + 1));
+  }
+  size_t below(size_t n) { return static_cast<size_t>(next() % n); }
+  bool coin() { return next() & 1; }
+  float uniform(float lo, float hi) { return lo + (hi - lo) * float(next() >> 40) / float(1 << 24); }
+
+ private:
+  uint64_t s_;
+};
+
+template <class T>
+struct Variant {
+  const T* table;
+  const char* name;
+  const char* isa;  // the name's suffix after "__": scalar, avx2, neon, neondot ...
+};
+
+template <class T>
+std::vector<Variant<T>>& variants() {
+  static std::vector<Variant<T>> v;
+  return v;
+}
+
+template <class T>
+const T* scalar_variant() {  // the reference
+  for (const Variant<T>& v : variants<T>())
+    if (std::string(v.isa) == "scalar") return v.table;
+  return nullptr;
+}
+
+bool isa_runnable(const std::string& isa);  // this CPU can execute code of that suffix
+
+// Output buffer of `bytes` followed by kGuard bytes, all preset to kFill: a kernel must change
+// neither the guard nor bytes between its output rows (the scalar run's copy proves which
+// bytes are outputs; the guard is checked against kFill directly).
+constexpr size_t kGuard = 64;
+constexpr uint8_t kFill = 0xA5;
+struct Guarded {
+  std::vector<uint8_t> buf;
+  size_t bytes;
+  explicit Guarded(size_t n) : buf(n + kGuard, kFill), bytes(n) {}
+  uint8_t* data() { return buf.data(); }
+  bool guard_intact() const {
+    for (size_t i = bytes; i < buf.size(); ++i)
+      if (buf[i] != kFill) return false;
+    return true;
+  }
+};
+
+// Counts comparisons of one family and prints the first few failures.
+class Family {
+ public:
+  explicit Family(const char* name) : name_(name) {}
+  void pass() { ++passed_; }
+  void fail(const std::string& what) {
+    if (++failed_ <= 12) std::printf("  FAIL %s: %s\n", name_, what.c_str());
+  }
+  void check(bool ok, const std::string& what) { ok ? pass() : fail(what); }
+  void note_variant(const char* n, bool run) {
+    names_ += std::string(names_.empty() ? "" : ", ") + n + (run ? "" : " (skipped: CPU lacks it)");
+  }
+  size_t passed() const { return passed_; }
+  size_t failed() const { return failed_; }
+  void report() const {
+    std::printf("%-10s %s: %zu passed, %zu failed [%s]\n", name_, failed_ ? "FAIL" : "ok",
+                passed_, failed_, names_.c_str());
+  }
+
+ private:
+  const char* name_;
+  size_t passed_ = 0, failed_ = 0;
+  std::string names_;
+};
+
+// Byte index of the first difference of two equal-size buffers, or SIZE_MAX.
+inline size_t first_diff(const void* a, const void* b, size_t n) {
+  if (std::memcmp(a, b, n) == 0) return SIZE_MAX;
+  const uint8_t *p = static_cast<const uint8_t*>(a), *q = static_cast<const uint8_t*>(b);
+  for (size_t i = 0; i < n; ++i)
+    if (p[i] != q[i]) return i;
+  return SIZE_MAX;
+}
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+
+// Families: each runs its cases over every registered variant and returns its counts.
+Family run_q8_gemm(Rng& rng);
+Family run_q8_dwconv(Rng& rng);
+
+}  // namespace test
+}  // namespace edgert

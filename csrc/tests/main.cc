@@ -1,0 +1,63 @@
+// edgert kernel test driver: every ISA variant the kernel headers declare for this target is
+// compared bit for bit with the scalar kernel on edge shapes (and the scalar kernel with an
+// int64 reference). Prints one line per family, then `N passed, M failed`; exits 1 on failure.
+#include <cstdarg>
+#include <cstdlib>
+
+#include "isa.h"
+#include "tests/harness.h"
+#include "variant-headers.inc"
+
+namespace edgert {
+namespace test {
+namespace {
+
+template <class T>
+struct Registrar {
+  Registrar(const T* t, const char* name, const char* isa) {
+    variants<T>().push_back({t, name, isa});
+  }
+};
+
+#define EDGERT_VARIANT(Table, name, isa) \
+  const Registrar<Table> reg_##name(&name, #name, isa);
+#include "variants.inc"
+#undef EDGERT_VARIANT
+
+}  // namespace
+
+bool isa_runnable(const std::string& isa) {
+  if (isa == "scalar") return true;
+  for (Isa i : available_isas())
+    if (isa == isa_name(i)) return true;
+  if (isa == "neondot") return neon_has_dot();
+  return false;
+}
+
+std::string fmt(const char* f, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return buf;
+}
+
+}  // namespace test
+}  // namespace edgert
+
+int main(int argc, char** argv) {
+  using namespace edgert::test;
+  const uint64_t seed = argc > 1 ? std::strtoull(argv[1], nullptr, 0) : 20240611;
+  std::printf("edgert kernel tests: seed %llu, active ISA %s\n", (unsigned long long)seed,
+              edgert::isa_name(edgert::active_isa()));
+  Rng rng(seed);
+  const Family families[] = {run_q8_gemm(rng), run_q8_dwconv(rng)};
+  size_t passed = 0, failed = 0;
+  for (const Family& f : families) {
+    f.report();
+    passed += f.passed(), failed += f.failed();
+  }
+  std::printf("%zu passed, %zu failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,167 @@
+// q8-dwconv: every variant against the scalar kernel (and scalar against an int64 reference) on
+// odd channel counts around every channel block, 1..49 taps and a few thousand, pad rows,
+// w − w_zp = ±255 with sums near 2^31, zero points and clamps at their extremes.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "kernels/q8-dwconv/q8-dwconv.h"
+#include "tests/harness.h"
+
+namespace edgert {
+namespace test {
+namespace {
+
+struct Case {
+  size_t channels, taps;
+  bool x_u8, w_u8;
+  int out;     // 0 u8, 1 i8, 2 f32
+  int values;  // 0 random, 1 extremes, 2 maximal sums
+};
+
+struct Data {
+  // Input rows of exactly `channels` bytes each (reading past a row is a bug), one per tap;
+  // taps share rows through the pointer table as padding rows do.
+  std::vector<std::unique_ptr<uint8_t[]>> rows;
+  std::vector<const void*> in;
+  std::vector<int16_t> packed;
+  std::vector<int32_t> bias;
+  std::vector<float> scale;
+  Q8Requant rq{};
+};
+
+std::string describe(const Case& c) {
+  static const char* const out[] = {"u8", "i8", "f32"};
+  return fmt("channels=%zu taps=%zu x=%s w=%s out=%s values=%d", c.channels, c.taps,
+             c.x_u8 ? "u8" : "i8", c.w_u8 ? "u8" : "i8", out[c.out], c.values);
+}
+
+Data make_data(const Case& c, Rng& rng) {
+  Data d;
+  const int32_t xlo = c.x_u8 ? 0 : -128, xhi = c.x_u8 ? 255 : 127;
+  const int32_t wlo = c.w_u8 ? 0 : -128, whi = c.w_u8 ? 255 : 127;
+  const size_t nrows = std::min<size_t>(c.taps, 40);
+  for (size_t r = 0; r < nrows; ++r) {
+    d.rows.emplace_back(new uint8_t[c.channels]);
+    const int32_t fill = rng.range(xlo, xhi);  // a padding row: one value (x_zp) throughout
+    const bool pad = rng.below(5) == 0;
+    for (size_t ch = 0; ch < c.channels; ++ch) {
+      int32_t x = pad ? fill : rng.range(xlo, xhi);
+      if (c.values == 1 && rng.below(3)) x = rng.coin() ? xlo : xhi;
+      if (c.values == 2) x = c.x_u8 ? 255 : -128;
+      d.rows[r][ch] = static_cast<uint8_t>(x);
+    }
+  }
+  for (size_t t = 0; t < c.taps; ++t) d.in.push_back(d.rows[t < nrows ? t : rng.below(nrows)].get());
+  std::vector<uint8_t> w(c.channels * c.taps);
+  std::vector<int32_t> w_zp(c.channels);
+  for (size_t ch = 0; ch < c.channels; ++ch) {
+    const bool up = rng.coin();
+    w_zp[ch] = c.values == 0 ? rng.range(wlo, whi) : (up ? wlo : whi);
+    for (size_t t = 0; t < c.taps; ++t) {
+      int32_t v = rng.range(wlo, whi);
+      if (c.values == 1 && rng.below(3)) v = up ? whi : wlo;
+      if (c.values == 2) v = up ? whi : wlo;
+      w[ch * c.taps + t] = static_cast<uint8_t>(v);
+    }
+  }
+  d.packed.resize(c.channels * c.taps);
+  q8_dwconv_pack_w(c.channels, c.taps, w.data(), c.w_u8, w_zp.data(), d.packed.data());
+  for (size_t ch = 0; ch < c.channels; ++ch) {
+    d.bias.push_back(rng.below(8) ? rng.range(-(1 << 18), 1 << 18) : int32_t(rng.next()));
+    float s = rng.uniform(0.2f, 4.0f) * 64.0f / (255.0f * 128.0f * std::sqrt(float(c.taps)) + 1);
+    if (c.values == 2) s = rng.uniform(50.0f, 300.0f) / (float(c.taps) * 65025.0f);
+    d.scale.push_back(s);
+  }
+  const int32_t qlo = c.out == 0 ? 0 : -128, qhi = c.out == 0 ? 255 : 127;
+  const int32_t pick = rng.range(0, 4);
+  const int32_t y_zp = pick == 0 ? qlo : pick == 1 ? qhi : rng.range(qlo, qhi);
+  int32_t qmin = qlo, qmax = qhi;
+  switch (rng.range(0, 3)) {
+    case 1: qmin = y_zp; break;
+    case 2: qmin = qmax = rng.range(qlo, qhi); break;
+    case 3: qmin = rng.range(qlo, qhi), qmax = rng.range(qmin, qhi); break;
+    default: break;
+  }
+  d.rq = {float(qmin - y_zp), float(qmax - y_zp), y_zp};
+  return d;
+}
+
+void reference(const Case& c, const Data& d, uint8_t* y) {
+  for (size_t ch = 0; ch < c.channels; ++ch) {
+    int64_t s = 0;
+    for (size_t t = 0; t < c.taps; ++t) {
+      const uint8_t b = static_cast<const uint8_t*>(d.in[t])[ch];
+      s += (c.x_u8 ? int64_t{b} : int64_t{static_cast<int8_t>(b)}) * d.packed[t * c.channels + ch];
+    }
+    const int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(s) + uint32_t(d.bias[ch]));
+    float v = float(acc) * d.scale[ch];
+    if (c.out == 2) {
+      std::memcpy(y + ch * 4, &v, 4);
+      continue;
+    }
+    v = std::min(std::max(v, d.rq.lo), d.rq.hi);
+    y[ch] = static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(v)) + d.rq.y_zp);
+  }
+}
+
+void check_case(Family& fam, const Case& c, Rng& rng) {
+  const Data d = make_data(c, rng);
+  const size_t bytes = c.channels * (c.out == 2 ? 4 : 1);
+  const Q8DwConvUKernel& scalar = *scalar_variant<Q8DwConvUKernel>();
+  Guarded want(bytes), ref(bytes);
+  reference(c, d, ref.data());
+  auto run = [&](const Q8DwConvUKernel& uk, uint8_t* y) {
+    uk.fn[c.x_u8 ? 0 : 1][c.out](c.channels, c.taps, d.in.data(), d.packed.data(), d.bias.data(),
+                                 d.scale.data(), y, d.rq);
+  };
+  run(scalar, want.data());
+  size_t at = first_diff(want.data(), ref.data(), bytes);
+  fam.check(at == SIZE_MAX && want.guard_intact(),
+            fmt("%s vs int64 reference: %s, byte %zu", scalar.name, describe(c).c_str(), at));
+  for (const Variant<Q8DwConvUKernel>& v : variants<Q8DwConvUKernel>()) {
+    if (!isa_runnable(v.isa)) continue;
+    Guarded got(bytes);
+    run(*v.table, got.data());
+    at = first_diff(got.data(), want.data(), bytes);
+    fam.check(at == SIZE_MAX && got.guard_intact(),
+              fmt("%s: %s, byte %zu%s", v.name, describe(c).c_str(), at,
+                  got.guard_intact() ? "" : ", wrote past the output"));
+  }
+}
+
+}  // namespace
+
+Family run_q8_dwconv(Rng& rng) {
+  Family fam("q8-dwconv");
+  for (const Variant<Q8DwConvUKernel>& v : variants<Q8DwConvUKernel>())
+    fam.note_variant(v.name, isa_runnable(v.isa));
+  if (scalar_variant<Q8DwConvUKernel>() == nullptr) {
+    fam.fail("q8-dwconv.h declares no scalar variant");
+    return fam;
+  }
+  auto random_case = [&](size_t channels, size_t taps, int values) {
+    return Case{channels, taps, rng.coin(), rng.coin(), int(rng.below(3)), values};
+  };
+  const size_t channels[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33,
+                             47, 48, 49, 63, 64, 65, 96, 100, 129, 257};
+  for (size_t ch : channels)
+    for (size_t taps : {1, 2, 3, 4, 9, 10, 25, 49}) check_case(fam, random_case(ch, taps, int(rng.below(2))), rng);
+  for (int combo = 0; combo < 12; ++combo) {
+    Case c = random_case(37, 9, 1);
+    c.x_u8 = combo & 1, c.w_u8 = combo & 2, c.out = combo / 4;
+    check_case(fam, c, rng);
+  }
+  // Long sums: many taps, and the exactness limit with every product at ±255·255.
+  for (size_t taps : {size_t{4608}, kQ8GemmMaxK})
+    for (int values : {0, 2})
+      for (int o = 0; o < 3; ++o) {
+        Case c = random_case(taps > 5000 ? 19 : 33, taps, values);
+        c.out = o, c.x_u8 = values == 2 ? o != 1 : c.x_u8;
+        check_case(fam, c, rng);
+      }
+  return fam;
+}
+
+}  // namespace test
+}  // namespace edgert
