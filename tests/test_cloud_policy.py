@@ -86,6 +86,20 @@ def test_deadline_local_too_slow_goes_to_cloud(server):
     assert sess.infer({"input": X}, deadline_ms=10_000).served_by == "local"
 
 
+def test_deadline_cloud_failure_still_answers_locally(server):
+    sess = load(server.url, edgert.Policy(deadline_ms=300), retries=0)
+    for _ in range(5):
+        sess._cloud.local_est.add(2000.0)
+    server.script("500")
+    r = sess.infer({"input": X})
+    assert (r.served_by, r.reason, r.attempts) == ("local", "cloud-error", 1)
+    server.script("stall")  # the cloud uses up the deadline: local answers, late, not never
+    r = sess.infer({"input": X})
+    assert (r.served_by, r.reason, r.attempts) == ("local", "cloud-error", 1)
+    assert 300 <= r.latency_ms < 300 + 250
+    np.testing.assert_array_equal(r.outputs["prob"], local_answer())
+
+
 def test_deadline_cloud_too_slow_stays_local(server):
     sess = load(server.url, edgert.Policy("prefer_cloud", deadline_ms=100), expected_rtt_ms=5000)
     r = sess.infer({"input": X})
@@ -105,6 +119,8 @@ def test_cloud_estimate_learns_rtt_and_throughput():
     assert abs(est.estimate(5e5) - 70.0) < 2.0
     local = LocalEstimator()
     assert local.estimate() is None
+    local.add(1000.0)  # the cold first run counts only until there is another
+    assert local.estimate() == 1000.0
     for ms in range(1, 11):
         local.add(ms)
     assert 9.0 <= local.estimate() <= 10.0

@@ -14,18 +14,24 @@ _WINDOW = 64
 
 
 class LocalEstimator:
+    """The first run (cold caches, threads waking up) only counts until there is another."""
+
     def __init__(self):
         self._ms = deque(maxlen=32)
+        self._first = None
         self._lock = threading.Lock()
 
     def add(self, ms):
         with self._lock:
-            self._ms.append(float(ms))
+            if self._first is None:
+                self._first = float(ms)
+            else:
+                self._ms.append(float(ms))
 
     def estimate(self):
         with self._lock:
             if not self._ms:
-                return None
+                return self._first
             return float(np.percentile(np.array(self._ms), 90))
 
 

@@ -119,9 +119,7 @@ class Router:
                 return self._result(self._cloud(arrays, call), "cloud", "deadline")
             except CloudMetadataError:
                 raise
-            except CloudError as e:
-                if call.remaining_ms() is not None and call.remaining_ms() <= 0:
-                    raise
+            except CloudError as e:  # local still answers, late rather than never
                 fell_back = e
         try:
             outs = self._local(arrays)
