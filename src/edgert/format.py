@@ -11,6 +11,7 @@ truncated or bit-flipped file is an error, never a wrong answer.
 """
 import json
 import mmap
+import os
 import struct
 import zlib
 
@@ -100,12 +101,20 @@ def write(session, path):
     body = b"".join(blobs.chunks)
     header = _HEADER.pack(MAGIC, VERSION, 0, len(text), blob_off, len(body),
                           zlib.crc32(text), zlib.crc32(body))
-    with open(path, "wb") as f:
-        f.write(header.ljust(_HEADER_SIZE, b"\0"))
-        f.write(text)
-        f.write(b"\0" * (blob_off - _HEADER_SIZE - len(text)))
-        f.write(body)
-    return _HEADER_SIZE + blob_off - _HEADER_SIZE + len(body)
+    # Written beside and renamed into place: a process that has the old file mapped keeps
+    # reading the old bytes instead of faulting on a truncated file.
+    tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(header.ljust(_HEADER_SIZE, b"\0"))
+            f.write(text)
+            f.write(b"\0" * (blob_off - _HEADER_SIZE - len(text)))
+            f.write(body)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return blob_off + len(body)
 
 
 def _arg(a):
@@ -218,7 +227,12 @@ def read(source, threads=None):
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as e:
         raise ModelError(f"{where}: corrupt metadata ({type(e).__name__}: {e})") from None
-    return Session._from_plan(graph, plan, inputs, outputs, threads)
+    session = Session._from_plan(graph, plan, inputs, outputs, threads)
+    if isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        # The ops have packed what they need; drop the file's pages from resident memory.
+        # Whatever a run still reads from the file faults back in from the page cache.
+        buf.madvise(mmap.MADV_DONTNEED)
+    return session
 
 
 def _graph(g):
