@@ -2,13 +2,14 @@
 // of d elements along the softmax axis.
 //
 // Exponentials come from a 256-entry fp32 table built once from x_scale and d:
-//     shift = max(0, log(FLT_MAX / float(d)) - 5) / x_scale                     (double)
+//     shift = max(0, double(logf(FLT_MAX / float(d))) - 5) / x_scale    (fp32 log, then double)
 //     E[i]  = float(exp((double(i) - 255 + shift) * double(x_scale)))   for i in [0, 255]
 // (x_zp cancels out). A row's element x (u8 or i8) with row maximum xmax uses E[255 - (xmax - x)].
 //     sum = E-values added in fp32 in row order, starting from 0.0f
 //     y   = clamp(round_half_even((E * y_mult) / sum) + y_zp, qmin, qmax),
 //           y_mult = floorf(1.0f / y_scale)
-// onnxruntime wraps i8 results above 255 into int8 instead of saturating; edgert saturates.
+// Where E * y_mult overflows to inf (d = 1, or floor(1/y_scale) > ~148 * d) onnxruntime's
+// float-to-int conversion yields y_zp; edgert saturates to qmax there.
 #pragma once
 
 #include <cstddef>

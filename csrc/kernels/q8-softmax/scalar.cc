@@ -7,9 +7,10 @@
 namespace edgert {
 
 void q8_softmax_exp_table(float x_scale, size_t d, float* table) {
-  // onnxruntime keeps the sum of d exponentials below FLT_MAX with 5 bits (e^5) to spare.
+  // onnxruntime keeps the sum of d exponentials below FLT_MAX with 5 bits (e^5) to spare. Its
+  // log takes the fp32 quotient and resolves to the fp32 overload (logf); the rest is double.
   const float limit = FLT_MAX / static_cast<float>(d);
-  double shift = std::log(static_cast<double>(limit));
+  double shift = static_cast<double>(std::log(limit));
   shift = std::max(0.0, shift - 5.0) / static_cast<double>(x_scale);
   for (int i = 0; i < 256; ++i) {
     const double e = std::exp((static_cast<double>(i) - 255 + shift) * static_cast<double>(x_scale));
