@@ -363,3 +363,14 @@ def test_no_retry_on_400(server):
     with pytest.raises(CloudError) as e:
         sess.infer({"input": X})
     assert e.value.status == 400 and e.value.attempts == 1 and server.infer_requests == 1
+
+
+def test_compiled_edgert_file_with_fallback(server, tmp_path):
+    path = tmp_path / "tiny.edgert"
+    edgert.compile(MODEL, str(path))
+    sess = load(server.url, edgert.Policy("prefer_cloud"), model_bytes=str(path))
+    r = sess.infer({"input": X})
+    assert (r.served_by, r.reason, r.attempts) == ("cloud", "policy", 1)
+    np.testing.assert_array_equal(r.outputs["prob"], local_answer())
+    local = edgert.load(str(path), policy=edgert.Policy("local_only"))
+    assert local.infer({"input": X}).served_by == "local"
