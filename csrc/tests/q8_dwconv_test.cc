@@ -16,7 +16,7 @@ struct Case {
   size_t channels, taps;
   bool x_u8, w_u8;
   int out;     // 0 u8, 1 i8, 2 f32
-  int values;  // 0 random, 1 extremes, 2 maximal sums
+  int values;  // 0 random, 1 extremes, 2 maximal sums, 3 exact ties (small sums times 2^−1..3)
 };
 
 struct Data {
@@ -49,6 +49,7 @@ Data make_data(const Case& c, Rng& rng) {
       int32_t x = pad ? fill : rng.range(xlo, xhi);
       if (c.values == 1 && rng.below(3)) x = rng.coin() ? xlo : xhi;
       if (c.values == 2) x = c.x_u8 ? 255 : -128;
+      if (c.values == 3) x = rng.range(c.x_u8 ? 0 : -2, c.x_u8 ? 4 : 2);
       d.rows[r][ch] = static_cast<uint8_t>(x);
     }
   }
@@ -62,6 +63,7 @@ Data make_data(const Case& c, Rng& rng) {
       int32_t v = rng.range(wlo, whi);
       if (c.values == 1 && rng.below(3)) v = up ? whi : wlo;
       if (c.values == 2) v = up ? whi : wlo;
+      if (c.values == 3) v = std::min(whi, std::max(wlo, w_zp[ch] + rng.range(-2, 2)));
       w[ch * c.taps + t] = static_cast<uint8_t>(v);
     }
   }
@@ -71,6 +73,7 @@ Data make_data(const Case& c, Rng& rng) {
     d.bias.push_back(rng.below(8) ? rng.range(-(1 << 18), 1 << 18) : int32_t(rng.next()));
     float s = rng.uniform(0.2f, 4.0f) * 64.0f / (255.0f * 128.0f * std::sqrt(float(c.taps)) + 1);
     if (c.values == 2) s = rng.uniform(50.0f, 300.0f) / (float(c.taps) * 65025.0f);
+    if (c.values == 3) s = 1.0f / float(2 << rng.below(3)), d.bias.back() = rng.range(-40, 40);
     d.scale.push_back(s);
   }
   const int32_t qlo = c.out == 0 ? 0 : -128, qhi = c.out == 0 ? 255 : 127;
@@ -146,7 +149,7 @@ Family run_q8_dwconv(Rng& rng) {
   const size_t channels[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33,
                              47, 48, 49, 63, 64, 65, 96, 100, 129, 257};
   for (size_t ch : channels)
-    for (size_t taps : {1, 2, 3, 4, 9, 10, 25, 49}) check_case(fam, random_case(ch, taps, int(rng.below(2))), rng);
+    for (size_t taps : {1, 2, 3, 4, 9, 10, 25, 49}) check_case(fam, random_case(ch, taps, int(rng.below(4)) % 3 == 2 ? 3 : int(rng.below(2))), rng);
   for (int combo = 0; combo < 12; ++combo) {
     Case c = random_case(37, 9, 1);
     c.x_u8 = combo & 1, c.w_u8 = combo & 2, c.out = combo / 4;

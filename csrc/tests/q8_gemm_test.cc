@@ -13,7 +13,9 @@ namespace {
 
 enum Out { kU8, kI8, kF32 };
 const char* const kOutName[] = {"u8", "i8", "f32"};
-enum Values { kRandom, kExtreme, kMaxAcc };  // kMaxAcc: every product is +255·255 or 255·(−255)
+// kMaxAcc: every product is +255·255 or 255·(−255); kTies: small sums times 2^−1..2^−3, so
+// many outputs fall exactly halfway (round half to even vs away from zero).
+enum Values { kRandom, kExtreme, kMaxAcc, kTies };
 
 struct Case {
   size_t m, n, k, a_stride, c_stride;
@@ -55,6 +57,7 @@ Data make_data(const Case& c, Rng& rng) {
       int32_t x = rng.range(xlo, xhi);
       if (c.values == kExtreme && rng.below(4)) x = rng.coin() ? xlo : xhi;
       if (c.values == kMaxAcc) x = c.x_u8 ? 255 : -128;
+      if (c.values == kTies) x = rng.range(c.x_u8 ? 0 : -2, c.x_u8 ? 4 : 2);
       d.a[i * c.a_stride + j] = static_cast<int16_t>(x);
     }
   for (size_t i = 0; i < c.n; ++i) {
@@ -65,6 +68,7 @@ Data make_data(const Case& c, Rng& rng) {
       int32_t v = rng.range(wlo, whi);
       if (c.values == kExtreme && rng.below(4)) v = up ? whi : wlo;
       if (c.values == kMaxAcc) v = up ? whi : wlo;
+      if (c.values == kTies) v = std::min(whi, std::max(wlo, d.w_zp[i] + rng.range(-2, 2)));
       d.w[i * c.k + j] = static_cast<uint8_t>(v);
     }
   }
@@ -77,6 +81,7 @@ Data make_data(const Case& c, Rng& rng) {
     d.scale[i] = rng.uniform(0.2f, 4.0f) * 64.0f / typical;
     if (rng.below(8) == 0) d.scale[i] = rng.uniform(1e-9f, 1e-6f);
     if (c.values == kMaxAcc) d.scale[i] = 1.0f / 32768.0f / 65025.0f * rng.uniform(50.0f, 300.0f);
+    if (c.values == kTies) d.bias[i] = rng.range(-40, 40), d.scale[i] = 1.0f / float(2 << rng.below(3));
   }
   // Zero point and clamps at their extremes (full range, relu-like, one value, random).
   const int32_t qlo = c.out == kU8 ? 0 : -128, qhi = c.out == kU8 ? 255 : 127;
@@ -154,6 +159,8 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
   }
 }
 
+Values pick_values(size_t r) { return r == 2 ? kTies : Values(r); }
+
 }  // namespace
 
 Family run_q8_gemm(Rng& rng) {
@@ -182,12 +189,12 @@ Family run_q8_gemm(Rng& rng) {
   const size_t ks[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 63, 64, 65, 100, 257};
   for (size_t k : ks)
     for (size_t m = 1; m <= mr + 1; ++m)
-      for (size_t n = 1; n <= nr + 1; ++n) check_case(fam, random_case(m, n, k, Values(rng.below(2))), rng);
+      for (size_t n = 1; n <= nr + 1; ++n) check_case(fam, random_case(m, n, k, pick_values(rng.below(3))), rng);
   // Larger odd tiles, and every dtype combination on a few shapes.
   for (size_t m : {2 * mr + 1, 3 * mr - 1, size_t{13}})
     for (size_t n : {2 * nr + 1, 3 * nr - 1, size_t{33}, size_t{67}})
       for (size_t k : {size_t{27}, size_t{72}, size_t{144}, size_t{577}})
-        check_case(fam, random_case(m, n, k, Values(rng.below(2))), rng);
+        check_case(fam, random_case(m, n, k, pick_values(rng.below(3))), rng);
   for (int combo = 0; combo < 12; ++combo) {
     Case c = random_case(mr + 1, nr + 3, 45, kExtreme);
     c.x_u8 = combo & 1, c.w_u8 = combo & 2, c.out = Out(combo / 4);
