@@ -29,6 +29,8 @@ struct Q8DwConvUKernel {
 };
 
 extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel__scalar;
+// AArch64: 16-channel blocks, SMLAL on inputs widened to int16.
+extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel__neon;
 const Q8DwConvUKernel& q8_dwconv_ukernel();  // the variant for the active ISA
 
 }  // namespace edgert

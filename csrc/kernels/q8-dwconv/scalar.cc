@@ -1,4 +1,5 @@
 // Scalar q8-dwconv: the reference for SIMD variants.
+#include "isa.h"
 #include "kernels/q8-dwconv/q8-dwconv.h"
 #include "kernels/q8-gemm/requant-scalar.h"
 
@@ -53,6 +54,11 @@ const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel__scalar = {
     {{dwconv<uint8_t, uint8_t>, dwconv<uint8_t, int8_t>, dwconv<uint8_t, float>},
      {dwconv<int8_t, uint8_t>, dwconv<int8_t, int8_t>, dwconv<int8_t, float>}}};
 
-const Q8DwConvUKernel& q8_dwconv_ukernel() { return q8_dwconv_minmax_fp32_ukernel__scalar; }
+const Q8DwConvUKernel& q8_dwconv_ukernel() {
+#if defined(__aarch64__)
+  if (active_isa() == Isa::neon) return q8_dwconv_minmax_fp32_ukernel__neon;
+#endif
+  return q8_dwconv_minmax_fp32_ukernel__scalar;
+}
 
 }  // namespace edgert

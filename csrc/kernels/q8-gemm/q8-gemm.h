@@ -60,7 +60,9 @@ void q8_gemm_pack_w__scalar(size_t n, size_t k, const void* w, bool w_is_u8, siz
 // 2 rows x 4 columns of int32 accumulators, K innermost: -O3 turns it into pmaddwd dot products.
 extern const Q8GemmUKernel q8_gemm_minmax_fp32_ukernel_2x4__scalar;
 
+// AArch64: 4x4 tile, SMLAL on the int16 operands (exact for every layer).
+extern const Q8GemmUKernel q8_gemm_minmax_fp32_ukernel_4x4__neon;
+
 // The variant for the active ISA (scalar until SIMD variants land).
 const Q8GemmUKernel& q8_gemm_ukernel();
-
 }  // namespace edgert

@@ -1,6 +1,7 @@
 // Scalar q8-gemm: the reference every SIMD variant must match bit for bit.
 #include <cstring>
 
+#include "isa.h"
 #include "kernels/q8-gemm/q8-gemm.h"
 #include "kernels/q8-gemm/requant-scalar.h"
 
@@ -58,6 +59,11 @@ const Q8GemmUKernel q8_gemm_minmax_fp32_ukernel_2x4__scalar = {
     "q8_gemm_minmax_fp32_ukernel_2x4__scalar", MR, NR, q8_gemm_pack_w__scalar,
     gemm_2x4<uint8_t>, gemm_2x4<int8_t>, gemm_2x4<float>};
 
-const Q8GemmUKernel& q8_gemm_ukernel() { return q8_gemm_minmax_fp32_ukernel_2x4__scalar; }
+const Q8GemmUKernel& q8_gemm_ukernel() {
+#if defined(__aarch64__)
+  if (active_isa() == Isa::neon) return q8_gemm_minmax_fp32_ukernel_4x4__neon;
+#endif
+  return q8_gemm_minmax_fp32_ukernel_2x4__scalar;
+}
 
 }  // namespace edgert
