@@ -92,7 +92,7 @@ def test_fault(server, oracle, case, binary):
     if message:
         assert message in r.cloud_error
     assert ms < DEADLINE_MS + MARGIN_MS, f"{case}: {ms:.0f} ms"
-    assert abs(r.latency_ms - ms) < 50
+    assert abs(r.latency_ms - ms) < 100
     if case == "503 three times":  # each Retry-After (0.1 s) was waited
         assert ms >= 200
     if case == "503 Retry-After longer than the deadline":  # gave up at once instead of waiting
