@@ -148,3 +148,15 @@ def test_tls_untrusted_certificate(tmp_path, oracle):
         r = trusted.infer({"input": X})
         assert (r.served_by, r.reason, r.attempts) == ("cloud", "policy", 1)
         np.testing.assert_array_equal(r.outputs["prob"], oracle.run(None, {"input": X})[0])
+
+
+@pytest.mark.parametrize("fault", ["trickle", "stall", "reset", "short", "badjson"])
+def test_next_call_after_a_fault_is_clean(server, oracle, fault):
+    """A connection left half-read by a fault is not reused for the next call."""
+    sess = session(server.url, deadline_ms=400, retries=0)
+    server.script(fault)
+    assert sess.infer({"input": X}).served_by == "local"
+    for _ in range(3):
+        r = sess.infer({"input": X})
+        assert (r.served_by, r.reason, r.attempts) == ("cloud", "policy", 1), r.cloud_error
+        np.testing.assert_array_equal(r.outputs["prob"], oracle.run(None, {"input": X})[0])

@@ -195,6 +195,9 @@ class CloudFallback:
                 counts[0] += len(body or b"")
                 try:
                     data = self._read_body(resp, deadline, self.read_timeout_s)
+                except BaseException:
+                    resp.close()  # half read: the connection must not go back to the pool
+                    raise
                 finally:
                     resp.release_conn()
                 counts[1] += len(data)
