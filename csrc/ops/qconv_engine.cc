@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/q8-dwconv/q8-dwconv.h"
+#include "kernels/q8-gemm-x8/q8-gemm-x8.h"
 #include "ops/qconv.h"
 #include "runtime/threadpool.h"
 
@@ -37,6 +38,7 @@ class Q8ConvOp : public Op {
       pad_row_.assign(g.c, static_cast<uint8_t>(d.x_zp));  // two's complement for i8 too
       return;
     }
+    if (init_x8()) return;
     uk_ = &q8_gemm_ukernel();
     const Q8GemmFn fns[3] = {uk_->out_u8, uk_->out_i8, uk_->out_f32};
     gemm_fn_ = fns[out_index(d.y_type)];
@@ -60,10 +62,100 @@ class Q8ConvOp : public Op {
     if (pixels_ == 0) return;
     if (depthwise_) return run_dw(static_cast<const uint8_t*>(in[0]),
                                   static_cast<uint8_t*>(out[0]), pool);
+    if (xk_) return run_x8(static_cast<const uint8_t*>(in[0]), static_cast<uint8_t*>(out[0]),
+                           pool);
     run_gemm(static_cast<const uint8_t*>(in[0]), static_cast<uint8_t*>(out[0]), pool);
   }
 
  private:
+  // The byte form when this ISA has one and the weights allow it (see q8-gemm-x8.h).
+  bool init_x8() {
+    xk_ = q8_gemm_x8_ukernel();
+    if (!xk_) return false;
+    const Q8ConvDesc& d = d_;
+    const bool w_u8 = d.w_type == DType::u8;
+    const Q8GemmForm form = q8_gemm_choose_form(d.m, k_, d.w, w_u8, k_, d.w_zp);
+    if (form == Q8GemmForm::int16) return (xk_ = nullptr), false;
+    const size_t nr = xk_->nr, mr = xk_->mr;
+    x8_fn_ = xk_->fn[form == Q8GemmForm::pair_u8 ? 0 : 1][d.x_type == DType::u8 ? 0 : 1]
+                    [out_index(d.y_type)];
+    ngp_ = (ng_ + nr - 1) / nr * nr;
+    group_packed_ = q8_gemm_x8_packed_size(ng_, k_, nr);
+    packed8_.resize(group_packed_ * d.group);
+    std::vector<int32_t> b(d.m);
+    q8_gemm_x8_bias(d.m, k_, d.w, w_u8, k_, d.w_zp, form, d.x_type == DType::u8, d.bias,
+                    b.data());
+    bias_.assign(ngp_ * d.group, 0);
+    scale_.assign(ngp_ * d.group, 0.0f);
+    for (size_t gi = 0; gi < d.group; ++gi) {
+      const size_t off = gi * ng_ * k_;
+      q8_gemm_pack_x8(ng_, k_, static_cast<const uint8_t*>(d.w) + off, w_u8, k_,
+                      d.w_zp + gi * ng_, nr, packed8_.data() + gi * group_packed_);
+      std::copy(b.begin() + gi * ng_, b.begin() + (gi + 1) * ng_, bias_.begin() + gi * ngp_);
+      std::copy(d.scale + gi * ng_, d.scale + (gi + 1) * ng_, scale_.begin() + gi * ngp_);
+    }
+    const Q8ConvGeom& g = d.geom;
+    // A 1x1 conv whose taps never fall in the padding reads its rows straight from NHWC.
+    direct_ = g.kh == 1 && g.kw == 1 && g.pt == 0 && g.pl == 0 &&
+              (g.oh - 1) * g.sh < g.h && (g.ow - 1) * g.sw < g.w;
+    lda_ = (k_ + 15) / 16 * 16;
+    const size_t tile_bytes = direct_ ? (64 << 10) : kScratchBytes / 2;
+    tile_rows_ = std::clamp<size_t>(tile_bytes / lda_ / mr * mr, 4 * mr, 512);
+    tile_rows_ = std::min(tile_rows_, (pixels_ + mr - 1) / mr * mr);
+    const size_t kq4 = (k_ + 3) / 4 * 4;
+    col_block_ = std::max(nr, (24 << 10) / kq4 / nr * nr);
+    return true;
+  }
+
+  void run_x8(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
+    const size_t mr = xk_->mr, nr = xk_->nr;
+    const Q8ConvGeom& g = d_.geom;
+    const size_t tiles = (pixels_ + tile_rows_ - 1) / tile_rows_;
+    const size_t blocks = (ng_ + nr - 1) / nr;
+    const size_t want = 4 * size_t(pool.threads());
+    const size_t tg = tiles * d_.group;
+    const size_t parts = tg >= want ? 1 : std::min(blocks, (want + tg - 1) / tg);
+    const size_t part_cols = (blocks + parts - 1) / parts * nr;
+    const uint8_t pad = static_cast<uint8_t>(d_.x_zp);
+    pool.parallel_for(tg * parts, 1, [&](size_t b, size_t e) {
+      std::vector<uint8_t> a(direct_ ? 0 : tile_rows_ * lda_);
+      std::vector<const void*> rowp(tile_rows_);
+      size_t built = SIZE_MAX;
+      for (size_t i = b; i < e; ++i) {
+        const size_t tile_group = i / parts, part = i % parts;
+        const size_t tile = tile_group / d_.group, gi = tile_group % d_.group;
+        const size_t p0 = tile * tile_rows_, rows = std::min(tile_rows_, pixels_ - p0);
+        if (built != tile_group) {
+          if (direct_) {
+            size_t ow = p0 % g.ow, oh = (p0 / g.ow) % g.oh, n = p0 / (g.ow * g.oh);
+            for (size_t r = 0; r < rows; ++r) {
+              rowp[r] = x + ((n * g.h + oh * g.sh) * g.w + ow * g.sw) * g.c + gi * cg_;
+              if (++ow == g.ow) {
+                ow = 0;
+                if (++oh == g.oh) oh = 0, ++n;
+              }
+            }
+          } else {
+            q8_im2col_x8(g, x, pad, gi * cg_, cg_, p0, rows, a.data(), lda_);
+            for (size_t r = 0; r < rows; ++r) rowp[r] = a.data() + r * lda_;
+          }
+          built = tile_group;
+        }
+        const size_t c_begin = part * part_cols, c_end = std::min(ng_, c_begin + part_cols);
+        const int8_t* w = packed8_.data() + gi * group_packed_;
+        for (size_t c0 = c_begin; c0 < c_end; c0 += col_block_) {
+          const size_t nc = std::min(col_block_, c_end - c0), ch = gi * ng_ + c0;
+          const size_t pc = gi * ngp_ + c0;
+          for (size_t r = 0; r < rows; r += mr) {
+            x8_fn_(std::min(mr, rows - r), nc, k_, rowp.data() + r, w + c0 * ((k_ + 3) / 4 * 4),
+                   bias_.data() + pc, scale_.data() + pc, y + ((p0 + r) * d_.m + ch) * y_size_,
+                   d_.m, d_.rq);
+          }
+        }
+      }
+    });
+  }
+
   void run_dw(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
     const Q8ConvGeom& g = d_.geom;
     const size_t items = (pixels_ + kDwPixelsPerItem - 1) / kDwPixelsPerItem;
@@ -131,10 +223,14 @@ class Q8ConvOp : public Op {
   std::vector<int32_t> bias_;
   std::vector<float> scale_;
   std::vector<int16_t> packed_;
+  std::vector<int8_t> packed8_;
   std::vector<uint8_t> pad_row_;
   size_t cg_ = 0, ng_ = 0, k_ = 0, kp_ = 0, pixels_ = 0, y_size_ = 1;
   size_t group_packed_ = 0, tile_rows_ = 0, col_block_ = 0;
-  bool depthwise_ = false;
+  bool depthwise_ = false, direct_ = false;
+  size_t ngp_ = 0, lda_ = 0;
+  const Q8GemmX8UKernel* xk_ = nullptr;
+  Q8GemmX8Fn x8_fn_ = nullptr;
   const Q8GemmUKernel* uk_ = nullptr;
   Q8GemmFn gemm_fn_ = nullptr;
   Q8DwConvFn dw_fn_ = nullptr;

@@ -26,4 +26,9 @@ void q8_im2col_u8(const Q8ConvGeom& g, const uint8_t* x, int32_t x_zp, size_t c0
 void q8_im2col_i8(const Q8ConvGeom& g, const int8_t* x, int32_t x_zp, size_t c0, size_t cg,
                   size_t p0, size_t rows, int16_t* a, size_t kp);
 
+// Byte rows for q8-gemm-x8: the same row contents as above, kept 8-bit (u8 or i8 alike; pad is
+// x_zp's byte), k = KH·KW·cg bytes per row, rows lda bytes apart, nothing written past k.
+void q8_im2col_x8(const Q8ConvGeom& g, const uint8_t* x, uint8_t pad, size_t c0, size_t cg,
+                  size_t p0, size_t rows, uint8_t* a, size_t lda);
+
 }  // namespace edgert

@@ -1,0 +1,139 @@
+// AVX2 byte-form q8-gemm, 4x16 tile, K in quads (c4): each int32 lane of an accumulator is one
+// column's sum, so no horizontal reduction is needed. Forms as in q8-gemm-x8.h (the pack-time
+// choice guarantees no int16 pair sum saturates). Reads A rows only below k (the last partial
+// quad through a copy), never A rows >= mr; output stage: cvtdq2ps, mulps (no FMA), max/min,
+// cvtps2dq (round half to even under the default MXCSR, as nearbyintf), + y_zp, saturating packs.
+#include <immintrin.h>
+
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/q8-gemm-x8/q8-gemm-x8.h"
+
+namespace edgert {
+namespace {
+
+constexpr size_t MR = 4, NR = 16;
+
+inline __m256i bcast_quad(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+inline __m256i bcast_tail(const uint8_t* p, size_t n) {
+  int32_t v = 0;
+  std::memcpy(&v, p, n);
+  return _mm256_set1_epi32(v);
+}
+
+// acc0/acc1 (columns 0-7 / 8-15) += the quad a · w0/w1.
+template <int Form, bool Flip>
+inline void quad(__m256i a, __m256i w0, __m256i w1, __m256i& acc0, __m256i& acc1) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if (Flip) a = _mm256_xor_si256(a, _mm256_set1_epi8(static_cast<char>(0x80)));
+  __m256i p0, p1;
+  if (Form == 0) {
+    p0 = _mm256_maddubs_epi16(a, w0);
+    p1 = _mm256_maddubs_epi16(a, w1);
+  } else {
+    const __m256i ua = _mm256_abs_epi8(a);
+    p0 = _mm256_maddubs_epi16(ua, _mm256_sign_epi8(w0, a));
+    p1 = _mm256_maddubs_epi16(ua, _mm256_sign_epi8(w1, a));
+  }
+  acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
+  acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, ones));
+}
+
+template <class Out>
+inline void store_row(__m256i acc0, __m256i acc1, const int32_t* bias, const float* scale,
+                      size_t nj, Out* c, const Q8Requant& rq) {
+  // vpaddd wraps like q8_add_wrap; the float multiply is rounded once, as in the scalar code.
+  const __m256 v0 = _mm256_mul_ps(
+      _mm256_cvtepi32_ps(_mm256_add_epi32(acc0, _mm256_loadu_si256((const __m256i*)bias))),
+      _mm256_loadu_ps(scale));
+  const __m256 v1 = _mm256_mul_ps(
+      _mm256_cvtepi32_ps(_mm256_add_epi32(acc1, _mm256_loadu_si256((const __m256i*)(bias + 8)))),
+      _mm256_loadu_ps(scale + 8));
+  if constexpr (std::is_same<Out, float>::value) {
+    if (nj == NR) {
+      _mm256_storeu_ps(c, v0);
+      _mm256_storeu_ps(c + 8, v1);
+    } else {
+      alignas(32) float tmp[NR];
+      _mm256_store_ps(tmp, v0);
+      _mm256_store_ps(tmp + 8, v1);
+      std::memcpy(c, tmp, nj * sizeof(float));
+    }
+  } else {
+    const __m256 lo = _mm256_set1_ps(rq.lo), hi = _mm256_set1_ps(rq.hi);
+    const __m256i zp = _mm256_set1_epi32(rq.y_zp);
+    const __m256i q0 = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v0, lo), hi)), zp);
+    const __m256i q1 = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v1, lo), hi)), zp);
+    const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
+    const __m128i wl = _mm256_castsi256_si128(w), wh = _mm256_extracti128_si256(w, 1);
+    const __m128i b = std::is_same<Out, uint8_t>::value ? _mm_packus_epi16(wl, wh)
+                                                        : _mm_packs_epi16(wl, wh);
+    if (nj == NR) {
+      _mm_storeu_si128((__m128i*)c, b);
+    } else {
+      alignas(16) uint8_t tmp[NR];
+      _mm_store_si128((__m128i*)tmp, b);
+      std::memcpy(c, tmp, nj);
+    }
+  }
+}
+
+template <int Form, class In, class Out>
+void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
+               const int32_t* bias, const float* scale, void* c_out, size_t c_stride,
+               const Q8Requant& rq) {
+  // pair_u8 wants u8 operands, sign_s8 wants s8 ones: flip the sign bit when the input differs.
+  constexpr bool kFlip = (Form == 0) != std::is_same<In, uint8_t>::value;
+  Out* c = static_cast<Out*>(c_out);
+  const uint8_t* a0 = static_cast<const uint8_t*>(a[0]);
+  const uint8_t* a1 = mr > 1 ? static_cast<const uint8_t*>(a[1]) : a0;  // short tile: reuse 0
+  const uint8_t* a2 = mr > 2 ? static_cast<const uint8_t*>(a[2]) : a0;
+  const uint8_t* a3 = mr > 3 ? static_cast<const uint8_t*>(a[3]) : a0;
+  const size_t kq = (k + 3) / 4, kfull = k / 4, rem = k % 4;
+  for (size_t n0 = 0; n0 < nc; n0 += NR) {
+    const int8_t* wb = w + n0 / NR * kq * 4 * NR;
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
+    __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    size_t off = 0;
+    for (size_t q = 0; q < kfull; ++q, off += 4, wb += 4 * NR) {
+      const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
+      const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
+      quad<Form, kFlip>(bcast_quad(a0 + off), w0, w1, c00, c01);
+      quad<Form, kFlip>(bcast_quad(a1 + off), w0, w1, c10, c11);
+      quad<Form, kFlip>(bcast_quad(a2 + off), w0, w1, c20, c21);
+      quad<Form, kFlip>(bcast_quad(a3 + off), w0, w1, c30, c31);
+    }
+    if (rem) {  // the weights of the missing bytes are zero, so the pad value does not matter
+      const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
+      const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
+      quad<Form, kFlip>(bcast_tail(a0 + off, rem), w0, w1, c00, c01);
+      quad<Form, kFlip>(bcast_tail(a1 + off, rem), w0, w1, c10, c11);
+      quad<Form, kFlip>(bcast_tail(a2 + off, rem), w0, w1, c20, c21);
+      quad<Form, kFlip>(bcast_tail(a3 + off, rem), w0, w1, c30, c31);
+    }
+    const size_t nj = nc - n0 < NR ? nc - n0 : NR;
+    Out* cr = c + n0;
+    store_row<Out>(c00, c01, bias + n0, scale + n0, nj, cr, rq);
+    if (mr > 1) store_row<Out>(c10, c11, bias + n0, scale + n0, nj, cr + c_stride, rq);
+    if (mr > 2) store_row<Out>(c20, c21, bias + n0, scale + n0, nj, cr + 2 * c_stride, rq);
+    if (mr > 3) store_row<Out>(c30, c31, bias + n0, scale + n0, nj, cr + 3 * c_stride, rq);
+  }
+}
+
+}  // namespace
+
+#define EDGERT_X8_ROW(F, In) {gemm_4x16<F, In, uint8_t>, gemm_4x16<F, In, int8_t>, \
+                              gemm_4x16<F, In, float>}
+const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2 = {
+    "q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2", MR, NR,
+    {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
+     {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}}};
+#undef EDGERT_X8_ROW
+
+}  // namespace edgert

@@ -1,0 +1,66 @@
+// q8-gemm-x8: the byte form of q8-gemm (same sum and output stage, see q8-gemm.h) for kernels
+// that multiply 8-bit operands directly (x86 vpmaddubsw) instead of widening them to int16.
+//
+// A row i is k bytes at a[i] (u8 or i8 activations straight from NHWC, or a byte im2col row),
+// any alignment, never read at or past k. W is packed once by q8_gemm_pack_x8: int8
+// w' = W − w_zp in blocks of nr columns, each block [round_up(k, 4) / 4][nr][4] (k quads,
+// zero-padded columns and quads). bias and scale are read for round_up(nc, nr) columns (callers
+// pad them). Any tile or thread split gives identical results: each output is one exact sum.
+//
+// Forms, chosen per layer at pack time by q8_gemm_choose_form (all exact, identical results):
+//  - pair_u8: the operand is x (u8 input) or x ^ 0x80 (i8 input; bias − 128·Σw'), multiplied
+//    u8 × s8 with int16 pair sums (vpmaddubsw). Exact only when, for every column, each weight
+//    pair (2j, 2j+1) has 255·(max(w0,0)+max(w1,0)) <= 32767 and 255·(min(w0,0)+min(w1,0)) >=
+//    −32768: true for 7-bit weights (reduce_range), false for nearly every full-range layer.
+//  - sign_s8: the operand is s = x (i8 input) or x ^ 0x80 (u8 input; bias + 128·Σw'),
+//    multiplied as |s| (u8, <= 128) × w'·sign(s) (s8): pair sums <= 2·128·127 < 32767, exact
+//    whenever every w' is in [−127, 127] (all onnxruntime-quantized s8 weights; it never emits
+//    −128). One vpsignb per product vector more than pair_u8 (about 0.6x its speed on Zen 3).
+//  - int16: anything else (u8 weights with a zero point, a w' of −128 or beyond): the int16
+//    q8-gemm table.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/q8-gemm/q8-gemm.h"
+
+namespace edgert {
+
+enum class Q8GemmForm { pair_u8, sign_s8, int16 };
+
+using Q8GemmX8Fn = void (*)(size_t mr, size_t nc, size_t k, const void* const* a,
+                            const int8_t* w, const int32_t* bias, const float* scale, void* c,
+                            size_t c_stride, const Q8Requant& rq);
+
+struct Q8GemmX8UKernel {
+  const char* name;
+  size_t mr, nr;
+  Q8GemmX8Fn fn[2][2][3];  // [form pair_u8, sign_s8][input u8, i8][output u8, i8, f32]
+};
+
+inline size_t q8_gemm_x8_packed_size(size_t n, size_t k, size_t nr) {
+  return (n + nr - 1) / nr * nr * ((k + 3) / 4 * 4);
+}
+
+// The fastest exact form for W [n][k] (u8 if w_is_u8 else i8, row stride ldw).
+Q8GemmForm q8_gemm_choose_form(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
+                               const int32_t* w_zp);
+// Packs W (whose form is not int16) into q8_gemm_x8_packed_size(n, k, nr) bytes.
+void q8_gemm_pack_x8(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
+                     const int32_t* w_zp, size_t nr, int8_t* out);
+// out[i] = bias[i] corrected for the operand flip of form and input type (wraparound).
+void q8_gemm_x8_bias(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
+                     const int32_t* w_zp, Q8GemmForm form, bool x_is_u8, const int32_t* bias,
+                     int32_t* out);
+
+// Scalar reference of the byte form: 1x16, the same packing; both forms compute the same sum.
+extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_1x16__scalar;
+// AVX2: 4x16 tile of vpmaddubsw + vpmaddwd (+ vpabsb/vpsignb for sign_s8).
+extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2;
+
+// The byte-form variant for the active ISA, or nullptr (scalar, neon: the engine then runs the
+// int16 q8-gemm table).
+const Q8GemmX8UKernel* q8_gemm_x8_ukernel();
+
+}  // namespace edgert
