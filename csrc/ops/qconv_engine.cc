@@ -33,8 +33,9 @@ class Q8ConvOp : public Op {
     if (depthwise_) {
       const Q8DwConvUKernel& uk = q8_dwconv_ukernel();
       dw_fn_ = uk.fn[d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
-      packed_.resize(k_ * d.m);
-      q8_dwconv_pack_w(d.m, k_, d.w, d.w_type == DType::u8, d.w_zp, packed_.data());
+      packed_.resize(q8_dwconv_packed_size(d.m, k_));
+      (uk.pack ? uk.pack : q8_dwconv_pack_w)(d.m, k_, d.w, d.w_type == DType::u8, d.w_zp,
+                                             packed_.data());
       pad_row_.assign(g.c, static_cast<uint8_t>(d.x_zp));  // two's complement for i8 too
       return;
     }

@@ -23,12 +23,26 @@ using Q8DwConvFn = void (*)(size_t channels, size_t taps, const void* const* in,
 void q8_dwconv_pack_w(size_t channels, size_t taps, const void* w, bool w_is_u8,
                       const int32_t* w_zp, int16_t* out);
 
+// A variant's own packing (same contract as q8_dwconv_pack_w, its own layout); out holds
+// q8_dwconv_packed_size(channels, taps) int16, enough for every variant.
+using Q8DwConvPackFn = void (*)(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                                const int32_t* w_zp, int16_t* out);
+inline size_t q8_dwconv_packed_size(size_t channels, size_t taps) {
+  return (taps + 1) / 2 * 2 * ((channels + 15) / 16 * 16);
+}
+
 struct Q8DwConvUKernel {
   const char* name;
   Q8DwConvFn fn[2][3];  // [input u8, i8][output u8, i8, f32]
+  Q8DwConvPackFn pack = nullptr;  // nullptr: q8_dwconv_pack_w
 };
 
 extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel__scalar;
+// AVX2: 16 channels per vector step, tap pairs interleaved for vpmaddwd (exact int16 products);
+// packing [round_up(taps, 2) / 2][round_up(channels, 16)][2], zeros past taps and channels.
+extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c16__avx2;
+void q8_dwconv_pack_w_c16x2(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                            const int32_t* w_zp, int16_t* out);
 // AArch64: 16-channel blocks, SMLAL on inputs widened to int16.
 extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel__neon;
 const Q8DwConvUKernel& q8_dwconv_ukernel();  // the variant for the active ISA

@@ -1,4 +1,6 @@
 // Scalar q8-dwconv: the reference for SIMD variants.
+#include <algorithm>
+
 #include "isa.h"
 #include "kernels/q8-dwconv/q8-dwconv.h"
 #include "kernels/q8-gemm/requant-scalar.h"
@@ -12,6 +14,18 @@ void q8_dwconv_pack_w(size_t channels, size_t taps, const void* w, bool w_is_u8,
       const int32_t v = w_is_u8 ? int32_t{static_cast<const uint8_t*>(w)[c * taps + t]}
                                 : int32_t{static_cast<const int8_t*>(w)[c * taps + t]};
       out[t * channels + c] = static_cast<int16_t>(v - w_zp[c]);
+    }
+}
+
+void q8_dwconv_pack_w_c16x2(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                            const int32_t* w_zp, int16_t* out) {
+  const size_t cp = (channels + 15) / 16 * 16;
+  std::fill(out, out + q8_dwconv_packed_size(channels, taps), int16_t{0});
+  for (size_t c = 0; c < channels; ++c)
+    for (size_t t = 0; t < taps; ++t) {
+      const int32_t v = w_is_u8 ? int32_t{static_cast<const uint8_t*>(w)[c * taps + t]}
+                                : int32_t{static_cast<const int8_t*>(w)[c * taps + t]};
+      out[(t / 2 * cp + c) * 2 + t % 2] = static_cast<int16_t>(v - w_zp[c]);
     }
 }
 
@@ -57,6 +71,9 @@ const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel__scalar = {
 const Q8DwConvUKernel& q8_dwconv_ukernel() {
 #if defined(__aarch64__)
   if (active_isa() == Isa::neon) return q8_dwconv_minmax_fp32_ukernel__neon;
+#endif
+#if defined(__x86_64__) || defined(_M_X64)
+  if (active_isa() == Isa::avx2) return q8_dwconv_minmax_fp32_ukernel_c16__avx2;
 #endif
   return q8_dwconv_minmax_fp32_ukernel__scalar;
 }
