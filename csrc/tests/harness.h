@@ -6,9 +6,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <string>
 #include <vector>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace edgert {
 namespace test {
@@ -45,6 +50,17 @@ std::vector<Variant<T>>& variants() {
   return v;
 }
 
+// Every variant name registered, and those a family ran: a declared table no family knows is
+// reported as a failure (a new kernel family needs its test here).
+inline std::vector<std::string>& declared_variants() {
+  static std::vector<std::string> v;
+  return v;
+}
+inline std::vector<std::string>& tested_variants() {
+  static std::vector<std::string> v;
+  return v;
+}
+
 template <class T>
 const T* scalar_variant() {  // the reference
   for (const Variant<T>& v : variants<T>())
@@ -71,6 +87,41 @@ struct Guarded {
   }
 };
 
+// A read-only copy of v placed to end exactly at a page boundary followed by an inaccessible
+// page: a kernel reading one element past the end faults, natively, under the sanitizers and
+// under qemu-user (where ASan is not available), so over-reads cannot pass unnoticed.
+template <class T>
+class Fenced {
+ public:
+  Fenced() = default;
+  explicit Fenced(const std::vector<T>& v) : n_(v.size()) {
+    const size_t page = size_t(sysconf(_SC_PAGESIZE)), bytes = n_ * sizeof(T);
+    len_ = (bytes + page - 1) / page * page + page;
+    void* m = mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) std::abort();
+    base_ = static_cast<uint8_t*>(m);
+    mprotect(base_ + len_ - page, page, PROT_NONE);
+    p_ = reinterpret_cast<T*>(base_ + len_ - page - bytes);
+    if (bytes) std::memcpy(p_, v.data(), bytes);
+  }
+  Fenced(Fenced&& o) noexcept { swap(o); }
+  Fenced& operator=(Fenced&& o) noexcept { swap(o); return *this; }
+  Fenced(const Fenced&) = delete;
+  ~Fenced() { if (base_) munmap(base_, len_); }
+  const T* data() const { return p_; }
+  const T& operator[](size_t i) const { return p_[i]; }
+  size_t size() const { return n_; }
+
+ private:
+  void swap(Fenced& o) {
+    std::swap(p_, o.p_), std::swap(n_, o.n_), std::swap(base_, o.base_), std::swap(len_, o.len_);
+  }
+  T* p_ = nullptr;
+  size_t n_ = 0;
+  uint8_t* base_ = nullptr;
+  size_t len_ = 0;
+};
+
 // Counts comparisons of one family and prints the first few failures.
 class Family {
  public:
@@ -81,6 +132,7 @@ class Family {
   }
   void check(bool ok, const std::string& what) { ok ? pass() : fail(what); }
   void note_variant(const char* n, bool run) {
+    tested_variants().push_back(n);
     names_ += std::string(names_.empty() ? "" : ", ") + n + (run ? "" : " (skipped: CPU lacks it)");
   }
   size_t passed() const { return passed_; }
@@ -110,6 +162,7 @@ std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
 // Families: each runs its cases over every registered variant and returns its counts.
 Family run_q8_gemm(Rng& rng);
 Family run_q8_dwconv(Rng& rng);
+Family run_q8_gemm_x8(Rng& rng);
 
 }  // namespace test
 }  // namespace edgert

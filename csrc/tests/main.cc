@@ -3,6 +3,7 @@
 // int64 reference). Prints one line per family, then `N passed, M failed`; exits 1 on failure.
 #include <cstdarg>
 #include <cstdlib>
+#include <string>
 
 #include "isa.h"
 #include "tests/harness.h"
@@ -16,6 +17,7 @@ template <class T>
 struct Registrar {
   Registrar(const T* t, const char* name, const char* isa) {
     variants<T>().push_back({t, name, isa});
+    declared_variants().push_back(name);
   }
 };
 
@@ -51,12 +53,21 @@ int main(int argc, char** argv) {
   const uint64_t seed = argc > 1 ? std::strtoull(argv[1], nullptr, 0) : 20240611;
   std::printf("edgert kernel tests: seed %llu, active ISA %s\n", (unsigned long long)seed,
               edgert::isa_name(edgert::active_isa()));
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines survive a crashing kernel
   Rng rng(seed);
-  const Family families[] = {run_q8_gemm(rng), run_q8_dwconv(rng)};
+  const Family families[] = {run_q8_gemm(rng), run_q8_gemm_x8(rng), run_q8_dwconv(rng)};
   size_t passed = 0, failed = 0;
   for (const Family& f : families) {
     f.report();
     passed += f.passed(), failed += f.failed();
+  }
+  for (const std::string& name : declared_variants()) {
+    bool tested = false;
+    for (const std::string& t : tested_variants()) tested = tested || t == name;
+    if (!tested) {
+      std::printf("FAIL %s: declared, but no family in csrc/tests/ tests its table\n", name.c_str());
+      ++failed;
+    }
   }
   std::printf("%zu passed, %zu failed\n", passed, failed);
   return failed ? 1 : 0;

@@ -3,7 +3,6 @@
 // w − w_zp = ±255 with sums near 2^31, zero points and clamps at their extremes.
 #include <algorithm>
 #include <cmath>
-#include <memory>
 
 #include "kernels/q8-dwconv/q8-dwconv.h"
 #include "tests/harness.h"
@@ -22,12 +21,16 @@ struct Case {
 struct Data {
   // Input rows of exactly `channels` bytes each (reading past a row is a bug), one per tap;
   // taps share rows through the pointer table as padding rows do.
-  std::vector<std::unique_ptr<uint8_t[]>> rows;
+  std::vector<Fenced<uint8_t>> rows;
   std::vector<const void*> in;
-  std::vector<int16_t> packed;
+  std::vector<uint8_t> w;  // raw [channels][taps]
+  std::vector<int32_t> w_zp;
+  std::vector<int16_t> packed;  // q8_dwconv_pack_w's layout, for the reference
   std::vector<int32_t> bias;
   std::vector<float> scale;
   Q8Requant rq{};
+  Fenced<int32_t> fbias;  // what kernels read, against a fence page
+  Fenced<float> fscale;
 };
 
 std::string describe(const Case& c) {
@@ -42,7 +45,7 @@ Data make_data(const Case& c, Rng& rng) {
   const int32_t wlo = c.w_u8 ? 0 : -128, whi = c.w_u8 ? 255 : 127;
   const size_t nrows = std::min<size_t>(c.taps, 40);
   for (size_t r = 0; r < nrows; ++r) {
-    d.rows.emplace_back(new uint8_t[c.channels]);
+    std::vector<uint8_t> row(c.channels);
     const int32_t fill = rng.range(xlo, xhi);  // a padding row: one value (x_zp) throughout
     const bool pad = rng.below(5) == 0;
     for (size_t ch = 0; ch < c.channels; ++ch) {
@@ -50,12 +53,15 @@ Data make_data(const Case& c, Rng& rng) {
       if (c.values == 1 && rng.below(3)) x = rng.coin() ? xlo : xhi;
       if (c.values == 2) x = c.x_u8 ? 255 : -128;
       if (c.values == 3) x = rng.range(c.x_u8 ? 0 : -2, c.x_u8 ? 4 : 2);
-      d.rows[r][ch] = static_cast<uint8_t>(x);
+      row[ch] = static_cast<uint8_t>(x);
     }
+    d.rows.emplace_back(row);
   }
-  for (size_t t = 0; t < c.taps; ++t) d.in.push_back(d.rows[t < nrows ? t : rng.below(nrows)].get());
-  std::vector<uint8_t> w(c.channels * c.taps);
-  std::vector<int32_t> w_zp(c.channels);
+  for (size_t t = 0; t < c.taps; ++t) d.in.push_back(d.rows[t < nrows ? t : rng.below(nrows)].data());
+  std::vector<uint8_t>& w = d.w;
+  std::vector<int32_t>& w_zp = d.w_zp;
+  w.resize(c.channels * c.taps);
+  w_zp.resize(c.channels);
   for (size_t ch = 0; ch < c.channels; ++ch) {
     const bool up = rng.coin();
     w_zp[ch] = c.values == 0 ? rng.range(wlo, whi) : (up ? wlo : whi);
@@ -87,6 +93,8 @@ Data make_data(const Case& c, Rng& rng) {
     default: break;
   }
   d.rq = {float(qmin - y_zp), float(qmax - y_zp), y_zp};
+  d.fbias = Fenced<int32_t>(d.bias);
+  d.fscale = Fenced<float>(d.scale);
   return d;
 }
 
@@ -115,8 +123,13 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
   Guarded want(bytes), ref(bytes);
   reference(c, d, ref.data());
   auto run = [&](const Q8DwConvUKernel& uk, uint8_t* y) {
-    uk.fn[c.x_u8 ? 0 : 1][c.out](c.channels, c.taps, d.in.data(), d.packed.data(), d.bias.data(),
-                                 d.scale.data(), y, d.rq);
+    // Each variant packs with its own function into the shared size, as the engine does.
+    std::vector<int16_t> w(q8_dwconv_packed_size(c.channels, c.taps));
+    (uk.pack ? uk.pack : q8_dwconv_pack_w)(c.channels, c.taps, d.w.data(), c.w_u8,
+                                           d.w_zp.data(), w.data());
+    const Fenced<int16_t> packed(w);
+    uk.fn[c.x_u8 ? 0 : 1][c.out](c.channels, c.taps, d.in.data(), packed.data(),
+                                 d.fbias.data(), d.fscale.data(), y, d.rq);
   };
   run(scalar, want.data());
   size_t at = first_diff(want.data(), ref.data(), bytes);

@@ -31,6 +31,9 @@ struct Data {
   std::vector<int32_t> w_zp, bias;
   std::vector<float> scale;
   Q8Requant rq{};
+  Fenced<int16_t> fa;  // what kernels read: a, bias and scale against a fence page
+  Fenced<int32_t> fbias;
+  Fenced<float> fscale;
 };
 
 std::string describe(const Case& c) {
@@ -95,6 +98,7 @@ Data make_data(const Case& c, Rng& rng) {
     default: break;
   }
   d.rq = {float(qmin - y_zp), float(qmax - y_zp), y_zp};
+  d.fa = Fenced<int16_t>(d.a), d.fbias = Fenced<int32_t>(d.bias), d.fscale = Fenced<float>(d.scale);
   return d;
 }
 
@@ -121,15 +125,16 @@ void reference(const Case& c, const Data& d, uint8_t* out) {
 // Runs a variant over the whole C: rows in tiles of mr, columns in chunks of `chunk` (a
 // multiple of nr, as the op's column blocks are) with the packed rows, bias and scale offset.
 void run(const Q8GemmUKernel& uk, const Case& c, const Data& d, size_t chunk, uint8_t* out) {
-  std::vector<int16_t> packed(q8_gemm_packed_size(c.n, c.k, uk.nr));
-  uk.pack(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data(), uk.nr, packed.data());
+  std::vector<int16_t> w(q8_gemm_packed_size(c.n, c.k, uk.nr));
+  uk.pack(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data(), uk.nr, w.data());
+  const Fenced<int16_t> packed(w);
   const Q8GemmFn fn = c.out == kU8 ? uk.out_u8 : c.out == kI8 ? uk.out_i8 : uk.out_f32;
   const size_t es = c.out == kF32 ? 4 : 1, kp = q8_gemm_kp(c.k);
   for (size_t c0 = 0; c0 < c.n; c0 += chunk) {
     const size_t nc = std::min(chunk, c.n - c0);
     for (size_t r = 0; r < c.m; r += uk.mr)
-      fn(std::min(uk.mr, c.m - r), nc, kp, d.a.data() + r * c.a_stride, c.a_stride,
-         packed.data() + c0 * kp, d.bias.data() + c0, d.scale.data() + c0,
+      fn(std::min(uk.mr, c.m - r), nc, kp, d.fa.data() + r * c.a_stride, c.a_stride,
+         packed.data() + c0 * kp, d.fbias.data() + c0, d.fscale.data() + c0,
          out + (r * c.c_stride + c0) * es, c.c_stride, d.rq);
   }
 }

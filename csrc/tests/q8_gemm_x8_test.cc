@@ -1,0 +1,188 @@
+// q8-gemm-x8 (the byte form): every variant and form against the scalar byte kernel and against
+// the int64 sum of the original operands (so packing, form choice and bias correction are
+// checked too), on K around every quad/vector block, M and N remainders, u8/i8 inputs and
+// weights, w' at ±127 (sign_s8) and at the pair limit (pair_u8), zero points and clamps.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/q8-gemm-x8/q8-gemm-x8.h"
+#include "tests/harness.h"
+
+namespace edgert {
+namespace test {
+namespace {
+
+struct Case {
+  size_t m, n, k, c_stride;
+  bool x_u8, w_u8;
+  int out;      // 0 u8, 1 i8, 2 f32
+  bool narrow;  // |w'| <= 64: pair_u8 is exact, both forms are run
+  bool ties;    // small sums times 2^−1..3: exact halves
+};
+
+std::string describe(const Case& c) {
+  static const char* const out[] = {"u8", "i8", "f32"};
+  return fmt("m=%zu n=%zu k=%zu c_stride=%zu x=%s w=%s out=%s w'=%s%s", c.m, c.n, c.k,
+             c.c_stride, c.x_u8 ? "u8" : "i8", c.w_u8 ? "u8" : "i8", out[c.out],
+             c.narrow ? "narrow" : "wide", c.ties ? " ties" : "");
+}
+
+struct Data {
+  std::vector<Fenced<uint8_t>> rows;  // k bytes each: reading at or past k faults
+  std::vector<const void*> a;
+  std::vector<uint8_t> w;
+  std::vector<int32_t> w_zp, bias;
+  std::vector<float> scale;
+  Q8Requant rq{};
+};
+
+Data make_data(const Case& c, Rng& rng) {
+  Data d;
+  const int32_t xlo = c.x_u8 ? 0 : -128, xhi = c.x_u8 ? 255 : 127;
+  const int32_t wlo = c.w_u8 ? 0 : -128, whi = c.w_u8 ? 255 : 127;
+  const int32_t lim = c.narrow ? 64 : 127;  // |w'|: 64 fits pair_u8 (255·128 <= 32767)
+  for (size_t i = 0; i < c.m; ++i) {
+    std::vector<uint8_t> row(c.k);
+    for (auto& b : row) {
+      int32_t x = rng.below(4) ? rng.range(xlo, xhi) : (rng.coin() ? xlo : xhi);
+      if (c.ties) x = rng.range(c.x_u8 ? 0 : -2, c.x_u8 ? 4 : 2);
+      b = static_cast<uint8_t>(x);
+    }
+    d.rows.emplace_back(row);
+    d.a.push_back(d.rows.back().data());
+  }
+  d.w.resize(c.n * c.k);
+  for (size_t i = 0; i < c.n; ++i) {
+    // A zero point that leaves w − w_zp = ±lim reachable inside the weight type's range.
+    const int32_t zp = c.w_u8 ? rng.range(lim, 255 - lim) : (rng.below(3) ? 0 : rng.range(-128 + lim, 127 - lim));
+    d.w_zp.push_back(zp);
+    for (size_t j = 0; j < c.k; ++j) {
+      int32_t v = rng.below(3) ? zp + rng.range(-lim, lim) : zp + (rng.coin() ? lim : -lim);
+      if (c.ties) v = zp + rng.range(-2, 2);
+      d.w[i * c.k + j] = static_cast<uint8_t>(std::min(whi, std::max(wlo, v)));
+    }
+    const float typical = 255.0f * 64.0f * std::sqrt(float(c.k)) + 1.0f;
+    d.bias.push_back(rng.below(8) ? rng.range(-(1 << 20), 1 << 20) : int32_t(rng.next()));
+    d.scale.push_back(rng.uniform(0.2f, 4.0f) * 64.0f / typical);
+    if (c.ties) d.bias.back() = rng.range(-40, 40), d.scale.back() = 1.0f / float(2 << rng.below(3));
+  }
+  const int32_t qlo = c.out == 0 ? 0 : -128, qhi = c.out == 0 ? 255 : 127;
+  const int32_t pick = rng.range(0, 4);
+  const int32_t y_zp = pick == 0 ? qlo : pick == 1 ? qhi : rng.range(qlo, qhi);
+  int32_t qmin = qlo, qmax = qhi;
+  switch (rng.range(0, 3)) {
+    case 1: qmin = y_zp; break;
+    case 2: qmin = qmax = rng.range(qlo, qhi); break;
+    case 3: qmin = rng.range(qlo, qhi), qmax = rng.range(qmin, qhi); break;
+    default: break;
+  }
+  d.rq = {float(qmin - y_zp), float(qmax - y_zp), y_zp};
+  return d;
+}
+
+void reference(const Case& c, const Data& d, uint8_t* out) {
+  const size_t es = c.out == 2 ? 4 : 1;
+  for (size_t i = 0; i < c.m; ++i)
+    for (size_t n = 0; n < c.n; ++n) {
+      int64_t s = 0;
+      for (size_t k = 0; k < c.k; ++k) {
+        const uint8_t xb = static_cast<const uint8_t*>(d.a[i])[k], wb = d.w[n * c.k + k];
+        const int64_t x = c.x_u8 ? xb : static_cast<int8_t>(xb);
+        const int64_t w = c.w_u8 ? wb : static_cast<int8_t>(wb);
+        s += x * (w - d.w_zp[n]);
+      }
+      const int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(s) + uint32_t(d.bias[n]));
+      float v = float(acc) * d.scale[n];
+      uint8_t* dst = out + (i * c.c_stride + n) * es;
+      if (c.out == 2) {
+        std::memcpy(dst, &v, 4);
+        continue;
+      }
+      v = std::min(std::max(v, d.rq.lo), d.rq.hi);
+      *dst = static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(v)) + d.rq.y_zp);
+    }
+}
+
+// The engine's sequence: pack for the variant's nr, correct bias for form and input type, pad
+// bias/scale to whole tiles, run rows in tiles of mr and columns in chunks of `chunk` (multiple
+// of nr).
+void run(const Q8GemmX8UKernel& uk, Q8GemmForm form, const Case& c, const Data& d, size_t chunk,
+         uint8_t* out) {
+  const size_t nr = uk.nr, np = (c.n + nr - 1) / nr * nr, kq4 = (c.k + 3) / 4 * 4;
+  std::vector<int8_t> w(q8_gemm_x8_packed_size(c.n, c.k, nr));
+  q8_gemm_pack_x8(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data(), nr, w.data());
+  std::vector<int32_t> bias(np, 0);
+  std::vector<float> scale(np, 1.0f);
+  q8_gemm_x8_bias(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data(), form, c.x_u8, d.bias.data(),
+                  bias.data());
+  std::copy(d.scale.begin(), d.scale.end(), scale.begin());
+  const Fenced<int8_t> fw(w);
+  const Fenced<int32_t> fb(bias);
+  const Fenced<float> fs(scale);
+  const Q8GemmX8Fn fn = uk.fn[form == Q8GemmForm::pair_u8 ? 0 : 1][c.x_u8 ? 0 : 1][c.out];
+  const size_t es = c.out == 2 ? 4 : 1;
+  for (size_t c0 = 0; c0 < c.n; c0 += chunk)
+    for (size_t r = 0; r < c.m; r += uk.mr)
+      fn(std::min(uk.mr, c.m - r), std::min(chunk, c.n - c0), c.k, d.a.data() + r,
+         fw.data() + c0 * kq4, fb.data() + c0, fs.data() + c0, out + (r * c.c_stride + c0) * es,
+         c.c_stride, d.rq);
+}
+
+void check_case(Family& fam, const Case& c, Rng& rng) {
+  const Data d = make_data(c, rng);
+  const Q8GemmForm chosen =
+      q8_gemm_choose_form(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data());
+  // Every |w'| <= 127 here, so the choice must be a byte form; narrow weights allow pair_u8.
+  fam.check(chosen != Q8GemmForm::int16 && (!c.narrow || chosen == Q8GemmForm::pair_u8),
+            fmt("q8_gemm_choose_form picked %d: %s", int(chosen), describe(c).c_str()));
+  std::vector<Q8GemmForm> forms{Q8GemmForm::sign_s8};
+  if (chosen == Q8GemmForm::pair_u8) forms.push_back(Q8GemmForm::pair_u8);
+  const size_t bytes = ((c.m - 1) * c.c_stride + c.n) * (c.out == 2 ? 4 : 1);
+  Guarded want(bytes);
+  reference(c, d, want.data());
+  for (Q8GemmForm form : forms)
+    for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
+      if (!isa_runnable(v.isa)) continue;
+      for (size_t chunk : {c.n, v.table->nr * (1 + rng.below(2))}) {
+        Guarded got(bytes);
+        run(*v.table, form, c, d, chunk, got.data());
+        const size_t at = first_diff(got.data(), want.data(), bytes);
+        fam.check(at == SIZE_MAX && got.guard_intact(),
+                  fmt("%s form %s (chunk %zu): %s, byte %zu%s", v.name,
+                      form == Q8GemmForm::pair_u8 ? "pair_u8" : "sign_s8", chunk,
+                      describe(c).c_str(), at, got.guard_intact() ? "" : ", wrote past the output"));
+      }
+    }
+}
+
+}  // namespace
+
+Family run_q8_gemm_x8(Rng& rng) {
+  Family fam("q8-gemm-x8");
+  size_t mr = 1, nr = 1;
+  for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
+    fam.note_variant(v.name, isa_runnable(v.isa));
+    mr = std::max(mr, v.table->mr), nr = std::max(nr, v.table->nr);
+  }
+  if (variants<Q8GemmX8UKernel>().empty()) return fam;
+  auto random_case = [&](size_t m, size_t n, size_t k) {
+    return Case{m, n, k, n + (rng.coin() ? 0 : 1 + rng.below(5)), rng.coin(), rng.coin(),
+                int(rng.below(3)), rng.coin(), rng.below(4) == 0};
+  };
+  for (size_t k : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100})
+    for (size_t m = 1; m <= mr + 1; ++m)
+      for (size_t n : {size_t{1}, size_t{3}, nr - 1, nr, nr + 1}) check_case(fam, random_case(m, n, k), rng);
+  for (size_t m : {2 * mr + 1, size_t{13}})
+    for (size_t n : {2 * nr + 1, 3 * nr - 1, size_t{67}})
+      for (size_t k : {size_t{27}, size_t{144}, size_t{577}}) check_case(fam, random_case(m, n, k), rng);
+  for (int combo = 0; combo < 24; ++combo) {
+    Case c = random_case(mr + 1, nr + 3, 45);
+    c.x_u8 = combo & 1, c.w_u8 = combo & 2, c.narrow = combo & 4, c.out = combo / 8;
+    check_case(fam, c, rng);
+  }
+  for (size_t k : {size_t{4608}, kQ8GemmMaxK}) check_case(fam, random_case(2, nr + 1, k), rng);
+  return fam;
+}
+
+}  // namespace test
+}  // namespace edgert

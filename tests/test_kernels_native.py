@@ -1,0 +1,103 @@
+"""The C++ kernel test driver (csrc/tests/): every ISA variant of a kernel family bit-exact with
+its scalar kernel, built natively, under ASan+UBSan, and for aarch64 under qemu-aarch64.
+
+A missing compiler, cmake or cross toolchain is a pytest skip naming what is missing (CI installs
+g++-aarch64-linux-gnu and qemu-user, see .ci/run), never a silent pass.
+"""
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DRIVER_SRC = ROOT / "csrc" / "tests"
+SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.M)
+
+
+def _need(*tools):
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip("kernel driver: missing " + ", ".join(missing))
+
+
+def _build(build_dir, *cmake_args, env=None):
+    _need("cmake", "ninja")
+    gen = ["cmake", "-S", str(DRIVER_SRC), "-B", str(build_dir), "-G", "Ninja", *cmake_args]
+    for cmd in (gen, ["cmake", "--build", str(build_dir)]):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    return build_dir / "edgert_kernel_tests"
+
+
+def _run(cmd, env_extra, timeout):
+    env = dict(os.environ, **env_extra)
+    env.pop("EDGERT_ISA", None)  # the driver tests every variant; it must not be restricted
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    out = r.stdout + r.stderr
+    print(out)  # shown by pytest -rA / on failure: the per-family lines
+    m = SUMMARY.search(r.stdout)
+    assert m is not None, f"no summary line (exit {r.returncode}):\n{out[-6000:]}"
+    passed, failed = int(m.group(1)), int(m.group(2))
+    assert r.returncode == 0 and failed == 0 and passed > 0, out[-6000:]
+    return r.stdout
+
+
+def _families(stdout):
+    """{family: variants line} from lines like 'q8-gemm    ok: 10 passed, 0 failed [a, b]'."""
+    return {m.group(1): m.group(2) for m in re.finditer(r"^(\S+)\s+ok: .*\[(.*)\]$", stdout, re.M)}
+
+
+def _cpu_has_avx2():
+    try:
+        return " avx2 " in " " + Path("/proc/cpuinfo").read_text().replace("\n", " ") + " "
+    except OSError:
+        return False
+
+
+def test_driver_native(tmp_path_factory):
+    exe = _build(tmp_path_factory.mktemp("kt-native"))
+    out = _run([str(exe)], {}, timeout=120)
+    fams = _families(out)
+    assert {"q8-gemm", "q8-dwconv"} <= fams.keys(), out
+    # Every AVX2 variant compiled in must have been run on an AVX2 machine, not skipped.
+    if _cpu_has_avx2():
+        assert "skipped" not in out, out
+
+
+def test_driver_asan_ubsan(tmp_path_factory):
+    exe = _build(tmp_path_factory.mktemp("kt-asan"), "-DEDGERT_TEST_SANITIZE=ON")
+    _run([str(exe)], {"ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1",
+                      "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}, timeout=300)
+
+
+CROSS = "aarch64-linux-gnu-g++"
+
+
+def test_driver_aarch64_qemu(tmp_path_factory):
+    _need(CROSS, "qemu-aarch64")
+    exe = _build(tmp_path_factory.mktemp("kt-aarch64"), "-DCMAKE_SYSTEM_NAME=Linux",
+                 "-DCMAKE_SYSTEM_PROCESSOR=aarch64", f"-DCMAKE_CXX_COMPILER={CROSS}",
+                 "-DEDGERT_TEST_ARCH_FLAGS=-march=armv8.2-a+dotprod;-static")
+    # QEMU_CPU=max emulates every extension qemu knows, the dot product included.
+    out = _run(["qemu-aarch64", str(exe)], {"QEMU_CPU": "max"}, timeout=600)
+    assert "active ISA neon" in out, out
+    fams = _families(out)
+    for fam in ("q8-gemm", "q8-dwconv"):
+        assert "__neon" in fams.get(fam, ""), f"{fam}: no NEON variant ran\n{out}"
+    assert "skipped" not in out, out  # every neon* variant ran, the dot-product ones included
+
+
+def test_neon_sources_build_for_the_extension(tmp_path):
+    """The extension compiles neon.cc with -O3 and no -march (plain Armv8-A): they must build so."""
+    _need(CROSS)
+    sources = sorted((ROOT / "csrc" / "kernels").glob("*/neon.cc"))
+    assert sources, "no NEON kernels found"
+    for src in sources:
+        cmd = [CROSS, "-std=c++17", "-O3", "-fno-math-errno", "-ffp-contract=off", "-Wall",
+               "-Wextra", "-Werror", "-Wno-unused-parameter", f"-I{ROOT / 'csrc'}", "-c",
+               str(src), "-o", str(tmp_path / (src.parent.name + ".o"))]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        assert r.returncode == 0, f"{src}:\n{r.stderr[-4000:]}"
