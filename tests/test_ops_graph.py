@@ -57,9 +57,17 @@ def test_qlinear_lut_ops(op, alpha, et):
     m = model([n], [("x", et, [2, 5, 7, 3])], [("y", et, None)],
               {"xs": xs, "xz": xz, "ys": ys, "yz": yz}, ms=True)
     x = np.arange(256, dtype=np.uint8).view(NP[et]).reshape(1, 256)[:, :210].reshape(2, 5, 7, 3)
-    # The table is built in fp32 numpy; onnxruntime's exp may differ by an ulp near a rounding
-    # boundary, moving a code by one.
-    check(m, {"x": x}, tol=1)
+    check(m, {"x": x})  # edgert builds the table as onnxruntime does: bit-exact
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_qlinear_sigmoid_table_is_exact_for_many_scales(seed):
+    rng = np.random.default_rng(100 + seed)
+    n = helper.make_node("QLinearSigmoid", ["x", "xs", "xz", "ys", "yz"], ["y"], domain="com.microsoft")
+    inits = {"xs": np.float32(10 ** rng.uniform(-3, 0)), "xz": np.uint8(rng.integers(0, 256)),
+             "ys": np.float32(10 ** rng.uniform(-3.5, -2)), "yz": np.uint8(rng.integers(0, 64))}
+    m = model([n], [("x", U8, [1, 256])], [("y", U8, None)], inits, ms=True)
+    check(m, {"x": np.arange(256, dtype=np.uint8).reshape(1, 256)})
 
 
 @pytest.mark.parametrize("opset,axis", [(13, -1), (13, 1), (12, 1), (12, -1)])

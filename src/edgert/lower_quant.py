@@ -5,6 +5,7 @@ import numpy as np
 
 from .graph import Node
 from .lower import rule
+from .tables import build_lut
 from .lower_float import (_UNARY, _with_flat, conv_geometry, pool_window, softmax_axis,
                           unary_attrs)
 
@@ -239,35 +240,6 @@ def qlinear_concat(L, n):
     L.emit("qconcat", ins, [n.outputs[0]], {
         "axis": L.axis(out, axis), "y_scale": ys, "y_zp": yzp,
         "in_scales": [float(s) for _, s, _ in xs], "in_zps": [int(z) for _, _, z in xs]})
-
-
-def _f32_fn(kind, a):
-    """The float function of a unary kind, on float32 numpy arrays (for lookup tables)."""
-    f = np.float32
-    table = {
-        "relu": lambda x: np.maximum(x, f(0)),
-        "clip": lambda x: np.minimum(np.maximum(x, f(a.get("min", -np.inf))), f(a.get("max", np.inf))),
-        "leaky_relu": lambda x: np.where(x >= 0, x, x * f(a.get("alpha", 0.01))),
-        "sigmoid": lambda x: f(1) / (f(1) + np.exp(-x)),
-        "tanh": np.tanh,
-        "hard_sigmoid": lambda x: np.clip(x * f(a.get("alpha", 0.2)) + f(a.get("beta", 0.5)), f(0), f(1)),
-        "hard_swish": lambda x: x * np.clip(x / f(6) + f(0.5), f(0), f(1)),
-        "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "neg": np.negative, "abs": np.abs,
-        "erf": lambda x: np.array([math.erf(v) for v in x], np.float32),
-        "gelu": lambda x: np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x], np.float32),
-    }
-    return table[kind]
-
-
-def build_lut(kind, attrs, xs, xzp, xdt, ys, yzp, ydt, qmin, qmax):
-    """256-entry table: dequantize every input code, apply the function, quantize."""
-    codes = np.arange(256, dtype=np.uint8).view(xdt)
-    x = (codes.astype(np.int32) - xzp).astype(np.float32) * np.float32(xs)
-    with np.errstate(all="ignore"):
-        y = _f32_fn(kind, attrs)(x).astype(np.float32)
-    q = np.rint(y / np.float32(ys)).astype(np.float64) + yzp
-    q = np.where(np.isnan(q), yzp, q)
-    return np.clip(q, qmin, qmax).astype(ydt)
 
 
 @rule("QLinearSigmoid", "QLinearLeakyRelu", "_QUnary", domain=MS)
