@@ -211,8 +211,8 @@ def unary_attrs(L, n):
         attrs["alpha"] = float(a.get("alpha", 0.01))
     elif kind == "hard_sigmoid":
         attrs.update(alpha=float(a.get("alpha", 0.2)), beta=float(a.get("beta", 0.5)))
-    elif kind == "gelu" and a.get("approximate", "none") != "none":
-        L.unsupported("only the exact (erf) Gelu is supported")
+    elif kind == "gelu":
+        attrs["approximate"] = a.get("approximate", "none")
     return attrs
 
 
@@ -292,11 +292,14 @@ def pool_window(L, n, shape, global_pool):
     if global_pool:
         return {"kernel": [H, W], "strides": [1, 1], "pads": [0, 0, 0, 0], "count_include_pad": 0}, (1, 1)
     kernel = list(n.attrs.get("kernel_shape", []))
-    if n.attrs.get("dilations", [1, 1]) != [1, 1]:
-        L.unsupported("dilated average pooling")
-    pads, strides, _, out_hw = conv_geometry(L, n, (H, W), kernel, pool=True)
-    return {"kernel": kernel, "strides": strides, "pads": pads,
-            "count_include_pad": int(n.attrs.get("count_include_pad", 0))}, out_hw
+    pads, strides, dil, out_hw = conv_geometry(L, n, (H, W), kernel, pool=True)
+    attrs = {"kernel": kernel, "strides": strides, "pads": pads,
+             "count_include_pad": int(n.attrs.get("count_include_pad", 0))}
+    if dil != [1, 1]:
+        if n.op_type != "AveragePool":
+            L.unsupported("dilated quantized average pooling")
+        attrs["dilations"] = dil
+    return attrs, out_hw
 
 
 @rule("AveragePool", "GlobalAveragePool")
