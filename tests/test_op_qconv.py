@@ -330,3 +330,104 @@ def test_qconv_rejects_bad_specs():
                dict(big["attrs"], weight=np.zeros((1, 1, 1, 32769), np.int8),
                     w_zp=np.zeros(1, np.int32), bias=np.zeros(1, np.int32),
                     scale=np.ones(1, np.float32), kernel=[1, 1]))
+
+
+# ---- every ISA this machine runs, bit for bit ------------------------------------------------
+# The ISA is fixed per process (EDGERT_ISA), so other ISAs run the same ops in a subprocess.
+# Weights are shaped to reach each exact form the engine picks at pack time (q8-gemm-x8.h):
+# "full" s8 in [-127, 127] with w_zp 0 (sign_s8), "rr" 7-bit (pair_u8), "m128" containing -128
+# or a nonzero w_zp (int16).
+_ISA_SCRIPT = r"""
+import pickle, sys
+sys.path.insert(0, sys.argv[3])
+from oplib import run_op
+from edgert import _core
+cases = pickle.load(open(sys.argv[1], "rb"))
+outs = [run_op(*c) for c in cases]
+pickle.dump((_core.isa(), outs), open(sys.argv[2], "wb"))
+"""
+
+
+def run_under_isa(isa, cases):
+    """cases: [(op_type, inputs, outputs, attrs, threads)] run with EDGERT_ISA=isa."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as td:
+        src, dst = Path(td) / "in.pkl", Path(td) / "out.pkl"
+        src.write_bytes(pickle.dumps(cases))
+        env = dict(os.environ, EDGERT_ISA=isa)
+        subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(src), str(dst),
+                        str(Path(__file__).parent)], env=env, check=True)
+        got_isa, outs = pickle.loads(dst.read_bytes())
+    assert got_isa == isa
+    return outs
+
+
+def other_isas():
+    from edgert import _core
+    return [i for i in _core.available_isas() if i != _core.isa()]
+
+
+def shape_weights(cs, form, rng):
+    """Rewrites cs's weights for form and recomputes its bias and expected output."""
+    w = cs["attrs"]["weight"]
+    lo, hi = trange(w.dtype)
+    if form == "full":
+        cs["wzp"][:] = 0 if w.dtype == np.int8 else 128
+        w[:] = rng.integers(max(lo, int(cs["wzp"][0]) - 127), min(hi, int(cs["wzp"][0]) + 127) + 1,
+                            w.shape)
+    elif form == "rr":
+        cs["wzp"][:] = 0 if w.dtype == np.int8 else 128
+        w[:] = rng.integers(int(cs["wzp"][0]) - 63, int(cs["wzp"][0]) + 64, w.shape)
+    m = w.shape[0]
+    folded = (cs["bias"].astype(np.int64) - cs["x_zp"] *
+              (w.astype(np.int64) - cs["wzp"][:, None, None, None]).reshape(m, -1).sum(1))
+    cs["attrs"]["bias"] = folded.astype(np.int32)
+    cs["attrs"]["w_zp"] = cs["wzp"]
+    acc = conv_acc_ref(cs["x"], w, cs["wzp"], cs["bias"], cs["x_zp"], cs["s"], cs["pads"],
+                       cs["d"], cs["group"])
+    cs["expect"] = requant_ref(acc, cs["attrs"]["scale"], cs["y_zp"], cs["qmin"], cs["qmax"],
+                               cs["yt"])
+
+
+ISA_CONFIGS = dict(CONFIGS, **{
+    "1x1_k3": dict(h=5, w=6, c=3, m=17, k=(1, 1)),           # K < 4 (one partial quad)
+    "1x1_k4": dict(h=5, w=6, c=4, m=16, k=(1, 1)),           # K = 4, N = NR
+    "1x1_k37_n33": dict(h=7, w=5, c=37, m=33, k=(1, 1)),     # K, N and M remainders
+    "stem_3x3_s2_c3": dict(h=15, w=13, c=3, m=32, k=(3, 3), s=(2, 2), pads=(0, 0, 1, 1)),
+    "large_k_1x1": dict(h=3, w=3, c=4099, m=20, k=(1, 1)),
+    "dw_5x5_s2": dict(h=13, w=12, c=40, m=40, k=(5, 5), s=(2, 2), pads=(2, 2, 2, 2), group=40),
+    "dw_3x3_c8": dict(h=9, w=9, c=8, m=8, k=(3, 3), pads=(1, 1, 1, 1), group=8),
+    "dw_3x3_c48_s2": dict(h=10, w=10, c=48, m=48, k=(3, 3), s=(2, 2), pads=(0, 0, 1, 1),
+                          group=48),
+    "group3_1x1": dict(h=6, w=6, c=24, m=30, k=(1, 1), group=3),
+})
+
+
+@pytest.mark.skipif(not other_isas(), reason="this machine runs only one ISA")
+def test_qconv_every_isa_bit_exact():
+    cases, expects = [], []
+    for i, (name, cfg) in enumerate(sorted(ISA_CONFIGS.items())):
+        for j, combo in enumerate(COMBOS):
+            xt, wt = COMBOS[combo]
+            for form in ("full", "rr", "m128"):
+                seed = zlib.crc32(f"isa-{name}-{combo}-{form}".encode())
+                yt = (xt, F32, I8 if xt == U8 else U8)[(i + j) % 3]
+                ext = dict(x_zp=trange(xt)[0], y_zp=trange(yt)[1] if yt != F32 else None) \
+                    if seed % 4 == 0 else {}
+                cs = make_case(seed, xt=xt, wt=wt, yt=yt, relu=seed % 3 == 0, **ext, **cfg)
+                if form != "m128":
+                    shape_weights(cs, form, np.random.default_rng(seed))
+                cases.append(("qconv", [cs["x"]], [(cs["expect"].shape, yt)], cs["attrs"],
+                              1 + seed % 2))
+                expects.append(cs["expect"])
+    here = [run_op(*c)[0] for c in cases]
+    for y, e, c in zip(here, expects, cases):
+        np.testing.assert_array_equal(y, e, err_msg=str(c[3]["weight"].shape))
+    for isa in other_isas():
+        for y, o, c in zip(here, run_under_isa(isa, cases), cases):
+            np.testing.assert_array_equal(y, o[0], err_msg=f"{isa}: {c[3]['weight'].shape}")

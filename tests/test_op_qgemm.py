@@ -213,3 +213,52 @@ def test_qgemm_rejects_bad_specs():
         run_op("qgemm", [np.zeros((1, 40000), np.uint8)], [((1, 1), np.uint8)],
                dict(cs["attrs"], weight=np.zeros((1, 40000), np.int8), w_zp=np.zeros(1, np.int32),
                     bias=np.zeros(1, np.int32), scale=np.ones(1, np.float32)))
+
+
+# ---- every ISA this machine runs, bit for bit (see test_op_qconv.run_under_isa) --------------
+from test_op_qconv import other_isas, run_under_isa  # noqa: E402
+
+ISA_SHAPES = [(1, 1, 1), (3, 3, 5), (4, 4, 16), (5, 5, 17), (7, 8, 31), (37, 50, 19),
+              (64, 1, 3), (9, 4099, 20), (130, 96, 24), (3, 1280, 1000), (260, 36, 70)]
+
+
+def _isa_case(seed, m, k, n, at, form, yt):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(*trange(at), size=(m, k), endpoint=True).astype(at)
+    lim = {"full": 127, "rr": 63, "m128": 128}[form]
+    w = rng.integers(-lim, min(lim, 127) + 1, (n, k)).astype(I8)
+    if form == "m128":
+        w[:, 0] = -128
+    wzp = np.zeros(n, np.int32)
+    acc = a.astype(np.int64) @ w.astype(np.int64).T
+    bias = rng.integers(-2**20, 2**20, n).astype(np.int32)
+    scale = (rng.uniform(0.5, 2, n) / (np.abs(acc).max() / 100 + 1)).astype(F32)
+    v = (acc + bias).astype(F32) * scale
+    attrs = {"weight": w, "w_zp": wzp, "bias": bias, "scale": scale}
+    if yt == F32:
+        expect = v
+    else:
+        lo, hi = trange(yt)
+        y_zp = [lo, hi, (lo + hi) // 2][seed % 3]
+        attrs.update(y_zp=y_zp)
+        expect = (np.rint(np.clip(v, F32(lo - y_zp), F32(hi - y_zp))).astype(np.int64)
+                  + y_zp).astype(yt)
+    return ("qgemm", [a], [((m, n), yt)], attrs, 1 + seed % 2), expect
+
+
+@pytest.mark.skipif(not other_isas(), reason="this machine runs only one ISA")
+def test_qgemm_every_isa_bit_exact():
+    cases, expects = [], []
+    for i, (m, k, n) in enumerate(ISA_SHAPES):
+        for j, at in enumerate((U8, I8)):
+            for f, form in enumerate(("full", "rr", "m128")):
+                yt = (U8, I8, F32)[(i + j + f) % 3]
+                c, e = _isa_case(1000 * i + 10 * j + f, m, k, n, at, form, yt)
+                cases.append(c)
+                expects.append(e)
+    here = [run_op(*c)[0] for c in cases]
+    for y, e, c in zip(here, expects, cases):
+        np.testing.assert_array_equal(y, e, err_msg=str(c[1][0].shape))
+    for isa in other_isas():
+        for y, o, c in zip(here, run_under_isa(isa, cases), cases):
+            np.testing.assert_array_equal(y, o[0], err_msg=f"{isa}: {c[1][0].shape}")

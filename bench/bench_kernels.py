@@ -1,0 +1,113 @@
+"""Kernel benchmarks (pytest-benchmark): int8 GEMM and depthwise conv through the executor.
+
+Each case is one qgemm/qconv op run by the C++ executor (what models run), at the ISA picked
+from EDGERT_ISA. The summary gives achieved G MAC/s and the fraction of this machine's per-core
+u8*s8 peak, measured by ../shared/tools/peak.cpp when g++ is present (or EDGERT_PEAK_GMACS=G).
+
+    PYTHONPATH=src:<build>/pkg python -m pytest bench/bench_kernels.py -q -s [EDGERT_PEAK_GMACS=70]
+    EDGERT_ISA=scalar ...   # the same shapes on the scalar kernels
+
+Weight forms (see csrc/kernels/q8-gemm-x8/q8-gemm-x8.h): "full" weights span [-127, 127] like
+onnxruntime's s8 quantization (sign_s8 form); "rr" weights are 7-bit (reduce_range; pair_u8).
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from edgert import _core  # noqa: E402
+
+PEAK_SRC = Path(__file__).resolve().parents[2] / "shared" / "tools" / "peak.cpp"
+RESULTS = []
+
+# MobileNetV2 1.0/224's pointwise layers as GEMM (pixels, K=C_in, N=C_out), one of each shape.
+MBV2_1X1 = [(12544, 32, 16), (12544, 16, 96), (3136, 96, 24), (3136, 24, 144), (3136, 144, 24),
+            (784, 144, 32), (784, 32, 192), (784, 192, 32), (196, 192, 64), (196, 64, 384),
+            (196, 384, 64), (196, 384, 96), (196, 96, 576), (196, 576, 96), (49, 576, 160),
+            (49, 160, 960), (49, 960, 160), (49, 960, 320), (49, 320, 1280)]
+GEMMS = [(m, k, n, "full") for m, k, n in MBV2_1X1] + [(1024, 1024, 1024, "full"),
+                                                       (1024, 1024, 1024, "rr")]
+# Depthwise (H, W, C, kernel, stride) with pad k//2.
+DWS = [(112, 112, 32, 3, 1), (112, 112, 96, 3, 2), (56, 56, 144, 3, 1), (56, 56, 144, 3, 2),
+       (28, 28, 192, 3, 1), (14, 14, 576, 3, 1), (7, 7, 960, 3, 1), (28, 28, 96, 5, 1),
+       (28, 28, 96, 5, 2)]
+
+
+def measured_peak():
+    env = os.environ.get("EDGERT_PEAK_GMACS")
+    if env:
+        return float(env)
+    if not (PEAK_SRC.exists() and shutil.which("g++")):
+        return None
+    with tempfile.TemporaryDirectory() as td:
+        exe = Path(td) / "peak"
+        subprocess.run(["g++", "-O2", "-mavx2", "-mfma", str(PEAK_SRC), "-o", str(exe)],
+                       check=True)
+        out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
+    m = re.search(r"u8\*s8[^:]*:\s*([\d.]+)", out)
+    return float(m.group(1)) if m else None
+
+
+def _executor(op_type, x, y_shape, attrs, threads=1):
+    dt = {np.dtype(np.uint8): "u8", np.dtype(np.int8): "i8"}
+    tensors = [{"dtype": dt[x.dtype], "shape": list(x.shape), "kind": "input"},
+               {"dtype": "u8", "shape": list(y_shape), "kind": "output"}]
+    op = {"type": op_type, "name": "k", "inputs": [0], "outputs": [1], "attrs": attrs}
+    return _core.Executor(0, tensors, [op], [0], [1], threads)
+
+
+def _weights(rng, shape, form):
+    lim = 63 if form == "rr" else 127
+    return rng.integers(-lim, lim + 1, shape).astype(np.int8)
+
+
+def _quant(n, k):
+    return {"w_zp": np.zeros(n, np.int32), "bias": np.zeros(n, np.int32),
+            "scale": np.full(n, 1.0 / (40 * k), np.float32), "y_zp": 128}
+
+
+def _record(benchmark, name, macs):
+    sec = benchmark.stats.stats.median
+    RESULTS.append((name, macs / sec / 1e9))
+
+
+@pytest.mark.parametrize("m,k,n,form", GEMMS, ids=[f"{m}x{k}x{n}-{f}" for m, k, n, f in GEMMS])
+def test_q8_gemm(benchmark, m, k, n, form):
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    attrs = dict(_quant(n, k), weight=_weights(rng, (n, k), form))
+    ex = _executor("qgemm", a, (m, n), attrs)
+    benchmark(ex.run, [a])
+    _record(benchmark, f"q8 gemm {m}x{k}x{n} ({form})", m * k * n)
+
+
+@pytest.mark.parametrize("h,w,c,kk,s", DWS, ids=[f"{h}x{w}x{c}-k{kk}s{s}" for h, w, c, kk, s in DWS])
+def test_q8_dwconv(benchmark, h, w, c, kk, s):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (1, h, w, c)).astype(np.uint8)
+    p = kk // 2
+    oh, ow = (h + 2 * p - kk) // s + 1, (w + 2 * p - kk) // s + 1
+    attrs = dict(_quant(c, kk * kk), weight=_weights(rng, (c, kk, kk, 1), "full"), x_zp=3,
+                 kernel=[kk, kk], strides=[s, s], pads=[p, p, p, p], group=c)
+    ex = _executor("qconv", x, (1, oh, ow, c), attrs)
+    benchmark(ex.run, [x])
+    _record(benchmark, f"q8 dwconv {h}x{w}x{c} k{kk} s{s}", oh * ow * c * kk * kk)
+
+
+def test_zz_summary():
+    """Prints the table (runs last): G MAC/s and fraction of the measured u8*s8 peak."""
+    peak = measured_peak()
+    isa = _core.isa() if hasattr(_core, "isa") else os.environ.get("EDGERT_ISA", "default")
+    print(f"\nISA {isa}; per-core u8*s8 peak: "
+          f"{'%.1f G MAC/s' % peak if peak else 'unknown (set EDGERT_PEAK_GMACS)'}")
+    print("| kernel | G MAC/s | % of peak |\n|---|---|---|")
+    for name, g in RESULTS:
+        frac = f"{100 * g / peak:.0f} %" if peak else "-"
+        print(f"| {name} | {g:.1f} | {frac} |")
