@@ -15,7 +15,6 @@ namespace {
 
 constexpr size_t kScratchBytes = 128 << 10;  // im2col tile: fits L2 next to a weight block
 constexpr size_t kWeightBlockBytes = 32 << 10;  // packed W columns reused across a tile's rows
-constexpr size_t kDwPixelsPerItem = 16;
 
 int out_index(DType t) { return t == DType::u8 ? 0 : t == DType::i8 ? 1 : 2; }
 
@@ -157,27 +156,33 @@ class Q8ConvOp : public Op {
     });
   }
 
+  // One item per output row: the rows of input each tap row reads are found once per row, so a
+  // pixel's tap pointers cost a compare and an add each.
   void run_dw(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
     const Q8ConvGeom& g = d_.geom;
-    const size_t items = (pixels_ + kDwPixelsPerItem - 1) / kDwPixelsPerItem;
-    pool.parallel_for(items, 1, [&](size_t b, size_t e) {
+    const size_t rows = d_.batch * g.oh;
+    pool.parallel_for(rows, 1, [&](size_t b, size_t e) {
       std::vector<const void*> taps(k_);
-      const size_t p_end = std::min(pixels_, e * kDwPixelsPerItem);
-      for (size_t p = b * kDwPixelsPerItem; p < p_end; ++p) {
-        const size_t ow = p % g.ow, oh = (p / g.ow) % g.oh, n = p / (g.ow * g.oh);
-        const ptrdiff_t ih0 = ptrdiff_t(oh * g.sh) - ptrdiff_t(g.pt);
-        const ptrdiff_t iw0 = ptrdiff_t(ow * g.sw) - ptrdiff_t(g.pl);
-        for (size_t ky = 0, t = 0; ky < g.kh; ++ky) {
-          const ptrdiff_t ih = ih0 + ptrdiff_t(ky * g.dh);
-          for (size_t kx = 0; kx < g.kw; ++kx, ++t) {
-            const ptrdiff_t iw = iw0 + ptrdiff_t(kx * g.dw);
-            const bool inside = ih >= 0 && ih < ptrdiff_t(g.h) && iw >= 0 && iw < ptrdiff_t(g.w);
-            taps[t] = inside ? x + ((n * g.h + size_t(ih)) * g.w + size_t(iw)) * g.c
-                             : pad_row_.data();
-          }
+      std::vector<const uint8_t*> in_rows(g.kh);
+      for (size_t r = b; r < e; ++r) {
+        const size_t n = r / g.oh, oh = r % g.oh;
+        for (size_t ky = 0; ky < g.kh; ++ky) {
+          const ptrdiff_t ih = ptrdiff_t(oh * g.sh + ky * g.dh) - ptrdiff_t(g.pt);
+          in_rows[ky] = ih >= 0 && ih < ptrdiff_t(g.h) ? x + (n * g.h + size_t(ih)) * g.w * g.c
+                                                       : nullptr;
         }
-        dw_fn_(g.c, k_, taps.data(), packed_.data(), bias_.data(), scale_.data(),
-               y + p * d_.m * y_size_, d_.rq);
+        uint8_t* yr = y + r * g.ow * d_.m * y_size_;
+        for (size_t ow = 0; ow < g.ow; ++ow) {
+          const ptrdiff_t iw0 = ptrdiff_t(ow * g.sw) - ptrdiff_t(g.pl);
+          for (size_t ky = 0, t = 0; ky < g.kh; ++ky) {
+            for (size_t kx = 0; kx < g.kw; ++kx, ++t) {
+              const size_t iw = size_t(iw0 + ptrdiff_t(kx * g.dw));  // < 0 wraps past g.w
+              taps[t] = in_rows[ky] && iw < g.w ? in_rows[ky] + iw * g.c : pad_row_.data();
+            }
+          }
+          dw_fn_(g.c, k_, taps.data(), packed_.data(), bias_.data(), scale_.data(),
+                 yr + ow * d_.m * y_size_, d_.rq);
+        }
       }
     });
   }

@@ -54,7 +54,50 @@ inline void store16(__m256i acc0, __m256i acc1, const int32_t* bias, const float
   }
 }
 
-// Channels [c0, c0 + 16) of one pixel; Tail: fewer than 16 remain (nc), read through copies.
+// Bytes [c0, c0 + 16) of taps t and t + 1 interleaved and widened: channels 0-7 and 8-15.
+template <class In, bool Tail>
+inline void tap_pair(const uint8_t* p0, const uint8_t* p1, size_t nc, __m256i& lo, __m256i& hi) {
+  __m128i x0, x1;
+  if (Tail) {
+    alignas(16) uint8_t b0[kC] = {}, b1[kC] = {};
+    std::memcpy(b0, p0, nc);
+    std::memcpy(b1, p1, nc);
+    x0 = _mm_load_si128((const __m128i*)b0);
+    x1 = _mm_load_si128((const __m128i*)b1);
+  } else {
+    x0 = _mm_loadu_si128((const __m128i*)p0);
+    x1 = _mm_loadu_si128((const __m128i*)p1);
+  }
+  lo = widen<In>(_mm_unpacklo_epi8(x0, x1));
+  hi = widen<In>(_mm_unpackhi_epi8(x0, x1));
+}
+
+inline __m256i madd_add(__m256i acc, __m256i x, const int16_t* w) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(x, _mm256_loadu_si256((const __m256i*)w)));
+}
+
+// Channels [c0, c0 + 32) of one pixel: two 16-channel halves share the tap loop.
+template <class In, class Out>
+inline void block32(size_t c0, size_t cp, size_t taps, const void* const* in, const int16_t* w,
+                    const int32_t* bias, const float* scale, Out* y, const Q8Requant& rq) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t t = 0; t < taps; t += 2) {
+    const uint8_t* p0 = static_cast<const uint8_t*>(in[t]) + c0;
+    const uint8_t* p1 = t + 1 < taps ? static_cast<const uint8_t*>(in[t + 1]) + c0 : p0;
+    const int16_t* wp = w + (t / 2 * cp + c0) * 2;
+    __m256i l0, h0, l1, h1;
+    tap_pair<In, false>(p0, p1, kC, l0, h0);
+    tap_pair<In, false>(p0 + kC, p1 + kC, kC, l1, h1);
+    a0 = madd_add(a0, l0, wp);
+    a1 = madd_add(a1, h0, wp + 16);
+    a2 = madd_add(a2, l1, wp + 32);
+    a3 = madd_add(a3, h1, wp + 48);
+  }
+  store16<Out>(a0, a1, bias + c0, scale + c0, kC, y + c0, rq);
+  store16<Out>(a2, a3, bias + c0 + kC, scale + c0 + kC, kC, y + c0 + kC, rq);
+}
+
+// Channels [c0, c0 + nc), nc <= 16; Tail: nc < 16, read through copies.
 template <class In, class Out, bool Tail>
 inline void block(size_t c0, size_t nc, size_t cp, size_t taps, const void* const* in,
                   const int16_t* w, const int32_t* bias, const float* scale, Out* y,
@@ -63,23 +106,11 @@ inline void block(size_t c0, size_t nc, size_t cp, size_t taps, const void* cons
   for (size_t t = 0; t < taps; t += 2) {
     const uint8_t* p0 = static_cast<const uint8_t*>(in[t]) + c0;
     const uint8_t* p1 = t + 1 < taps ? static_cast<const uint8_t*>(in[t + 1]) + c0 : p0;
-    __m128i x0, x1;
-    if (Tail) {
-      alignas(16) uint8_t b0[kC] = {}, b1[kC] = {};
-      std::memcpy(b0, p0, nc);
-      std::memcpy(b1, p1, nc);
-      x0 = _mm_load_si128((const __m128i*)b0);
-      x1 = _mm_load_si128((const __m128i*)b1);
-    } else {
-      x0 = _mm_loadu_si128((const __m128i*)p0);
-      x1 = _mm_loadu_si128((const __m128i*)p1);
-    }
     const int16_t* wp = w + (t / 2 * cp + c0) * 2;
-    const __m256i lo = widen<In>(_mm_unpacklo_epi8(x0, x1));  // channels 0-7, taps interleaved
-    const __m256i hi = widen<In>(_mm_unpackhi_epi8(x0, x1));  // channels 8-15
-    acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(lo, _mm256_loadu_si256((const __m256i*)wp)));
-    acc1 = _mm256_add_epi32(acc1,
-                            _mm256_madd_epi16(hi, _mm256_loadu_si256((const __m256i*)(wp + 16))));
+    __m256i lo, hi;
+    tap_pair<In, Tail>(p0, p1, nc, lo, hi);
+    acc0 = madd_add(acc0, lo, wp);
+    acc1 = madd_add(acc1, hi, wp + 16);
   }
   if (Tail) {
     alignas(32) int32_t b[kC] = {};
@@ -98,6 +129,8 @@ void dwconv(size_t channels, size_t taps, const void* const* in, const int16_t* 
   Out* y = static_cast<Out*>(y_out);
   const size_t cp = (channels + kC - 1) / kC * kC;
   size_t c0 = 0;
+  for (; c0 + 2 * kC <= channels; c0 += 2 * kC)
+    block32<In, Out>(c0, cp, taps, in, w, bias, scale, y, rq);
   for (; c0 + kC <= channels; c0 += kC)
     block<In, Out, false>(c0, kC, cp, taps, in, w, bias, scale, y, rq);
   if (c0 < channels)
