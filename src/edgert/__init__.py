@@ -16,7 +16,7 @@ from .session import NodeArg, Session
 __version__ = "0.1.0"
 __all__ = ["load", "Session", "NodeArg", "EdgertError", "ModelError", "UnsupportedOpError",
            "InputError", "MissingDependencyError", "isa", "__version__",
-           "CloudFallback", "Policy", "Result", "compile"]
+           "CloudFallback", "Policy", "Result", "CloudError", "CloudMetadataError", "compile"]
 
 # Anything bigger than this is not a model for an edge device; refuse before reading it.
 _MAX_MODEL_BYTES = 2 << 30
@@ -59,7 +59,7 @@ def load(model, *, threads=None, fallback=None, policy=None):
 
 def __getattr__(name):
     # The cloud-fallback classes load on first use, so `import edgert` stays light.
-    if name in ("CloudFallback", "Policy", "Result"):
+    if name in ("CloudFallback", "Policy", "Result", "CloudError", "CloudMetadataError"):
         from . import cloud
         return getattr(cloud, name)
     raise AttributeError(f"module 'edgert' has no attribute {name!r}")

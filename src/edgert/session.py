@@ -96,6 +96,8 @@ class Session:
 
     def plan_info(self):
         """Facts of the plan for the default input shapes: ops, arena, activation bytes."""
+        if not self._plans:  # a cloud-only session (the model has ops edgert cannot run)
+            return {"ops": [], "arena_bytes": 0, "activation_bytes": 0}
         c = next(iter(self._plans.values()))
         return {"ops": list(c.plan.op_types), "arena_bytes": c.plan.arena_bytes,
                 "activation_bytes": c.plan.activation_bytes}
