@@ -3,6 +3,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
+from edgert.tables import fmaf  # noqa: F401 (re-exported: the fp32 FMA the oracles use)
 
 F32 = np.float32
 _TP = {np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int8): TensorProto.INT8,
@@ -39,21 +40,6 @@ def ort_node(op_type, inputs, consts, attrs=None, domain="", opset=13, n_out=1,
                                 providers=["CPUExecutionProvider"])
     res = sess.run(None, {n: a for n, a in inputs})
     return res if n_out > 1 else res[0]
-
-
-def fmaf(a, b, c):
-    """float32 fused multiply-add, elementwise: the exact a*b+c rounded once. The product of two
-    floats is exact in float64; the sum is formed in float64 with round-to-odd (TwoSum error
-    folded into the last bit), which makes the final rounding to float32 correct."""
-    a, b, c = (np.asarray(v, F32).astype(np.float64) for v in (a, b, c))
-    p = a * b
-    s = p + c
-    bb = s - p
-    err = (p - (s - bb)) + (c - bb)
-    bits = np.atleast_1d(s).view(np.int64).reshape(np.shape(s))
-    fix = (err != 0) & ((bits & 1) == 0)
-    s = np.where(fix, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
-    return s.astype(F32)
 
 
 def qrange(dt):

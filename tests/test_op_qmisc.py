@@ -5,6 +5,7 @@ import pytest
 
 from edgert import _core
 from oplib import run_op
+from edgert.tables import mlas_logistic
 from qmisc_ort import F32, fmaf, ort_node, qrange, rand_q
 
 DTYPES = [np.uint8, np.int8]
@@ -90,27 +91,6 @@ def test_qconcat_every_code_many_scales():
 
 
 # ---------------------------------------------------------------- qlut
-
-LOGISTIC = dict(a9=4.37031012579801e-11, a7=1.15627324459942e-07, a5=6.08574864600143e-05,
-                a3=8.51377133304701e-03, a1=2.48287947061529e-01, b10=6.10247389755681e-13,
-                b8=5.76102136993427e-09, b6=6.29106785017040e-06, b4=1.70198817374094e-03,
-                b2=1.16817656904453e-01, b0=9.93151921023180e-01)
-
-
-def mlas_logistic(x):
-    """MLAS's logistic (Eigen's rational polynomial) as its FMA3 kernel evaluates it."""
-    c = {k: F32(v) for k, v in LOGISTIC.items()}
-    x = np.clip(np.asarray(x, F32), F32(-18), F32(18))
-    x2 = x * x
-    p = fmaf(x2, c["a9"], c["a7"])
-    for k in ("a5", "a3", "a1"):
-        p = fmaf(p, x2, c[k])
-    p = p * x
-    q = fmaf(x2, c["b10"], c["b8"])
-    for k in ("b6", "b4", "b2", "b0"):
-        q = fmaf(q, x2, c[k])
-    return np.clip(p / q + F32(0.5), F32(0), F32(1))
-
 
 def lut_table(fn, xs, xz, ys, yz, dt):
     """onnxruntime's lookup-table construction: dequantize each of the 256 codes in fp32, apply
