@@ -15,6 +15,13 @@ namespace {
 
 constexpr size_t kScratchBytes = 128 << 10;  // im2col tile: fits L2 next to a weight block
 constexpr size_t kWeightBlockBytes = 32 << 10;  // packed W columns reused across a tile's rows
+// Waking a worker costs tens of microseconds on a busy machine: a chunk gets at least this many
+// multiply-adds (about 10 us of kernel time), so small layers run on the calling thread alone.
+constexpr size_t kMinChunkMacs = 256 << 10;
+
+size_t grain_for(size_t item_macs) {
+  return std::max<size_t>(1, kMinChunkMacs / std::max<size_t>(1, item_macs));
+}
 
 int out_index(DType t) { return t == DType::u8 ? 0 : t == DType::i8 ? 1 : 2; }
 
@@ -117,7 +124,8 @@ class Q8ConvOp : public Op {
     const size_t parts = tg >= want ? 1 : std::min(blocks, (want + tg - 1) / tg);
     const size_t part_cols = (blocks + parts - 1) / parts * nr;
     const uint8_t pad = static_cast<uint8_t>(d_.x_zp);
-    pool.parallel_for(tg * parts, 1, [&](size_t b, size_t e) {
+    const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
+    pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       std::vector<uint8_t> a(direct_ ? 0 : tile_rows_ * lda_);
       std::vector<const void*> rowp(tile_rows_);
       size_t built = SIZE_MAX;
@@ -161,7 +169,8 @@ class Q8ConvOp : public Op {
   void run_dw(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
     const Q8ConvGeom& g = d_.geom;
     const size_t rows = d_.batch * g.oh;
-    pool.parallel_for(rows, 1, [&](size_t b, size_t e) {
+    // The depthwise kernel does about a third of GEMM's MACs per cycle.
+    pool.parallel_for(rows, grain_for(3 * g.ow * d_.m * k_), [&](size_t b, size_t e) {
       std::vector<const void*> taps(k_);
       std::vector<const uint8_t*> in_rows(g.kh);
       for (size_t r = b; r < e; ++r) {
@@ -196,7 +205,8 @@ class Q8ConvOp : public Op {
     const size_t tg = tiles * d_.group;
     const size_t parts = tg >= want ? 1 : std::min(blocks, (want + tg - 1) / tg);
     const size_t part_cols = (blocks + parts - 1) / parts * nr;
-    pool.parallel_for(tg * parts, 1, [&](size_t b, size_t e) {
+    const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
+    pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       std::vector<int16_t> a(tile_rows_ * kp_);
       size_t built = SIZE_MAX;  // the (tile, group) whose rows `a` holds
       for (size_t i = b; i < e; ++i) {

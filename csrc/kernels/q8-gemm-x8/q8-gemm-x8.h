@@ -56,11 +56,14 @@ void q8_gemm_x8_bias(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw
 
 // Scalar reference of the byte form: 1x16, the same packing; both forms compute the same sum.
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_1x16__scalar;
-// AVX2: 4x16 tile of vpmaddubsw + vpmaddwd (+ vpabsb/vpsignb for sign_s8).
-extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2;
+// AVX2: 3x16 tile of vpmaddubsw + vpmaddwd (+ vpabsb/vpsignb for sign_s8).
+extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_3x16c4__avx2;
 
-// The byte-form variant for the active ISA, or nullptr (scalar, neon: the engine then runs the
-// int16 q8-gemm table).
+// AArch64 with the dot product (hwcap asimddp): 4x16 tile of SDOT on the signed operand.
+extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot;
+
+// The byte-form variant for the active ISA, or nullptr (scalar, neon without the dot product:
+// the engine then runs the int16 q8-gemm table).
 const Q8GemmX8UKernel* q8_gemm_x8_ukernel();
 
 }  // namespace edgert

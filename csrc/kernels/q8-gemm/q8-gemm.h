@@ -63,6 +63,9 @@ extern const Q8GemmUKernel q8_gemm_minmax_fp32_ukernel_2x4__scalar;
 // AArch64: 4x4 tile, SMLAL on the int16 operands (exact for every layer).
 extern const Q8GemmUKernel q8_gemm_minmax_fp32_ukernel_4x4__neon;
 
+// x86-64 AVX2: 2x4 tile, vpmaddwd along K on the same packing (byte-form layers use q8-gemm-x8).
+extern const Q8GemmUKernel q8_gemm_minmax_fp32_ukernel_2x4__avx2;
+
 // The variant for the active ISA (scalar until SIMD variants land).
 const Q8GemmUKernel& q8_gemm_ukernel();
 }  // namespace edgert

@@ -1,0 +1,124 @@
+// NEON dot-product q8-gemm-x8 for AArch64 (Armv8.2 SDOT; selected only when hwcaps report it):
+// 4x16 tile over the shared [k/4][16][4] packing. Both forms multiply the same signed operand
+// s = x (i8 input) or x ^ 0x80 (u8 input) by w' with SDOT, every product and sum exact in int32
+// (|s| <= 128, |w'| <= 127, K <= kQ8GemmMaxK); sign_s8's bias already holds its correction,
+// pair_u8 (operand s + 128) adds 128·Σw' itself, counted by one more SDOT of w' with ones.
+// A rows are read below k only (the last < 16 bytes through a copy), packed W for
+// round_up(nc, 16) columns, bias/scale padded by the caller. Output stage as in q8-gemm/neon.cc.
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/q8-gemm-x8/q8-gemm-x8.h"
+
+#define EDGERT_DOT __attribute__((target("arch=armv8.2-a+dotprod")))
+
+namespace edgert {
+namespace {
+
+constexpr size_t MR = 4, NR = 16;
+
+// Four column vectors of one row: requantize and store nj (<= 16) values.
+template <class Out>
+inline void store_row(const int32x4_t acc[4], const int32_t* bias, const float* scale, size_t nj,
+                      Out* c, const Q8Requant& rq) {
+  Out tmp[NR];
+  Out* dst = nj == NR ? c : tmp;
+  for (int v = 0; v < 4; ++v) {
+    const float32x4_t f = vmulq_f32(vcvtq_f32_s32(vaddq_s32(acc[v], vld1q_s32(bias + 4 * v))),
+                                    vld1q_f32(scale + 4 * v));
+    if constexpr (std::is_same_v<Out, float>) {
+      vst1q_f32(dst + 4 * v, f);
+    } else {
+      const float32x4_t cl = vminq_f32(vmaxq_f32(f, vdupq_n_f32(rq.lo)), vdupq_n_f32(rq.hi));
+      const int32x4_t q = vaddq_s32(vcvtnq_s32_f32(cl), vdupq_n_s32(rq.y_zp));
+      const int16x4_t h = vqmovn_s32(q);  // clamped already: the narrowing is exact
+      int16_t lanes[4];
+      vst1_s16(lanes, h);
+      for (int j = 0; j < 4; ++j) dst[4 * v + j] = static_cast<Out>(lanes[j]);
+    }
+  }
+  if (dst == tmp) std::memcpy(c, tmp, nj * sizeof(Out));
+}
+
+template <class In>
+EDGERT_DOT inline int8x16_t operand(uint8x16_t bytes) {
+  return vreinterpretq_s8_u8(std::is_same_v<In, uint8_t> ? veorq_u8(bytes, vdupq_n_u8(0x80))
+                                                          : bytes);
+}
+
+// acc[r][v] += Σ_q (quad q of row r)·(quad q of columns 4v..4v+3), for quads q < nq of x.
+#define EDGERT_QUAD(q)                                                                    \
+  if (nq > q) {                                                                           \
+    const int8x16_t w0 = vld1q_s8(wq + q * 64), w1 = vld1q_s8(wq + q * 64 + 16);          \
+    const int8x16_t w2 = vld1q_s8(wq + q * 64 + 32), w3 = vld1q_s8(wq + q * 64 + 48);     \
+    for (size_t r = 0; r < MR; ++r) {                                                     \
+      acc[r][0] = vdotq_laneq_s32(acc[r][0], w0, x[r], q);                                \
+      acc[r][1] = vdotq_laneq_s32(acc[r][1], w1, x[r], q);                                \
+      acc[r][2] = vdotq_laneq_s32(acc[r][2], w2, x[r], q);                                \
+      acc[r][3] = vdotq_laneq_s32(acc[r][3], w3, x[r], q);                                \
+    }                                                                                     \
+    if (Pair) {                                                                           \
+      sw[0] = vdotq_s32(sw[0], w0, ones), sw[1] = vdotq_s32(sw[1], w1, ones);             \
+      sw[2] = vdotq_s32(sw[2], w2, ones), sw[3] = vdotq_s32(sw[3], w3, ones);             \
+    }                                                                                     \
+  }
+
+template <bool Pair, class In, class Out>
+EDGERT_DOT void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
+                          const int32_t* bias, const float* scale, void* c_out, size_t c_stride,
+                          const Q8Requant& rq) {
+  const size_t kq = (k + 3) / 4;
+  const uint8_t* ar[MR];
+  for (size_t r = 0; r < MR; ++r) ar[r] = static_cast<const uint8_t*>(a[r < mr ? r : 0]);
+  const int8x16_t ones = vdupq_n_s8(1);
+  for (size_t n0 = 0; n0 < nc; n0 += NR) {
+    const int8_t* wb = w + n0 * kq * 4;
+    int32x4_t acc[MR][4], sw[4];
+    for (size_t v = 0; v < 4; ++v) {
+      sw[v] = vdupq_n_s32(0);
+      for (size_t r = 0; r < MR; ++r) acc[r][v] = vdupq_n_s32(0);
+    }
+    size_t k0 = 0;
+    for (; k0 + 16 <= k; k0 += 16) {
+      int8x16_t x[MR];
+      for (size_t r = 0; r < MR; ++r) x[r] = operand<In>(vld1q_u8(ar[r] + k0));
+      const int8_t* wq = wb + k0 / 4 * NR * 4;
+      const size_t nq = 4;
+      EDGERT_QUAD(0) EDGERT_QUAD(1) EDGERT_QUAD(2) EDGERT_QUAD(3)
+    }
+    if (k0 < k) {  // the last 1..15 bytes: a zero-padded copy, only the quads W has
+      int8x16_t x[MR];
+      for (size_t r = 0; r < MR; ++r) {
+        uint8_t buf[16] = {};
+        std::memcpy(buf, ar[r] + k0, k - k0);
+        x[r] = operand<In>(vld1q_u8(buf));  // padding bytes meet zero weights
+      }
+      const int8_t* wq = wb + k0 / 4 * NR * 4;
+      const size_t nq = kq - k0 / 4;
+      EDGERT_QUAD(0) EDGERT_QUAD(1) EDGERT_QUAD(2) EDGERT_QUAD(3)
+    }
+    const size_t nj = nc - n0 < NR ? nc - n0 : NR;
+    for (size_t r = 0; r < mr; ++r) {
+      if (Pair)  // operand + 128: add 128·Σw' (wraps like the int32 sum it completes)
+        for (size_t v = 0; v < 4; ++v) acc[r][v] = vaddq_s32(acc[r][v], vshlq_n_s32(sw[v], 7));
+      store_row<Out>(acc[r], bias + n0, scale + n0, nj, static_cast<Out*>(c_out) + r * c_stride + n0, rq);
+    }
+  }
+}
+#undef EDGERT_QUAD
+
+}  // namespace
+
+#define EDGERT_X8_ROW(P, In) \
+  {gemm_4x16<P, In, uint8_t>, gemm_4x16<P, In, int8_t>, gemm_4x16<P, In, float>}
+const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot = {
+    "q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot", MR, NR,
+    {{EDGERT_X8_ROW(true, uint8_t), EDGERT_X8_ROW(true, int8_t)},
+     {EDGERT_X8_ROW(false, uint8_t), EDGERT_X8_ROW(false, int8_t)}}};
+#undef EDGERT_X8_ROW
+
+}  // namespace edgert
+#endif  // __aarch64__
