@@ -272,3 +272,49 @@ def test_isa_override():
     assert r.returncode != 0 and "EDGERT_ISA=bogus is not available" in r.stderr
     r = run_python(code, EDGERT_ISA="")
     assert r.returncode == 0 and r.stdout.strip() == _core.available_isas()[-1], r.stderr
+
+
+def _task_cpu_ns():
+    """CPU nanoseconds each thread of this process has run, by thread id."""
+    ns = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                ns[int(tid)] = int(f.read().split()[0])
+        except OSError:
+            continue
+    return ns
+
+
+def test_results_identical_for_thread_counts_after_warmup():
+    # The first runs time each op serially; later ones split large ops: all must agree.
+    x = np.random.default_rng(4).integers(-128, 128, (3, 65, 129, 7)).astype(np.int8)
+    want = x.transpose(3, 2, 0, 1)
+    for threads in (1, 2, 3):
+        ex = transpose_plan(threads)
+        for _ in range(8):
+            np.testing.assert_array_equal(ex.run([x])[0], want)
+
+
+def test_workers_take_part_and_idle_session_uses_no_cpu():
+    if not os.path.exists("/proc/self/task/%d/schedstat" % threading.get_native_id()):
+        pytest.skip("no per-thread schedstat")
+    before = set(_task_cpu_ns())
+    ex = big_copy_chain(4 << 20, 6, 2)
+    workers = set(_task_cpu_ns()) - before
+    assert len(workers) == 1
+    x = np.random.default_rng(5).integers(0, 256, 4 << 20).astype(np.uint8)
+    for _ in range(4):  # the trial runs, ops serial
+        np.testing.assert_array_equal(ex.run([x])[0], x)
+    ns0 = sum(_task_cpu_ns().get(t, 0) for t in workers)
+    for _ in range(20):
+        np.testing.assert_array_equal(ex.run([x])[0], x)
+    ns1 = sum(_task_cpu_ns().get(t, 0) for t in workers)
+    assert ns1 - ns0 > 1e6, f"the worker ran only {ns1 - ns0} ns in 20 runs of six 4 MB copies"
+    # Idle: after the runs return, neither the worker nor anything else of ours may spin.
+    time.sleep(0.05)
+    c0 = time.process_time()
+    time.sleep(0.5)
+    used = time.process_time() - c0
+    assert used < 0.05, f"idle session used {used:.3f} s of CPU in 0.5 s"
+

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -15,6 +16,11 @@ namespace {
 constexpr size_t kAlign = 64;
 constexpr size_t kMaxRank = 16;
 constexpr int kMaxThreads = 1024;
+// Runs that time every op serially before ops are split over threads, and the serial time below
+// which an op stays serial: handing a region to a spinning worker and waiting for it costs a few
+// microseconds, waking a sleeping one tens.
+constexpr int kTrialRuns = 3;
+constexpr int64_t kTinyOpNs = 20000;
 
 int default_threads() {
   cpu_set_t set;
@@ -179,61 +185,126 @@ Executor::Executor(Plan plan, int threads) : plan_(std::move(plan)) {
       throw ModelError(oname(op) + ": " + e.what());
     }
   }
+  prepare_run_tables();
+  op_min_ns_.reset(new std::atomic<int64_t>[ops_.size()]);
+  op_serial_.reset(new std::atomic<bool>[ops_.size()]);
+  for (size_t k = 0; k < ops_.size(); ++k) {
+    op_min_ns_[k].store(INT64_MAX);
+    op_serial_[k].store(false);
+  }
   pool_ = std::make_unique<ThreadPool>(threads > 0 ? threads : default_threads());
 }
 
 Executor::~Executor() {
-  for (void* a : all_arenas_) std::free(a);
+  for (auto& l : all_leases_) std::free(l->mem);
 }
 
-void* Executor::take_arena() const {
-  std::lock_guard<std::mutex> lock(arena_mu_);
-  if (!free_arenas_.empty()) {
-    void* a = free_arenas_.back();
-    free_arenas_.pop_back();
-    return a;
+void Executor::prepare_run_tables() {
+  size_t n_in = 0, n_out = 0;
+  for (const PlanOp& op : plan_.ops) {
+    in_off_.push_back(static_cast<uint32_t>(n_in));
+    out_off_.push_back(static_cast<uint32_t>(n_out));
+    n_in += op.inputs.size();
+    n_out += op.outputs.size();
   }
-  size_t size = (static_cast<size_t>(plan_.arena_bytes) + kAlign - 1) / kAlign * kAlign;
-  void* a = std::aligned_alloc(kAlign, size ? size : kAlign);
-  if (a == nullptr) throw std::bad_alloc();
-  all_arenas_.push_back(a);
-  return a;
+  if (n_in > UINT32_MAX || n_out > UINT32_MAX) throw ModelError("plan too large");
+  in_off_.push_back(static_cast<uint32_t>(n_in));
+  out_off_.push_back(static_cast<uint32_t>(n_out));
+  // Where each run input/output sits among the run tensors.
+  std::vector<int64_t> io_index(plan_.tensors.size(), -1);
+  for (size_t i = 0; i < plan_.input_ids.size(); ++i) io_index[plan_.input_ids[i]] = int64_t(i);
+  for (size_t i = 0; i < plan_.output_ids.size(); ++i) io_index[plan_.output_ids[i]] = int64_t(i);
+  for (size_t k = 0; k < plan_.ops.size(); ++k) {
+    const PlanOp& op = plan_.ops[k];
+    for (size_t j = 0; j < op.inputs.size(); ++j) {
+      const PlanTensor& t = plan_.tensors[op.inputs[j]];
+      if (t.kind == PlanTensor::Input || t.kind == PlanTensor::Output) {
+        patches_.push_back({static_cast<uint32_t>(in_off_[k] + j), false,
+                            t.kind == PlanTensor::Input,
+                            static_cast<uint32_t>(io_index[op.inputs[j]])});
+      }
+    }
+    for (size_t j = 0; j < op.outputs.size(); ++j) {
+      if (plan_.tensors[op.outputs[j]].kind == PlanTensor::Output) {
+        patches_.push_back({static_cast<uint32_t>(out_off_[k] + j), true, false,
+                            static_cast<uint32_t>(io_index[op.outputs[j]])});
+      }
+    }
+  }
 }
 
-void Executor::give_arena(void* arena) const {
+Executor::Lease* Executor::take_lease() const {
+  {
+    std::lock_guard<std::mutex> lock(arena_mu_);
+    if (!free_leases_.empty()) {
+      Lease* l = free_leases_.back();
+      free_leases_.pop_back();
+      return l;
+    }
+  }
+  auto l = std::make_unique<Lease>();
+  size_t size = (static_cast<size_t>(plan_.arena_bytes) + kAlign - 1) / kAlign * kAlign;
+  l->mem = std::aligned_alloc(kAlign, size ? size : kAlign);
+  if (l->mem == nullptr) throw std::bad_alloc();
+  auto resolve = [&](int64_t id) -> void* {
+    const PlanTensor& t = plan_.tensors[id];
+    if (t.kind == PlanTensor::Arena) return static_cast<char*>(l->mem) + t.offset;
+    if (t.kind == PlanTensor::Const) return const_cast<void*>(t.data);
+    return nullptr;  // run inputs and outputs: patched by every run
+  };
+  l->in.reserve(in_off_.back());
+  l->out.reserve(out_off_.back());
+  for (const PlanOp& op : plan_.ops) {
+    for (int64_t id : op.inputs) l->in.push_back(resolve(id));
+    for (int64_t id : op.outputs) l->out.push_back(resolve(id));
+  }
   std::lock_guard<std::mutex> lock(arena_mu_);
-  free_arenas_.push_back(arena);
+  all_leases_.push_back(std::move(l));
+  return all_leases_.back().get();
+}
+
+void Executor::give_lease(Lease* lease) const {
+  std::lock_guard<std::mutex> lock(arena_mu_);
+  free_leases_.push_back(lease);
 }
 
 void Executor::run(const void* const* inputs, void* const* outputs) const {
-  const Plan& p = plan_;
-  struct ArenaLease {
+  struct Hold {
     const Executor* ex;
-    void* mem;
-    ~ArenaLease() { ex->give_arena(mem); }
-  } lease{this, take_arena()};
-
-  std::vector<void*> ptr(p.tensors.size(), nullptr);
-  for (size_t id = 0; id < p.tensors.size(); ++id) {
-    const PlanTensor& t = p.tensors[id];
-    if (t.kind == PlanTensor::Arena) ptr[id] = static_cast<char*>(lease.mem) + t.offset;
-    if (t.kind == PlanTensor::Const) ptr[id] = const_cast<void*>(t.data);
+    Lease* l;
+    ~Hold() { ex->give_lease(l); }
+  } hold{this, take_lease()};
+  Lease& l = *hold.l;
+  // Inputs are read in place; ops get them as const void*.
+  for (const Patch& p : patches_) {
+    void* v = p.from_input ? const_cast<void*>(inputs[p.io]) : outputs[p.io];
+    if (p.out_slot) l.out[p.slot] = v;
+    else l.in[p.slot] = v;
   }
-  // Inputs are read in place; const_cast only to share one table, ops get them as const void*.
-  for (size_t i = 0; i < p.input_ids.size(); ++i) {
-    ptr[p.input_ids[i]] = const_cast<void*>(inputs[i]);
+  ThreadPool::RunScope scope(*pool_);
+  const size_t n = ops_.size();
+  if (pool_->threads() > 1 && trials_.load(std::memory_order_relaxed) < kTrialRuns) {
+    // A trial run: every op serial and timed; the last trial decides which stay serial.
+    for (size_t k = 0; k < n; ++k) {
+      ThreadPool::SerialScope serial(true);
+      auto t0 = std::chrono::steady_clock::now();
+      ops_[k]->run(l.in.data() + in_off_[k], l.out.data() + out_off_[k], *pool_);
+      int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::steady_clock::now() - t0).count();
+      int64_t prev = op_min_ns_[k].load(std::memory_order_relaxed);
+      while (ns < prev && !op_min_ns_[k].compare_exchange_weak(prev, ns)) {
+      }
+    }
+    if (trials_.fetch_add(1) + 1 == kTrialRuns) {
+      for (size_t k = 0; k < n; ++k) {
+        op_serial_[k].store(op_min_ns_[k].load() < kTinyOpNs, std::memory_order_relaxed);
+      }
+    }
+    return;
   }
-  for (size_t i = 0; i < p.output_ids.size(); ++i) ptr[p.output_ids[i]] = outputs[i];
-
-  std::vector<const void*> in;
-  std::vector<void*> out;
-  for (size_t k = 0; k < p.ops.size(); ++k) {
-    const PlanOp& op = p.ops[k];
-    in.clear();
-    out.clear();
-    for (int64_t id : op.inputs) in.push_back(ptr[id]);
-    for (int64_t id : op.outputs) out.push_back(ptr[id]);
-    ops_[k]->run(in.data(), out.data(), *pool_);
+  for (size_t k = 0; k < n; ++k) {
+    ThreadPool::SerialScope serial(op_serial_[k].load(std::memory_order_relaxed));
+    ops_[k]->run(l.in.data() + in_off_[k], l.out.data() + out_off_[k], *pool_);
   }
 }
 

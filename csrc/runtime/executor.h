@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -58,15 +60,36 @@ class Executor {
 
  private:
   void validate() const;
-  void* take_arena() const;
-  void give_arena(void* arena) const;
+  // One run's memory: the arena and every op's operand pointers into it, resolved once when
+  // the arena is made; a run only patches the slots that name its inputs and outputs.
+  struct Lease {
+    void* mem = nullptr;
+    std::vector<const void*> in;  // all ops' input pointers, op k's at in_off_[k]
+    std::vector<void*> out;       // all ops' output pointers, op k's at out_off_[k]
+  };
+  // A slot of Lease::in (or out) holding run input io (or run output io) of this run.
+  struct Patch {
+    uint32_t slot;
+    bool out_slot, from_input;
+    uint32_t io;
+  };
+  void prepare_run_tables();
+  Lease* take_lease() const;
+  void give_lease(Lease* lease) const;
 
   Plan plan_;
   std::vector<std::unique_ptr<Op>> ops_;
   std::unique_ptr<ThreadPool> pool_;
+  std::vector<uint32_t> in_off_, out_off_;  // per op, plus one past the last
+  std::vector<Patch> patches_;
+  // Ops too small to split over threads, learned from their serial times in the first runs
+  // (the split never changes results, only speed).
+  mutable std::atomic<int> trials_{0};
+  std::unique_ptr<std::atomic<int64_t>[]> op_min_ns_;
+  std::unique_ptr<std::atomic<bool>[]> op_serial_;
   mutable std::mutex arena_mu_;
-  mutable std::vector<void*> free_arenas_;
-  mutable std::vector<void*> all_arenas_;
+  mutable std::vector<Lease*> free_leases_;
+  mutable std::vector<std::unique_ptr<Lease>> all_leases_;
 };
 
 }  // namespace edgert

@@ -1,12 +1,57 @@
 #include "runtime/threadpool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define EDGERT_PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define EDGERT_PAUSE() __asm__ __volatile__("yield")
+#else
+#define EDGERT_PAUSE() ((void)0)
+#endif
 
 namespace edgert {
 
+thread_local bool ThreadPool::t_serial = false;
+
+namespace {
+
 // Set while this thread runs chunks of a region: a nested parallel_for must not wait for a
 // pool that is busy running its caller.
-static thread_local bool t_in_region = false;
+thread_local bool t_in_region = false;
+
+// How long a worker spins for the next region of an active run before it sleeps. Longer than a
+// typical serial op between two parallel ones, short enough that a long serial stretch (or a
+// run that is waiting on Python) costs little.
+constexpr auto kSpin = std::chrono::microseconds(200);
+// After this much of it, spin with sched_yield instead of pause: on an oversubscribed machine the
+// thread we wait for may need this CPU.
+constexpr auto kPauseOnly = std::chrono::microseconds(20);
+
+using Clock = std::chrono::steady_clock;
+
+// Spins until pred() or the budget ends or keep_going() turns false; true if pred() held.
+template <class Pred, class Keep>
+bool spin_until(Pred pred, Keep keep_going) {
+  Clock::time_point start{};
+  bool yield = false;
+  for (unsigned i = 0;; ++i) {
+    if (pred()) return true;
+    if ((i & 63) == 0) {
+      if (!keep_going()) return false;
+      Clock::time_point now = Clock::now();
+      if (i == 0) start = now;
+      else if (now - start >= kSpin) return false;
+      else yield = now - start >= kPauseOnly;
+    }
+    if (yield) std::this_thread::yield();
+    else EDGERT_PAUSE();
+  }
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) : threads_(std::max(threads, 1)) {
   workers_.reserve(threads_ - 1);
@@ -16,37 +61,49 @@ ThreadPool::ThreadPool(int threads) : threads_(std::max(threads, 1)) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   cv_work_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
+void ThreadPool::run_chunks() {
+  for (;;) {
+    size_t begin = next_.fetch_add(chunk_, std::memory_order_relaxed);
+    if (begin >= n_) return;
+    size_t end = std::min(n_, begin + chunk_);
+    try {
+      (*fn_)(begin, end);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_) error_ = std::current_exception();
+      next_.store(n_, std::memory_order_relaxed);  // stop handing out chunks
+      return;
+    }
+  }
+}
+
 void ThreadPool::worker_loop(int index) {
   t_in_region = true;  // a worker only ever runs chunks
-  unsigned seen = 0;
-  std::unique_lock<std::mutex> lock(mu_);
+  uint64_t seen = 0;
   for (;;) {
-    cv_work_.wait(lock, [&] { return stop_ || generation_ != seen; });
-    if (stop_) return;
-    seen = generation_;
-    if (index >= active_) continue;
-    while (next_ < n_) {
-      size_t begin = next_;
-      size_t end = std::min(n_, begin + chunk_);
-      next_ = end;
-      lock.unlock();
-      try {
-        (*fn_)(begin, end);
-      } catch (...) {
-        lock.lock();
-        if (!error_) error_ = std::current_exception();
-        next_ = n_;  // stop handing out chunks
-        continue;
-      }
-      lock.lock();
+    auto fresh = [&] { return word_.load(std::memory_order_acquire) != seen; };
+    if (!spin_until(fresh, [&] { return runs_.load(std::memory_order_relaxed) > 0; })) {
+      std::unique_lock<std::mutex> lock(mu_);
+      // seq_cst pairs with parallel_for's store of word_ then load of sleepers_: either it sees
+      // us asleep and notifies, or we see its new word here.
+      sleepers_.fetch_add(1);
+      cv_work_.wait(lock, [&] { return stop_.load() || word_.load() != seen; });
+      sleepers_.fetch_sub(1);
     }
-    if (--pending_ == 0) cv_done_.notify_one();
+    if (stop_.load()) return;
+    seen = word_.load(std::memory_order_acquire);
+    if (static_cast<uint64_t>(index) >= (seen & 0xffff)) continue;
+    run_chunks();
+    if (pending_.fetch_sub(1) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_done_.notify_one();
+    }
   }
 }
 
@@ -58,7 +115,7 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
   // threads_, never on timing.
   size_t target = static_cast<size_t>(threads_) * 4;
   size_t chunk = std::max(grain, (n + target - 1) / target);
-  if (threads_ == 1 || chunk >= n || t_in_region) {
+  if (threads_ == 1 || chunk >= n || t_in_region || t_serial) {
     fn(0, n);
     return;
   }
@@ -68,41 +125,35 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
     return;
   }
   size_t chunks = (n + chunk - 1) / chunk;
-  std::unique_lock<std::mutex> lock(mu_);
+  uint64_t active = std::min<size_t>(chunks - 1, workers_.size());
   fn_ = &fn;
   n_ = n;
   chunk_ = chunk;
-  next_ = 0;
+  next_.store(0, std::memory_order_relaxed);
   error_ = nullptr;
-  active_ = static_cast<int>(std::min<size_t>(chunks - 1, workers_.size()));
-  pending_ = active_;
-  ++generation_;
-  lock.unlock();
-  cv_work_.notify_all();
+  pending_.store(static_cast<int>(active), std::memory_order_relaxed);
+  uint64_t word = ((word_.load(std::memory_order_relaxed) >> 16) + 1) << 16 | active;
+  word_.store(word);  // seq_cst: see worker_loop
+  if (sleepers_.load() > 0) {
+    { std::lock_guard<std::mutex> lock(mu_); }
+    cv_work_.notify_all();
+  }
 
   t_in_region = true;
-  lock.lock();
-  while (next_ < n_) {
-    size_t begin = next_;
-    size_t end = std::min(n_, begin + chunk_);
-    next_ = end;
-    lock.unlock();
-    try {
-      fn(begin, end);
-    } catch (...) {
-      lock.lock();
-      if (!error_) error_ = std::current_exception();
-      next_ = n_;
-      continue;
-    }
-    lock.lock();
-  }
+  run_chunks();
   t_in_region = false;
-  cv_done_.wait(lock, [&] { return pending_ == 0; });
+  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(done, [] { return true; })) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_done_.wait(lock, done);
+  }
   fn_ = nullptr;
-  std::exception_ptr err = error_;
-  error_ = nullptr;
-  lock.unlock();
+  std::exception_ptr err;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    err = error_;
+    error_ = nullptr;
+  }
   if (err) std::rethrow_exception(err);
 }
 

@@ -1,11 +1,17 @@
 // Intra-op thread pool. parallel_for splits [0, n) into chunks run by the pool's workers and the
-// calling thread; it returns when all are done. Workers sleep on a condition variable between
-// calls (no spinning once a run returns). Results must not depend on the thread count: callers
-// split work so every output element is computed by exactly one chunk, in a fixed order.
+// calling thread; it returns when all are done. Results must not depend on the thread count:
+// callers split work so every output element is computed by exactly one chunk.
+//
+// Waking a sleeping thread costs tens of microseconds, more than many ops take, so while a run
+// is active (between RunScope's construction and destruction) idle workers spin briefly
+// (bounded, with pause) waiting for the next region before they fall back to the condition
+// variable. When no run is active nobody spins: an idle session uses no CPU.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -28,20 +34,53 @@ class ThreadPool {
   // concurrent runs never wait on each other). An exception thrown by fn is rethrown here.
   void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn);
 
+  // Marks a run active for its lifetime: workers may spin between this run's regions.
+  class RunScope {
+   public:
+    explicit RunScope(ThreadPool& p) : p_(p) { p_.runs_.fetch_add(1, std::memory_order_relaxed); }
+    ~RunScope() { p_.runs_.fetch_sub(1, std::memory_order_relaxed); }
+    RunScope(const RunScope&) = delete;
+    RunScope& operator=(const RunScope&) = delete;
+
+   private:
+    ThreadPool& p_;
+  };
+
+  // While alive, parallel_for on this thread runs inline: for ops too small to be worth a split
+  // (the executor measures which ones are).
+  class SerialScope {
+   public:
+    explicit SerialScope(bool on) : prev_(t_serial) { t_serial = prev_ || on; }
+    ~SerialScope() { t_serial = prev_; }
+    SerialScope(const SerialScope&) = delete;
+    SerialScope& operator=(const SerialScope&) = delete;
+
+   private:
+    bool prev_;
+  };
+
  private:
+  static thread_local bool t_serial;
   void worker_loop(int index);
+  void run_chunks();
   int threads_;
   std::vector<std::thread> workers_;
   std::mutex call_mu_;  // one parallel region at a time (concurrent runs take turns per op)
-  std::mutex mu_;
+  std::mutex mu_;       // guards sleeping, error_ and the condition variables
   std::condition_variable cv_work_, cv_done_;
+  // The region: written by the caller before it publishes word_, stable until every worker
+  // counted in it has decremented pending_.
   const std::function<void(size_t, size_t)>* fn_ = nullptr;
-  size_t n_ = 0, chunk_ = 0, next_ = 0;
-  int pending_ = 0;
-  int active_ = 0;            // workers taking part in the current region (index < active_)
+  size_t n_ = 0, chunk_ = 0;
+  std::atomic<size_t> next_{0};
+  std::atomic<int> pending_{0};
+  // (region counter << 16) | workers taking part (index < that count): one word, so a worker
+  // never pairs a region with another region's worker count.
+  std::atomic<uint64_t> word_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<int> runs_{0};  // active RunScopes
+  std::atomic<bool> stop_{false};
   std::exception_ptr error_;  // first exception thrown by fn in the current region
-  unsigned generation_ = 0;
-  bool stop_ = false;
 };
 
 }  // namespace edgert
