@@ -88,6 +88,11 @@ def test_driver_aarch64_qemu(tmp_path_factory):
     for fam in ("q8-gemm", "q8-dwconv"):
         assert "__neon" in fams.get(fam, ""), f"{fam}: no NEON variant ran\n{out}"
     assert "skipped" not in out, out  # every neon* variant ran, the dot-product ones included
+    assert "__neondot" in fams.get("q8-gemm-x8", ""), out
+    # A core without the dot product (hwcaps say so): those variants are skipped, not run into
+    # SIGILL, and everything else still passes.
+    out = _run(["qemu-aarch64", str(exe)], {"QEMU_CPU": "cortex-a72"}, timeout=600)
+    assert "__neondot (skipped: CPU lacks it)" in out, out
 
 
 def test_neon_sources_build_for_the_extension(tmp_path):

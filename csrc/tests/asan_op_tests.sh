@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The Python op tests against an AddressSanitizer + UBSan build of the extension.
+#   csrc/tests/asan_op_tests.sh [pytest args...]     (no test paths given: tests/test_op_*.py)
+# Builds _core with -DEDGERT_SANITIZE=ON out of tree (EDGERT_ASAN_BUILD, default
+# /tmp/edgert-asan-build) and runs pytest with libasan preloaded (python itself is not
+# instrumented, so the runtime must come first). Leak checking is off: CPython and numpy keep
+# allocations alive until exit by design. Any ASan report or UB aborts the test that hit it.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+build="${EDGERT_ASAN_BUILD:-/tmp/edgert-asan-build}"
+py="${PYTHON:-python3}"
+
+if ! command -v cmake >/dev/null || ! command -v ninja >/dev/null; then
+  "$py" -m pip install -q cmake ninja
+fi
+"$py" -c "import pybind11" 2>/dev/null || "$py" -m pip install -q pybind11
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDGERT_SANITIZE=ON \
+      -DPython_EXECUTABLE="$(command -v "$py")" >/dev/null
+cmake --build "$build" >/dev/null
+
+libasan="$(g++ -print-file-name=libasan.so)"
+[ -f "$libasan" ] || { echo "asan_op_tests: libasan.so not found ($libasan)" >&2; exit 1; }
+export PYTHONPATH="$root/src:$build/pkg${PYTHONPATH:+:$PYTHONPATH}"
+# allocator_may_return_null: tests that provoke absurd allocations expect std::bad_alloc.
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+
+# The sanitized module must be the one imported (not an installed edgert's).
+core="$(LD_PRELOAD="$libasan" "$py" -c 'from edgert import _core; print(_core.__file__)')"
+case "$core" in
+  "$build"/*) ;;
+  *) echo "asan_op_tests: imported $core, not the sanitized build in $build" >&2; exit 1 ;;
+esac
+
+cd "$root"
+paths=0
+for a in "$@"; do case "$a" in -*) ;; *) paths=1 ;; esac; done
+[ "$paths" = 1 ] || set -- "$@" tests/test_op_*.py
+LD_PRELOAD="$libasan" "$py" -m pytest -q -p no:cacheprovider "$@"
