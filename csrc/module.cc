@@ -6,6 +6,7 @@
 #include <string>
 
 #include "isa.h"
+#include "runtime/crc32c.h"
 #include "runtime/executor.h"
 #include "runtime/registry.h"
 
@@ -247,6 +248,22 @@ PYBIND11_MODULE(_core, m) {
     return r;
   }, "ISAs this CPU and build can run (EDGERT_ISA may pick one).");
   m.def("registered_ops", &registered_ops, "Internal op types this build implements.");
+  // Checksums of whole .edgert files: any contiguous buffer (bytes, mmap, memoryview, array),
+  // read without copying and without the GIL. portable=True forces the table form (tests).
+  m.def("crc32c", [](const py::buffer& b, uint32_t value, bool portable) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(b.ptr(), &view, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+    uint32_t r;
+    {
+      py::gil_scoped_release nogil;
+      size_t n = static_cast<size_t>(view.len);
+      r = portable ? crc32c_portable(view.buf, n, value) : crc32c(view.buf, n, value);
+    }
+    PyBuffer_Release(&view);
+    return r;
+  }, py::arg("buffer"), py::arg("value") = 0, py::arg("portable") = false,
+     "CRC-32C of a contiguous buffer; value continues a previous checksum.");
+  m.def("crc32c_hardware", &crc32c_hardware, "crc32c uses the CPU's crc32 instruction.");
 
   py::class_<PyExecutor>(m, "Executor")
       .def(py::init<int64_t, py::list, py::list, std::vector<int64_t>, std::vector<int64_t>,
