@@ -110,22 +110,32 @@ class QBinaryOp : public Op {
     const int32_t yz = q8_zp(spec, "y_zp", yt);
     const Q8Clamp c = q8_clamp(spec, yt);
     numel_ = static_cast<size_t>(spec.outputs[0].numel());
+    const bool a_signed = at == DType::i8, b_signed = bt == DType::i8;
+    // The direct kernels take the operand that advances along a run first: B when A is the
+    // run's broadcast scalar (onnxruntime's add formula then also takes B as its first operand).
+    const bool swap = bc_.mode == Broadcast::kOnlyB;
+    x_signed_ = swap ? b_signed : a_signed;
+    s_signed_ = swap ? a_signed : b_signed;
+    if (is_add) {
+      add_ = swap ? q8_vadd_params(bs, bz, as, az, ys, yz, c.lo, c.hi)
+                  : q8_vadd_params(as, az, bs, bz, ys, yz, c.lo, c.hi);
+      add_fn_ = q8_vadd_direct();
+    } else {
+      mul_ = swap ? q8_vmul_params(bs, bz, as, az, ys, yz, c.lo, c.hi)
+                  : q8_vmul_params(as, az, bs, bz, ys, yz, c.lo, c.hi);
+      mul_fn_ = q8_vmul_direct();
+    }
+    if (add_fn_ || mul_fn_) return;  // a SIMD ISA computes the formula directly: no table
     // Table rows are indexed by the operand that stays constant along a run (A in kBoth).
     table_.resize(65536);
-    const bool a_signed = at == DType::i8, b_signed = bt == DType::i8;
     const bool row_is_a = bc_.mode != Broadcast::kOnlyA;
     if (is_add) {
-      // onnxruntime's first operand is B only when A is the run's broadcast scalar.
-      if (bc_.mode == Broadcast::kOnlyB) {
-        const Q8AddParams p = q8_vadd_params(bs, bz, as, az, ys, yz, c.lo, c.hi);
-        q8_vadd_fp32_table(p, b_signed, a_signed, /*row_is_x=*/false, table_.data());
-      } else {
-        const Q8AddParams p = q8_vadd_params(as, az, bs, bz, ys, yz, c.lo, c.hi);
-        q8_vadd_fp32_table(p, a_signed, b_signed, /*row_is_x=*/row_is_a, table_.data());
-      }
+      q8_vadd_fp32_table(add_, x_signed_, s_signed_, /*row_is_x=*/!swap && row_is_a,
+                         table_.data());
     } else {
-      const Q8MulParams p = q8_vmul_params(as, az, bs, bz, ys, yz, c.lo, c.hi);
-      q8_vmul_fp32_table(p, a_signed, b_signed, row_is_a, table_.data());
+      // The product is symmetric: the swapped parameters give the same table.
+      q8_vmul_fp32_table(q8_vmul_params(as, az, bs, bz, ys, yz, c.lo, c.hi), a_signed, b_signed,
+                         row_is_a, table_.data());
     }
   }
 
@@ -139,6 +149,17 @@ class QBinaryOp : public Op {
         const size_t len = std::min(bc_.inner - off, end - i);
         size_t ao, bo;
         bc_.offsets(run, &ao, &bo);
+        if (add_fn_ || mul_fn_) {
+          const uint8_t* x = bc_.mode == Broadcast::kOnlyB ? b + bo + off : a + ao + off;
+          const uint8_t* sv = bc_.mode == Broadcast::kBoth    ? b + bo + off
+                              : bc_.mode == Broadcast::kOnlyA ? b + bo
+                                                              : a + ao;
+          const bool scalar = bc_.mode != Broadcast::kBoth;
+          if (add_fn_) add_fn_(len, x, sv, scalar, x_signed_, s_signed_, add_, y + i);
+          else mul_fn_(len, x, sv, scalar, x_signed_, s_signed_, mul_, y + i);
+          i += len;
+          continue;
+        }
         switch (bc_.mode) {
           case Broadcast::kBoth:
             x8_lut2_ukernel__scalar(len, a + ao + off, b + bo + off, table_.data(), y + i);
@@ -158,7 +179,12 @@ class QBinaryOp : public Op {
  private:
   Broadcast bc_;
   size_t numel_ = 0;
-  std::vector<uint8_t> table_;
+  bool x_signed_ = false, s_signed_ = false;
+  Q8AddParams add_{};
+  Q8MulParams mul_{};
+  Q8VaddDirectFn add_fn_ = nullptr;
+  Q8VmulDirectFn mul_fn_ = nullptr;
+  std::vector<uint8_t> table_;  // the scalar form: every result, by operand bytes
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 // (65536 bytes) and runs it with x8_lut / x8_lut2; this header is the arithmetic of the table.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace edgert {
@@ -30,5 +31,15 @@ int32_t q8_vadd_fp32(int32_t x, int32_t s, const Q8AddParams& p);
 // byte r is x when row_is_x, else s. Bytes are read as int8 when the operand is signed.
 void q8_vadd_fp32_table(const Q8AddParams& p, bool x_signed, bool s_signed, bool row_is_x,
                         uint8_t* table);
+
+// Direct form (no table): y[i] = low byte of q8_vadd_fp32(x[i], s_i) for i < n, where s_i is
+// s[i], or s[0] for every i when s_scalar. Bytes are int8 when the operand's flag says signed.
+// Bit-identical to the table, so a SIMD ISA may run the op without building it.
+using Q8VaddDirectFn = void (*)(size_t n, const uint8_t* x, const uint8_t* s, bool s_scalar,
+                                bool x_signed, bool s_signed, const Q8AddParams& p, uint8_t* y);
+void q8_vadd_direct__avx2(size_t n, const uint8_t* x, const uint8_t* s, bool s_scalar,
+                          bool x_signed, bool s_signed, const Q8AddParams& p, uint8_t* y);
+// The direct kernel of the active ISA, or nullptr when the table (scalar) is the faster form.
+Q8VaddDirectFn q8_vadd_direct();
 
 }  // namespace edgert

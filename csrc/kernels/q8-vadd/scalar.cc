@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "isa.h"
+
 namespace edgert {
 
 Q8AddParams q8_vadd_params(float x_scale, int32_t x_zp, float s_scale, int32_t s_zp,
@@ -24,7 +26,9 @@ int32_t q8_vadd_fp32(int32_t x, int32_t s, const Q8AddParams& p) {
   const float lo = static_cast<float>(p.qmin), hi = static_cast<float>(p.qmax);
   v = v > lo ? v : lo;
   v = v < hi ? v : hi;
-  return static_cast<int32_t>(std::nearbyint(v));
+  // v is within [qmin, qmax] (|v| < 2^22): adding and removing 1.5 * 2^23 rounds it to an
+  // integer half to even, as nearbyint does in the default mode, without a libm call.
+  return static_cast<int32_t>((v + 12582912.0f) - 12582912.0f);
 }
 
 void q8_vadd_fp32_table(const Q8AddParams& p, bool x_signed, bool s_signed, bool row_is_x,
@@ -39,6 +43,13 @@ void q8_vadd_fp32_table(const Q8AddParams& p, bool x_signed, bool s_signed, bool
       table[r * 256 + c] = static_cast<uint8_t>(q8_vadd_fp32(x, s, p));
     }
   }
+}
+
+Q8VaddDirectFn q8_vadd_direct() {
+#if defined(__x86_64__)
+  if (active_isa() == Isa::avx2) return q8_vadd_direct__avx2;
+#endif
+  return nullptr;
 }
 
 }  // namespace edgert

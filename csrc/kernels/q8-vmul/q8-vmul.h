@@ -9,6 +9,7 @@
 // run with x8_lut / x8_lut2.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace edgert {
@@ -29,5 +30,14 @@ int32_t q8_vmul_fp32(int32_t a, int32_t b, const Q8MulParams& p);
 // table[r * 256 + c] = output byte for operand bytes r and c; the row byte is a when row_is_a.
 void q8_vmul_fp32_table(const Q8MulParams& p, bool a_signed, bool b_signed, bool row_is_a,
                         uint8_t* table);
+
+// Direct form (no table): y[i] = low byte of q8_vmul_fp32(a[i], b_i) for i < n, where b_i is
+// b[i], or b[0] for every i when b_scalar. Bit-identical to the table.
+using Q8VmulDirectFn = void (*)(size_t n, const uint8_t* a, const uint8_t* b, bool b_scalar,
+                                bool a_signed, bool b_signed, const Q8MulParams& p, uint8_t* y);
+void q8_vmul_direct__avx2(size_t n, const uint8_t* a, const uint8_t* b, bool b_scalar,
+                          bool a_signed, bool b_signed, const Q8MulParams& p, uint8_t* y);
+// The direct kernel of the active ISA, or nullptr when the table (scalar) is the faster form.
+Q8VmulDirectFn q8_vmul_direct();
 
 }  // namespace edgert

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "isa.h"
+
 namespace edgert {
 
 Q8MulParams q8_vmul_params(float a_scale, int32_t a_zp, float b_scale, int32_t b_zp,
@@ -22,7 +24,9 @@ int32_t q8_vmul_fp32(int32_t a, int32_t b, const Q8MulParams& p) {
   const float lo = static_cast<float>(p.qmin), hi = static_cast<float>(p.qmax);
   v = v > lo ? v : lo;
   v = v < hi ? v : hi;
-  return static_cast<int32_t>(std::nearbyint(v));
+  // v is within [qmin, qmax] (|v| < 2^22): adding and removing 1.5 * 2^23 rounds it to an
+  // integer half to even, as nearbyint does in the default mode, without a libm call.
+  return static_cast<int32_t>((v + 12582912.0f) - 12582912.0f);
 }
 
 void q8_vmul_fp32_table(const Q8MulParams& p, bool a_signed, bool b_signed, bool row_is_a,
@@ -37,6 +41,13 @@ void q8_vmul_fp32_table(const Q8MulParams& p, bool a_signed, bool b_signed, bool
       table[r * 256 + c] = static_cast<uint8_t>(q8_vmul_fp32(a, b, p));
     }
   }
+}
+
+Q8VmulDirectFn q8_vmul_direct() {
+#if defined(__x86_64__)
+  if (active_isa() == Isa::avx2) return q8_vmul_direct__avx2;
+#endif
+  return nullptr;
 }
 
 }  // namespace edgert
