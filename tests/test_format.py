@@ -3,7 +3,6 @@ import json
 import struct
 import subprocess
 import sys
-import zlib
 
 import numpy as np
 import pytest
@@ -76,7 +75,7 @@ def _rewrite(data, doc=None, version=None, text=None):
         text = json.dumps(json.loads(data[64:64 + jlen]) if doc is None else doc).encode()
     new_off = -(-(64 + len(text)) // 64) * 64
     header = fmt._HEADER.pack(magic, ver if version is None else version, res, len(text), new_off,
-                              len(blobs), zlib.crc32(text), zlib.crc32(blobs))
+                              len(blobs), fmt._crc(text), fmt._crc(blobs))
     return header.ljust(64, b"\0") + text + b"\0" * (new_off - 64 - len(text)) + blobs
 
 

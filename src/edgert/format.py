@@ -1,19 +1,18 @@
 """The .edgert file: a planned model that loads by memory-mapping, without onnx or protobuf.
 
 Layout (little-endian):
-    [0, 64)        header: magic, format version, JSON length, blob offset and length, CRC32s
+    [0, 64)        header: magic, format version, JSON length, blob offset and length, CRC32Cs
     [64, ...)      JSON document: metadata, the plan (tensors, ops, attributes), blob table and,
                    for models with dynamic input dimensions, the graph to plan other shapes
     [blobs, end)   every array (weights, tables, constants), each 64-byte aligned, used in place
 
-Every offset, length, dtype and shape is checked before it is used; both CRC32s must match, so a
+Every offset, length, dtype and shape is checked before it is used; both CRC32C checksums must match, so a
 truncated or bit-flipped file is an error, never a wrong answer.
 """
 import json
 import mmap
 import os
 import struct
-import zlib
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from .errors import ModelError
 from .graph import Graph, Node, ValueInfo, check_elements
 
 MAGIC = b"EDGERT\x00\x1a"
-VERSION = 1
+VERSION = 2  # 2: CRC32C checksums
 _HEADER = struct.Struct("<8sIIQQQII")   # magic, version, reserved, json_len, blob_off, blob_len, json_crc, blob_crc
 _HEADER_SIZE = 64
 _ALIGN = 64
@@ -29,6 +28,11 @@ _DTYPES = {"u8": np.uint8, "i8": np.int8, "i32": np.int32, "i64": np.int64, "f32
            "f16": np.float16, "f64": np.float64, "bool": np.bool_, "i16": np.int16,
            "u16": np.uint16, "u32": np.uint32, "u64": np.uint64}
 _CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
+
+
+def _crc(data):
+    from . import _core  # CRC32C, with the CPU's crc32 instruction where it has one
+    return _core.crc32c(data)
 
 
 def is_edgert(prefix):
@@ -100,7 +104,7 @@ def write(session, path):
     blob_off = -(-(_HEADER_SIZE + len(text)) // _ALIGN) * _ALIGN
     body = b"".join(blobs.chunks)
     header = _HEADER.pack(MAGIC, VERSION, 0, len(text), blob_off, len(body),
-                          zlib.crc32(text), zlib.crc32(body))
+                          _crc(text), _crc(body))
     # Written beside and renamed into place: a process that has the old file mapped keeps
     # reading the old bytes instead of faulting on a truncated file.
     tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
@@ -157,9 +161,9 @@ class _Reader:
         if reserved or any(mv[_HEADER.size:_HEADER_SIZE]) or any(mv[_HEADER_SIZE + json_len:blob_off]):
             self.fail("corrupt: padding bytes are not zero")
         text = mv[_HEADER_SIZE:_HEADER_SIZE + json_len]
-        if zlib.crc32(text) != json_crc:
+        if _crc(text) != json_crc:
             self.fail("corrupt: the metadata checksum does not match")
-        if zlib.crc32(mv[blob_off:]) != blob_crc:
+        if _crc(mv[blob_off:]) != blob_crc:
             self.fail("corrupt: the weights checksum does not match")
         self.blob_off, self.blob_len = blob_off, blob_len
         try:
