@@ -86,6 +86,8 @@ class Q8ConvOp : public Op {
     const size_t nr = xk_->nr, mr = xk_->mr;
     x8_fn_ = xk_->fn[form == Q8GemmForm::pair_u8 ? 0 : 1][d.x_type == DType::u8 ? 0 : 1]
                     [out_index(d.y_type)];
+    sign_ = form == Q8GemmForm::sign_s8;
+    srow_ = q8_gemm_x8_sign_row_bytes(k_);
     ngp_ = (ng_ + nr - 1) / nr * nr;
     group_packed_ = q8_gemm_x8_packed_size(ng_, k_, nr);
     packed8_.resize(group_packed_ * d.group);
@@ -127,6 +129,7 @@ class Q8ConvOp : public Op {
     const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       std::vector<uint8_t> a(direct_ ? 0 : tile_rows_ * lda_);
+      std::vector<uint8_t> prep(sign_ ? tile_rows_ * srow_ : 0);  // sign_s8 operand rows
       std::vector<const void*> rowp(tile_rows_);
       size_t built = SIZE_MAX;
       for (size_t i = b; i < e; ++i) {
@@ -146,6 +149,14 @@ class Q8ConvOp : public Op {
           } else {
             q8_im2col_x8(g, x, pad, gi * cg_, cg_, p0, rows, a.data(), lda_);
             for (size_t r = 0; r < rows; ++r) rowp[r] = a.data() + r * lda_;
+          }
+          if (sign_) {
+            const bool flip = d_.x_type == DType::u8;
+            for (size_t r = 0; r < rows; ++r) {
+              xk_->prepare_sign(static_cast<const uint8_t*>(rowp[r]), k_, flip,
+                                prep.data() + r * srow_);
+              rowp[r] = prep.data() + r * srow_;
+            }
           }
           built = tile_group;
         }
@@ -243,8 +254,8 @@ class Q8ConvOp : public Op {
   std::vector<uint8_t> pad_row_;
   size_t cg_ = 0, ng_ = 0, k_ = 0, kp_ = 0, pixels_ = 0, y_size_ = 1;
   size_t group_packed_ = 0, tile_rows_ = 0, col_block_ = 0;
-  bool depthwise_ = false, direct_ = false;
-  size_t ngp_ = 0, lda_ = 0;
+  bool depthwise_ = false, direct_ = false, sign_ = false;
+  size_t ngp_ = 0, lda_ = 0, srow_ = 0;
   const Q8GemmX8UKernel* xk_ = nullptr;
   Q8GemmX8Fn x8_fn_ = nullptr;
   const Q8GemmUKernel* uk_ = nullptr;

@@ -1,10 +1,11 @@
-// AVX2 byte-form q8-gemm, 3x16 tile (4 rows spill: the sign form needs 16 ymm besides acc), K in quads (c4): each int32 lane of an accumulator is one
+// AVX2 byte-form q8-gemm, 3x16 tile (4 rows spill), K in quads (c4): each int32 lane of an accumulator is one
 // column's sum, so no horizontal reduction is needed. Forms as in q8-gemm-x8.h (the pack-time
 // choice guarantees no int16 pair sum saturates). Reads A rows only below k (the last partial
 // quad through a copy), never A rows >= mr; output stage: cvtdq2ps, mulps (no FMA), max/min,
 // cvtps2dq (round half to even under the default MXCSR, as nearbyintf), + y_zp, saturating packs.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -27,20 +28,23 @@ inline __m256i bcast_tail(const uint8_t* p, size_t n) {
   return _mm256_set1_epi32(v);
 }
 
-// acc0/acc1 (columns 0-7 / 8-15) += the quad a · w0/w1.
-template <int Form, bool Flip>
+// sign_s8 on a prepared row: acc0/acc1 += |s| · (w·sign(s)) for the quad record at p.
+inline void quad_sign(const uint8_t* p, __m256i w0, __m256i w1, __m256i& acc0, __m256i& acc1) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i ua = bcast_quad(p), a = bcast_quad(p + 4);
+  const __m256i p0 = _mm256_maddubs_epi16(ua, _mm256_sign_epi8(w0, a));
+  const __m256i p1 = _mm256_maddubs_epi16(ua, _mm256_sign_epi8(w1, a));
+  acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
+  acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, ones));
+}
+
+// pair_u8: acc0/acc1 (columns 0-7 / 8-15) += the quad a · w0/w1.
+template <bool Flip>
 inline void quad(__m256i a, __m256i w0, __m256i w1, __m256i& acc0, __m256i& acc1) {
   const __m256i ones = _mm256_set1_epi16(1);
   if (Flip) a = _mm256_xor_si256(a, _mm256_set1_epi8(static_cast<char>(0x80)));
-  __m256i p0, p1;
-  if (Form == 0) {
-    p0 = _mm256_maddubs_epi16(a, w0);
-    p1 = _mm256_maddubs_epi16(a, w1);
-  } else {
-    const __m256i ua = _mm256_abs_epi8(a);
-    p0 = _mm256_maddubs_epi16(ua, _mm256_sign_epi8(w0, a));
-    p1 = _mm256_maddubs_epi16(ua, _mm256_sign_epi8(w1, a));
-  }
+  const __m256i p0 = _mm256_maddubs_epi16(a, w0);
+  const __m256i p1 = _mm256_maddubs_epi16(a, w1);
   acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
   acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, ones));
 }
@@ -100,25 +104,66 @@ void gemm_3x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
     __m256i c20 = c00, c21 = c00;
     size_t off = 0;
-    for (size_t q = 0; q < kfull; ++q, off += 4, wb += 4 * NR) {
-      const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
-      const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
-      quad<Form, kFlip>(bcast_quad(a0 + off), w0, w1, c00, c01);
-      quad<Form, kFlip>(bcast_quad(a1 + off), w0, w1, c10, c11);
-      quad<Form, kFlip>(bcast_quad(a2 + off), w0, w1, c20, c21);
-    }
-    if (rem) {  // the weights of the missing bytes are zero, so the pad value does not matter
-      const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
-      const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
-      quad<Form, kFlip>(bcast_tail(a0 + off, rem), w0, w1, c00, c01);
-      quad<Form, kFlip>(bcast_tail(a1 + off, rem), w0, w1, c10, c11);
-      quad<Form, kFlip>(bcast_tail(a2 + off, rem), w0, w1, c20, c21);
+    if constexpr (Form == 1) {  // prepared rows: whole quads, no tail
+      for (size_t q = 0; q < kq; ++q, off += 8, wb += 4 * NR) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
+        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
+        quad_sign(a0 + off, w0, w1, c00, c01);
+        quad_sign(a1 + off, w0, w1, c10, c11);
+        quad_sign(a2 + off, w0, w1, c20, c21);
+      }
+    } else {
+      for (size_t q = 0; q < kfull; ++q, off += 4, wb += 4 * NR) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
+        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
+        quad<kFlip>(bcast_quad(a0 + off), w0, w1, c00, c01);
+        quad<kFlip>(bcast_quad(a1 + off), w0, w1, c10, c11);
+        quad<kFlip>(bcast_quad(a2 + off), w0, w1, c20, c21);
+      }
+      if (rem) {  // the weights of the missing bytes are zero, so the pad value does not matter
+        const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
+        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
+        quad<kFlip>(bcast_tail(a0 + off, rem), w0, w1, c00, c01);
+        quad<kFlip>(bcast_tail(a1 + off, rem), w0, w1, c10, c11);
+        quad<kFlip>(bcast_tail(a2 + off, rem), w0, w1, c20, c21);
+      }
     }
     const size_t nj = nc - n0 < NR ? nc - n0 : NR;
     Out* cr = c + n0;
     store_row<Out>(c00, c01, bias + n0, scale + n0, nj, cr, rq);
     if (mr > 1) store_row<Out>(c10, c11, bias + n0, scale + n0, nj, cr + c_stride, rq);
     if (mr > 2) store_row<Out>(c20, c21, bias + n0, scale + n0, nj, cr + 2 * c_stride, rq);
+  }
+}
+
+// 8 quads at a time: s = x ^ flip, |s|, interleaved per quad as [|s| x4, s x4].
+void prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out) {
+  const uint8_t f = flip ? 0x80 : 0;
+  const __m256i fv = _mm256_set1_epi8(static_cast<char>(f));
+  size_t i = 0;
+  for (;; i += 32, out += 64) {
+    __m256i s;
+    if (i + 32 <= k) {
+      s = _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(x + i)), fv);
+    } else {
+      if (i >= k) break;
+      alignas(32) uint8_t buf[32];
+      std::memset(buf, f, sizeof buf);  // pads become s = 0
+      std::memcpy(buf, x + i, k - i);
+      s = _mm256_xor_si256(_mm256_load_si256((const __m256i*)buf), fv);
+    }
+    const __m256i u = _mm256_abs_epi8(s);
+    const __m256i lo = _mm256_unpacklo_epi32(u, s), hi = _mm256_unpackhi_epi32(u, s);
+    const size_t bytes = std::min<size_t>(64, (k - i + 3) / 4 * 8);
+    if (bytes == 64) {
+      _mm256_storeu_si256((__m256i*)out, _mm256_permute2x128_si256(lo, hi, 0x20));
+      _mm256_storeu_si256((__m256i*)(out + 32), _mm256_permute2x128_si256(lo, hi, 0x31));
+    } else {
+      alignas(32) uint8_t tmp[64];
+      _mm256_store_si256((__m256i*)tmp, _mm256_permute2x128_si256(lo, hi, 0x20));
+      _mm256_store_si256((__m256i*)(tmp + 32), _mm256_permute2x128_si256(lo, hi, 0x31));
+      std::memcpy(out, tmp, bytes);
+    }
   }
 }
 
@@ -129,7 +174,8 @@ void gemm_3x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
 const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_3x16c4__avx2 = {
     "q8_gemm_x8_minmax_fp32_ukernel_3x16c4__avx2", MR, NR,
     {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
-     {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}}};
+     {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
+    prepare_sign};
 #undef EDGERT_X8_ROW
 
 }  // namespace edgert

@@ -1,8 +1,10 @@
 // q8-gemm-x8: the byte form of q8-gemm (same sum and output stage, see q8-gemm.h) for kernels
 // that multiply 8-bit operands directly (x86 vpmaddubsw) instead of widening them to int16.
 //
-// A row i is k bytes at a[i] (u8 or i8 activations straight from NHWC, or a byte im2col row),
-// any alignment, never read at or past k. W is packed once by q8_gemm_pack_x8: int8
+// pair_u8: A row i is k bytes at a[i] (u8 or i8 activations straight from NHWC, or a byte
+// im2col row), any alignment, never read at or past k. sign_s8: A row i is the prepared row
+// q8_gemm_x8_prepare_sign writes (per K quad: 4 bytes |s|, then 4 bytes s; zero-padded), so the
+// kernel's inner loop has no per-row flip or abs; it reads 8·ceil(k/4) bytes of it. W is packed once by q8_gemm_pack_x8: int8
 // w' = W − w_zp in blocks of nr columns, each block [round_up(k, 4) / 4][nr][4] (k quads,
 // zero-padded columns and quads). bias and scale are read for round_up(nc, nr) columns (callers
 // pad them). Any tile or thread split gives identical results: each output is one exact sum.
@@ -37,6 +39,8 @@ struct Q8GemmX8UKernel {
   const char* name;
   size_t mr, nr;
   Q8GemmX8Fn fn[2][2][3];  // [form pair_u8, sign_s8][input u8, i8][output u8, i8, f32]
+  // Writes the sign_s8 operand row (same bytes as q8_gemm_x8_prepare_sign, faster).
+  void (*prepare_sign)(const uint8_t* x, size_t k, bool flip, uint8_t* out);
 };
 
 inline size_t q8_gemm_x8_packed_size(size_t n, size_t k, size_t nr) {
@@ -53,6 +57,10 @@ void q8_gemm_pack_x8(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw
 void q8_gemm_x8_bias(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
                      const int32_t* w_zp, Q8GemmForm form, bool x_is_u8, const int32_t* bias,
                      int32_t* out);
+
+// The sign_s8 operand row for k input bytes x (flip: u8 input, s = x ^ 0x80), 8·ceil(k/4) bytes.
+void q8_gemm_x8_prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out);
+inline size_t q8_gemm_x8_sign_row_bytes(size_t k) { return (k + 3) / 4 * 8; }
 
 // Scalar reference of the byte form: 1x16, the same packing; both forms compute the same sum.
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_1x16__scalar;

@@ -57,6 +57,19 @@ void q8_gemm_x8_bias(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw
   }
 }
 
+void q8_gemm_x8_prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out) {
+  const uint8_t f = flip ? 0x80 : 0;
+  const size_t kq = (k + 3) / 4;
+  for (size_t q = 0; q < kq; ++q) {
+    for (size_t j = 0; j < 4; ++j) {
+      const size_t i = 4 * q + j;
+      const int8_t v = static_cast<int8_t>(i < k ? x[i] ^ f : 0);
+      out[8 * q + j] = static_cast<uint8_t>(v < 0 ? -int32_t{v} : v);  // |−128| = 128 fits u8
+      out[8 * q + 4 + j] = static_cast<uint8_t>(v);
+    }
+  }
+}
+
 namespace {
 
 constexpr size_t NR = 16;
@@ -80,8 +93,12 @@ void gemm_1x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
     for (size_t n = 0; n < nc; ++n) {
       const int8_t* blk = w + n / NR * NR * kq * 4 + n % NR * 4;
       int32_t acc = 0;
-      for (size_t j = 0; j < k; ++j)
-        acc += operand<Form, In>(ar[j]) * int32_t{blk[j / 4 * NR * 4 + j % 4]};
+      for (size_t j = 0; j < k; ++j) {
+        // sign_s8 rows are prepared: s sits at byte 4 of each 8-byte quad record.
+        const int32_t v = Form == 0 ? operand<Form, In>(ar[j])
+                                    : int32_t{static_cast<int8_t>(ar[j / 4 * 8 + 4 + j % 4])};
+        acc += v * int32_t{blk[j / 4 * NR * 4 + j % 4]};
+      }
       c[n] = q8_output<Out>(q8_add_wrap(acc, bias[n]), scale[n], rq);
     }
   }
@@ -94,7 +111,8 @@ void gemm_1x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
 const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_1x16__scalar = {
     "q8_gemm_x8_minmax_fp32_ukernel_1x16__scalar", 1, NR,
     {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
-     {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}}};
+     {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
+    q8_gemm_x8_prepare_sign};
 #undef EDGERT_X8_ROW
 
 const Q8GemmX8UKernel* q8_gemm_x8_ukernel() {
