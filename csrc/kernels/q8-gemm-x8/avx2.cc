@@ -1,4 +1,4 @@
-// AVX2 byte-form q8-gemm, 3x16 tile (4 rows spill), K in quads (c4): each int32 lane of an accumulator is one
+// AVX2 byte-form q8-gemm, 4x16 tile, K in quads (c4): each int32 lane of an accumulator is one
 // column's sum, so no horizontal reduction is needed. Forms as in q8-gemm-x8.h (the pack-time
 // choice guarantees no int16 pair sum saturates). Reads A rows only below k (the last partial
 // quad through a copy), never A rows >= mr; output stage: cvtdq2ps, mulps (no FMA), max/min,
@@ -14,7 +14,7 @@
 namespace edgert {
 namespace {
 
-constexpr size_t MR = 3, NR = 16;
+constexpr size_t MR = 4, NR = 16;
 
 inline __m256i bcast_quad(const uint8_t* p) {
   int32_t v;
@@ -89,7 +89,7 @@ inline void store_row(__m256i acc0, __m256i acc1, const int32_t* bias, const flo
 }
 
 template <int Form, class In, class Out>
-void gemm_3x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
+void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                const int32_t* bias, const float* scale, void* c_out, size_t c_stride,
                const Q8Requant& rq) {
   // pair_u8 wants u8 operands, sign_s8 wants s8 ones: flip the sign bit when the input differs.
@@ -98,11 +98,12 @@ void gemm_3x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
   const uint8_t* a0 = static_cast<const uint8_t*>(a[0]);
   const uint8_t* a1 = mr > 1 ? static_cast<const uint8_t*>(a[1]) : a0;  // short tile: reuse 0
   const uint8_t* a2 = mr > 2 ? static_cast<const uint8_t*>(a[2]) : a0;
+  const uint8_t* a3 = mr > 3 ? static_cast<const uint8_t*>(a[3]) : a0;
   const size_t kq = (k + 3) / 4, kfull = k / 4, rem = k % 4;
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const int8_t* wb = w + n0 / NR * kq * 4 * NR;
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
-    __m256i c20 = c00, c21 = c00;
+    __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     size_t off = 0;
     if constexpr (Form == 1) {  // prepared rows: whole quads, no tail
       for (size_t q = 0; q < kq; ++q, off += 8, wb += 4 * NR) {
@@ -111,6 +112,7 @@ void gemm_3x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
         quad_sign(a0 + off, w0, w1, c00, c01);
         quad_sign(a1 + off, w0, w1, c10, c11);
         quad_sign(a2 + off, w0, w1, c20, c21);
+        quad_sign(a3 + off, w0, w1, c30, c31);
       }
     } else {
       for (size_t q = 0; q < kfull; ++q, off += 4, wb += 4 * NR) {
@@ -119,6 +121,7 @@ void gemm_3x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
         quad<kFlip>(bcast_quad(a0 + off), w0, w1, c00, c01);
         quad<kFlip>(bcast_quad(a1 + off), w0, w1, c10, c11);
         quad<kFlip>(bcast_quad(a2 + off), w0, w1, c20, c21);
+        quad<kFlip>(bcast_quad(a3 + off), w0, w1, c30, c31);
       }
       if (rem) {  // the weights of the missing bytes are zero, so the pad value does not matter
         const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
@@ -126,6 +129,7 @@ void gemm_3x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
         quad<kFlip>(bcast_tail(a0 + off, rem), w0, w1, c00, c01);
         quad<kFlip>(bcast_tail(a1 + off, rem), w0, w1, c10, c11);
         quad<kFlip>(bcast_tail(a2 + off, rem), w0, w1, c20, c21);
+        quad<kFlip>(bcast_tail(a3 + off, rem), w0, w1, c30, c31);
       }
     }
     const size_t nj = nc - n0 < NR ? nc - n0 : NR;
@@ -133,6 +137,7 @@ void gemm_3x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
     store_row<Out>(c00, c01, bias + n0, scale + n0, nj, cr, rq);
     if (mr > 1) store_row<Out>(c10, c11, bias + n0, scale + n0, nj, cr + c_stride, rq);
     if (mr > 2) store_row<Out>(c20, c21, bias + n0, scale + n0, nj, cr + 2 * c_stride, rq);
+    if (mr > 3) store_row<Out>(c30, c31, bias + n0, scale + n0, nj, cr + 3 * c_stride, rq);
   }
 }
 
@@ -169,10 +174,10 @@ void prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out) {
 
 }  // namespace
 
-#define EDGERT_X8_ROW(F, In) {gemm_3x16<F, In, uint8_t>, gemm_3x16<F, In, int8_t>, \
-                              gemm_3x16<F, In, float>}
-const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_3x16c4__avx2 = {
-    "q8_gemm_x8_minmax_fp32_ukernel_3x16c4__avx2", MR, NR,
+#define EDGERT_X8_ROW(F, In) {gemm_4x16<F, In, uint8_t>, gemm_4x16<F, In, int8_t>, \
+                              gemm_4x16<F, In, float>}
+const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2 = {
+    "q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2", MR, NR,
     {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
      {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
     prepare_sign};

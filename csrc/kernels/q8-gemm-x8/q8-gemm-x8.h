@@ -64,8 +64,8 @@ inline size_t q8_gemm_x8_sign_row_bytes(size_t k) { return (k + 3) / 4 * 8; }
 
 // Scalar reference of the byte form: 1x16, the same packing; both forms compute the same sum.
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_1x16__scalar;
-// AVX2: 3x16 tile of vpmaddubsw + vpmaddwd (+ vpabsb/vpsignb for sign_s8).
-extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_3x16c4__avx2;
+// AVX2: 4x16 tile of vpmaddubsw + vpmaddwd (+ vpabsb/vpsignb for sign_s8).
+extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2;
 
 // AArch64 with the dot product (hwcap asimddp): 4x16 tile of SDOT on the signed operand.
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot;
