@@ -304,7 +304,7 @@ def test_workers_take_part_and_idle_session_uses_no_cpu():
     workers = set(_task_cpu_ns()) - before
     assert len(workers) == 1
     x = np.random.default_rng(5).integers(0, 256, 4 << 20).astype(np.uint8)
-    for _ in range(4):  # the trial runs, ops serial
+    for _ in range(4):  # run 0, then the trial runs (ops serial)
         np.testing.assert_array_equal(ex.run([x])[0], x)
     ns0 = sum(_task_cpu_ns().get(t, 0) for t in workers)
     for _ in range(20):

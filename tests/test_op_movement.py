@@ -63,6 +63,12 @@ def test_concat_rejects_bad_specs():
     ((7,), (0,)),
     ((1, 1), (1, 0)),
     ((97, 131, 5), (1, 0, 2)),
+    ((3, 3, 7, 5), (0, 2, 3, 1)),      # NCHW -> NHWC in 16-row blocks: 35 = 2 * 16 + 3
+    ((2, 2, 4, 4), (0, 2, 3, 1)),      # exactly one block per image
+    ((1, 4, 50, 11), (0, 2, 3, 1)),
+    ((2, 5, 33), (0, 2, 1)),
+    ((2, 19, 40), (0, 2, 1)),          # row length without an unrolled form
+    ((40, 2, 3), (1, 2, 0)),           # a merged 2-d transpose with C = 6
 ])
 def test_transpose(dtype, threads, shape, perm):
     x = rand(shape, dtype)

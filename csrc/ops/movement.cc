@@ -161,10 +161,51 @@ class TransposeOp : public Op {
   }
 
  private:
+  // Output rows of `inner` elements gathered with stride istride, where the row before the last
+  // dim is contiguous in X (stride 1): a batch of 2-d transposes (NCHW<->NHWC). Rows are then
+  // moved in blocks of kBlock: each X run of kBlock contiguous elements feeds kBlock rows, so
+  // loads stay sequential and stores stay within a few cache lines.
+  static constexpr size_t kBlock = 16;
+  template <class T, size_t J>
+  static void transpose_block(const T* x, int64_t js, size_t nj, size_t ni, T* y) {
+    const size_t jn = J ? J : nj;  // J > 0: the row length known at compile time
+    for (size_t j = 0; j < jn; ++j) {
+      const T* s = x + j * js;
+      for (size_t i = 0; i < ni; ++i) y[i * jn + j] = s[i];
+    }
+  }
+  template <class T>
+  static void transpose_rows(const T* x, int64_t js, size_t nj, size_t ni, T* y) {
+    switch (nj) {  // small channel counts: let the compiler unroll the row
+      case 2: transpose_block<T, 2>(x, js, nj, ni, y); break;
+      case 3: transpose_block<T, 3>(x, js, nj, ni, y); break;
+      case 4: transpose_block<T, 4>(x, js, nj, ni, y); break;
+      default: transpose_block<T, 0>(x, js, nj, ni, y); break;
+    }
+  }
+
   template <class T>
   void run_typed(const T* x, T* y, ThreadPool& pool) const {
     const size_t k = size_.size(), inner = size_[k - 1];
     const int64_t istride = stride_[k - 1];
+    if (k >= 2 && istride != 1 && stride_[k - 2] == 1 && size_[k - 2] >= int64_t(kBlock)) {
+      // Blocks of kBlock output rows (within one 2-d slice) are the parallel items.
+      const size_t ni = size_[k - 2], per = (ni + kBlock - 1) / kBlock;
+      const size_t items = numel_ / (inner * ni) * per;
+      pool.parallel_for(items, grain_for(inner * kBlock * sizeof(T)), [&](size_t b, size_t e) {
+        for (size_t it = b; it < e; ++it) {
+          size_t slice = it / per, i0 = (it % per) * kBlock;
+          int64_t src = 0;
+          for (size_t d = k - 2, rem = slice; d-- > 0;) {
+            src += static_cast<int64_t>(rem % size_[d]) * stride_[d];
+            rem /= size_[d];
+          }
+          transpose_rows(x + src + i0, istride, inner, std::min(kBlock, ni - i0),
+                         y + (slice * ni + i0) * inner);
+        }
+      });
+      return;
+    }
     const size_t rows = numel_ / inner;
     pool.parallel_for(rows, grain_for(inner * sizeof(T)), [&](size_t b, size_t e) {
       int64_t idx[6] = {0}, src = 0;

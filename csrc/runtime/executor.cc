@@ -283,8 +283,14 @@ void Executor::run(const void* const* inputs, void* const* outputs) const {
   }
   ThreadPool::RunScope scope(*pool_);
   const size_t n = ops_.size();
-  if (pool_->threads() > 1 && trials_.load(std::memory_order_relaxed) < kTrialRuns) {
-    // A trial run: every op serial and timed; the last trial decides which stay serial.
+  // Run 0 splits every op it can (single-run callers such as op tests see the parallel path);
+  // runs 1..kTrialRuns are trials: every op serial and timed; the last one decides which stay
+  // serial from then on.
+  int r = kTrialRuns + 1;
+  if (pool_->threads() > 1 && trials_.load(std::memory_order_relaxed) <= kTrialRuns) {
+    r = trials_.fetch_add(1);
+  }
+  if (r >= 1 && r <= kTrialRuns) {
     for (size_t k = 0; k < n; ++k) {
       ThreadPool::SerialScope serial(true);
       auto t0 = std::chrono::steady_clock::now();
@@ -295,7 +301,7 @@ void Executor::run(const void* const* inputs, void* const* outputs) const {
       while (ns < prev && !op_min_ns_[k].compare_exchange_weak(prev, ns)) {
       }
     }
-    if (trials_.fetch_add(1) + 1 == kTrialRuns) {
+    if (r == kTrialRuns) {
       for (size_t k = 0; k < n; ++k) {
         op_serial_[k].store(op_min_ns_[k].load() < kTinyOpNs, std::memory_order_relaxed);
       }
