@@ -79,17 +79,20 @@ class PyExecutor {
     std::vector<const void*> in_ptr;
     for (size_t i = 0; i < inputs.size(); ++i) {
       const TensorDesc& d = ex_->input_desc(i);
-      std::string want = std::string(dtype_name(d.dtype)) + " " + shape_str(d.shape);
+      // Messages are built only on failure: this is the per-run hot path.
+      auto want = [&] { return std::string(dtype_name(d.dtype)) + " " + shape_str(d.shape); };
       py::object o = inputs[i];
       if (!py::isinstance<py::array>(o)) {
-        throw py::value_error("input " + std::to_string(i) + ": expected a numpy array (" + want +
+        throw py::value_error("input " + std::to_string(i) + ": expected a numpy array (" + want() +
                               "), got " + std::string(Py_TYPE(o.ptr())->tp_name));
       }
       py::array a = py::reinterpret_borrow<py::array>(o);
       DType t;
-      std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
-      if (!np_dtype(a.dtype(), &t) || t != d.dtype || shape != d.shape) {
-        throw py::value_error("input " + std::to_string(i) + ": expected " + want + ", got " +
+      bool same = static_cast<size_t>(a.ndim()) == d.shape.size();
+      for (size_t k = 0; same && k < d.shape.size(); ++k) same = a.shape()[k] == d.shape[k];
+      if (!same || !np_dtype(a.dtype(), &t) || t != d.dtype) {
+        std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+        throw py::value_error("input " + std::to_string(i) + ": expected " + want() + ", got " +
                               std::string(py::str(a.dtype())) + " " + shape_str(shape));
       }
       const int need = py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
