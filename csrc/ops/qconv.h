@@ -1,6 +1,8 @@
 // The int8 convolution engine behind qconv and qgemm (a qgemm is a 1x1 conv over a [1,1,M,K]
 // image). Factories parse and validate their attributes into a Q8ConvDesc; make_q8_conv packs the
-// weights and picks the kernels (depthwise direct, or im2col tiles into q8-gemm).
+// weights and picks the kernels once: depthwise direct (q8-dwconv); otherwise the fastest exact
+// GEMM form for the layer's weights (q8-gemm-x8 pair_u8 or sign_s8 on byte rows, 1x1 convs read
+// straight from NHWC; else int16 q8-gemm on im2col tiles). See q8-gemm-x8.h for the forms.
 #pragma once
 
 #include <memory>

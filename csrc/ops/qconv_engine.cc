@@ -1,7 +1,8 @@
 // The int8 conv engine (see qconv.h). Depthwise convs run a direct kernel over indirection rows;
-// every other conv (and qgemm) runs q8-gemm on tiles of im2col rows. Work items are (pixel tile,
-// group, column part); each output element is one exact integer sum, so results do not depend
-// on how items are split over threads.
+// every other conv (and qgemm) runs the byte-form GEMM when the ISA has one and the weights allow
+// an exact form (rows straight from NHWC for 1x1 convs, byte im2col tiles otherwise), else the
+// int16 q8-gemm on im2col tiles. Work items are (pixel tile, group, column part); each output
+// element is one exact integer sum, so results do not depend on how items are split over threads.
 #include <algorithm>
 #include <vector>
 

@@ -18,6 +18,10 @@
 //    multiplied as |s| (u8, <= 128) × w'·sign(s) (s8): pair sums <= 2·128·127 < 32767, exact
 //    whenever every w' is in [−127, 127] (all onnxruntime-quantized s8 weights; it never emits
 //    −128). One vpsignb per product vector more than pair_u8 (about 0.6x its speed on Zen 3).
+//    Measured (bench/bench_kernels.py, 1024^3, one run): pair_u8 ~85 % of peak.cpp's u8*s8
+//    figure, sign_s8 ~60-65 %. Every conv layer of the bench models' ws8 variants fails the
+//    pair test and none has a −128 weight, so sign_s8 is what they run; reduce_range (_rr)
+//    variants get pair_u8.
 //  - int16: anything else (u8 weights with a zero point, a w' of −128 or beyond): the int16
 //    q8-gemm table.
 #pragma once
