@@ -18,15 +18,21 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDGERT_SANITI
       -DPython_EXECUTABLE="$(command -v "$py")" >/dev/null
 cmake --build "$build" >/dev/null
 
+# libstdc++ is preloaded too: python does not link it, and ASan's __cxa_throw interceptor must
+# find the real one when it starts, or the first C++ exception (a ModelError) aborts.
 libasan="$(g++ -print-file-name=libasan.so)"
-[ -f "$libasan" ] || { echo "asan_op_tests: libasan.so not found ($libasan)" >&2; exit 1; }
+libstdcxx="$(g++ -print-file-name=libstdc++.so)"
+for f in "$libasan" "$libstdcxx"; do
+  [ -f "$f" ] || { echo "asan_op_tests: $f not found" >&2; exit 1; }
+done
+preload="$libasan $libstdcxx"
 export PYTHONPATH="$root/src:$build/pkg${PYTHONPATH:+:$PYTHONPATH}"
 # allocator_may_return_null: tests that provoke absurd allocations expect std::bad_alloc.
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 
 # The sanitized module must be the one imported (not an installed edgert's).
-core="$(LD_PRELOAD="$libasan" "$py" -c 'from edgert import _core; print(_core.__file__)')"
+core="$(LD_PRELOAD="$preload" "$py" -c 'from edgert import _core; print(_core.__file__)')"
 case "$core" in
   "$build"/*) ;;
   *) echo "asan_op_tests: imported $core, not the sanitized build in $build" >&2; exit 1 ;;
@@ -36,4 +42,4 @@ cd "$root"
 paths=0
 for a in "$@"; do case "$a" in -*) ;; *) paths=1 ;; esac; done
 [ "$paths" = 1 ] || set -- "$@" tests/test_op_*.py
-LD_PRELOAD="$libasan" "$py" -m pytest -q -p no:cacheprovider "$@"
+LD_PRELOAD="$preload" "$py" -m pytest -q -p no:cacheprovider "$@"
