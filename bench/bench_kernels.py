@@ -88,7 +88,8 @@ def test_q8_gemm(benchmark, m, k, n, form):
     _record(benchmark, f"q8 gemm {m}x{k}x{n} ({form})", m * k * n)
 
 
-@pytest.mark.parametrize("h,w,c,kk,s", DWS, ids=[f"{h}x{w}x{c}-k{kk}s{s}" for h, w, c, kk, s in DWS])
+@pytest.mark.parametrize("h,w,c,kk,s", DWS,
+                         ids=[f"{h}x{w}x{c}-k{kk}s{s}" for h, w, c, kk, s in DWS])
 def test_q8_dwconv(benchmark, h, w, c, kk, s):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (1, h, w, c)).astype(np.uint8)

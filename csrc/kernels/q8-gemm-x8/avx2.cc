@@ -5,7 +5,6 @@
 // cvtps2dq (round half to even under the default MXCSR, as nearbyintf), + y_zp, saturating packs.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -72,8 +71,10 @@ inline void store_row(__m256i acc0, __m256i acc1, const int32_t* bias, const flo
   } else {
     const __m256 lo = _mm256_set1_ps(rq.lo), hi = _mm256_set1_ps(rq.hi);
     const __m256i zp = _mm256_set1_epi32(rq.y_zp);
-    const __m256i q0 = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v0, lo), hi)), zp);
-    const __m256i q1 = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v1, lo), hi)), zp);
+    const __m256i q0 =
+        _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v0, lo), hi)), zp);
+    const __m256i q1 =
+        _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v1, lo), hi)), zp);
     const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
     const __m128i wl = _mm256_castsi256_si128(w), wh = _mm256_extracti128_si256(w, 1);
     const __m128i b = std::is_same<Out, uint8_t>::value ? _mm_packus_epi16(wl, wh)
@@ -159,7 +160,7 @@ void prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out) {
     }
     const __m256i u = _mm256_abs_epi8(s);
     const __m256i lo = _mm256_unpacklo_epi32(u, s), hi = _mm256_unpackhi_epi32(u, s);
-    const size_t bytes = std::min<size_t>(64, (k - i + 3) / 4 * 8);
+    const size_t left = (k - i + 3) / 4 * 8, bytes = left < 64 ? left : 64;
     if (bytes == 64) {
       _mm256_storeu_si256((__m256i*)out, _mm256_permute2x128_si256(lo, hi, 0x20));
       _mm256_storeu_si256((__m256i*)(out + 32), _mm256_permute2x128_si256(lo, hi, 0x31));

@@ -1,13 +1,14 @@
 // q8-gemm-x8: the byte form of q8-gemm (same sum and output stage, see q8-gemm.h) for kernels
 // that multiply 8-bit operands directly (x86 vpmaddubsw) instead of widening them to int16.
 //
-// pair_u8: A row i is k bytes at a[i] (u8 or i8 activations straight from NHWC, or a byte
-// im2col row), any alignment, never read at or past k. sign_s8: A row i is the prepared row
+// pair_u8: A row i is k bytes at a[i] (u8 or i8 activations straight from NHWC, or a byte im2col
+// row), any alignment, never read at or past k. sign_s8: A row i is the prepared row
 // q8_gemm_x8_prepare_sign writes (per K quad: 4 bytes |s|, then 4 bytes s; zero-padded), so the
-// kernel's inner loop has no per-row flip or abs; it reads 8·ceil(k/4) bytes of it. W is packed once by q8_gemm_pack_x8: int8
-// w' = W − w_zp in blocks of nr columns, each block [round_up(k, 4) / 4][nr][4] (k quads,
-// zero-padded columns and quads). bias and scale are read for round_up(nc, nr) columns (callers
-// pad them). Any tile or thread split gives identical results: each output is one exact sum.
+// kernel's inner loop has no per-row flip or abs; it reads 8·ceil(k/4) bytes of it.
+// W is packed once by q8_gemm_pack_x8: int8 w' = W − w_zp in blocks of nr columns, each block
+// [ceil(k/4)][nr][4] (k quads, zero-padded columns and quads). bias and scale are read for
+// round_up(nc, nr) columns (callers pad them). Any tile or thread split gives identical results:
+// each output is one exact sum.
 //
 // Forms, chosen per layer at pack time by q8_gemm_choose_form (all exact, identical results):
 //  - pair_u8: the operand is x (u8 input) or x ^ 0x80 (i8 input; bias − 128·Σw'), multiplied
