@@ -50,9 +50,14 @@ def measured_peak():
         exe = Path(td) / "peak"
         subprocess.run(["g++", "-O2", "-mavx2", "-mfma", str(PEAK_SRC), "-o", str(exe)],
                        check=True)
-        out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
-    m = re.search(r"u8\*s8[^:]*:\s*([\d.]+)", out)
-    return float(m.group(1)) if m else None
+        # The best of three runs: on a shared machine a single run undershoots the ceiling.
+        best = None
+        for _ in range(3):
+            out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
+            m = re.search(r"u8\*s8[^:]*:\s*([\d.]+)", out)
+            if m:
+                best = max(best or 0.0, float(m.group(1)))
+    return best
 
 
 def _executor(op_type, x, y_shape, attrs, threads=1):
