@@ -85,6 +85,41 @@ def test_qbinary_bit_identical_to_scalar(isa):
         np.testing.assert_array_equal(g[0], w[0], err_msg=f"{c[0]} {c[3]}")
 
 
+def avgpool_cases():
+    rng = np.random.default_rng(1)
+    cases = []
+    for dt in (np.uint8, np.int8):
+        info = np.iinfo(dt)
+        for c in (1, 7, 8, 9, 16, 21, 40):
+            for kernel, strides, pads, cip in [((3, 3), (1, 1), (1, 1, 1, 1), 0),
+                                               ((3, 3), (2, 2), (1, 1, 1, 1), 1),
+                                               ((2, 3), (2, 1), (0, 1, 0, 1), 0),
+                                               ((5, 5), (1, 1), (0, 0, 0, 0), 0)]:
+                h, w = 9, 8
+                oh = (h + pads[0] + pads[2] - kernel[0]) // strides[0] + 1
+                ow = (w + pads[1] + pads[3] - kernel[1]) // strides[1] + 1
+                x = rng.integers(info.min, info.max + 1, (2, h, w, c)).astype(dt)
+                extreme = c in (9, 40)
+                zx, zy = ((int(info.min), int(info.max)) if extreme else
+                          (int(rng.integers(info.min, info.max + 1)),
+                           int(rng.integers(info.min, info.max + 1))))
+                attrs = {"x_scale": float(np.float32(np.exp(rng.uniform(-5, 0)))), "x_zp": zx,
+                         "y_scale": float(np.float32(np.exp(rng.uniform(-5, 0)))), "y_zp": zy,
+                         "kernel": list(kernel), "strides": list(strides), "pads": list(pads),
+                         "count_include_pad": cip}
+                cases.append(("qavgpool", [x], [((2, oh, ow, c), dt)], attrs, 1))
+    return cases
+
+
+@pytest.mark.parametrize("isa", OTHER_ISAS)
+def test_avgpool_bit_identical_to_scalar(isa):
+    cases = avgpool_cases()
+    want = run_under("scalar", cases)
+    got = run_under(isa, cases)
+    for c, w, g in zip(cases, want, got):
+        np.testing.assert_array_equal(g[0], w[0], err_msg=f"{c[0]} {c[3]}")
+
+
 OP_FILES = ["test_op_qbinary.py", "test_op_qpool.py", "test_op_qmisc.py", "test_op_movement.py",
             "test_op_f32_elementwise.py", "test_op_f32_pool.py"]
 

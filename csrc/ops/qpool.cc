@@ -92,6 +92,7 @@ class QAvgPoolOp : public Op {
       });
       return;
     }
+    const Q8AvgPoolF32AccFn<T> kernel = q8_avgpool_f32acc_ukernel<T>();
     pool.parallel_for(g_.pixels_out(), 1, [&](size_t b, size_t e) {
       std::vector<float> acc(c);
       for (size_t i = b; i < e; ++i) {
@@ -110,7 +111,7 @@ class QAvgPoolOp : public Op {
         const float divisor = static_cast<float>(std::max<int64_t>(count, 1));
         const bool empty = h0 == h1 || w0 == w1;
         const T* px = empty ? x : x + ((img * g_.h + hs) * g_.w + ws) * g_.c;
-        q8_avgpool_f32acc_ukernel__scalar(static_cast<size_t>(h1 - h0),
+        kernel(static_cast<size_t>(h1 - h0),
                                           static_cast<size_t>(w1 - w0),
                                           static_cast<size_t>(g_.w) * c, c, px, divisor, p_,
                                           acc.data(), y + i * c);

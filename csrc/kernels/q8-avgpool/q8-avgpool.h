@@ -35,6 +35,8 @@ void q8_gavgpool_ukernel__scalar(size_t pixels, size_t channels, size_t pixel_st
 
 struct Q8AvgPoolParams {
   float dq[256];  // dequantized value of each input byte: x_scale * float(x - x_zp)
+  float x_scale;  // SIMD kernels compute dq instead of looking it up: the same one rounding
+  int32_t x_zp;
   float y_scale, y_zp;
   int32_t qmin, qmax;
 };
@@ -47,5 +49,18 @@ template <class T>
 void q8_avgpool_f32acc_ukernel__scalar(size_t rows, size_t cols, size_t row_stride,
                                        size_t channels, const T* x, float divisor,
                                        const Q8AvgPoolParams& p, float* acc, T* y);
+// AVX2: 8 channels per vector, each channel summed in the same order: bit-identical.
+template <class T>
+void q8_avgpool_f32acc_ukernel__avx2(size_t rows, size_t cols, size_t row_stride,
+                                     size_t channels, const T* x, float divisor,
+                                     const Q8AvgPoolParams& p, float* acc, T* y);
+
+template <class T>
+using Q8AvgPoolF32AccFn = void (*)(size_t rows, size_t cols, size_t row_stride, size_t channels,
+                                   const T* x, float divisor, const Q8AvgPoolParams& p,
+                                   float* acc, T* y);
+// The windowed kernel of the active ISA.
+template <class T>
+Q8AvgPoolF32AccFn<T> q8_avgpool_f32acc_ukernel();
 
 }  // namespace edgert

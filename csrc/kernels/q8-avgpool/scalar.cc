@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "isa.h"
+
 namespace edgert {
 namespace {
 
@@ -47,6 +49,8 @@ void q8_avgpool_params(float x_scale, int32_t x_zp, bool x_signed, float y_scale
     const int32_t x = x_signed ? int32_t(int8_t(uint8_t(b))) : b;
     p->dq[b] = x_scale * static_cast<float>(x - x_zp);
   }
+  p->x_scale = x_scale;
+  p->x_zp = x_zp;
   p->y_scale = y_scale;
   p->y_zp = static_cast<float>(y_zp);
   p->qmin = qmin;
@@ -88,5 +92,15 @@ template void q8_avgpool_f32acc_ukernel__scalar<uint8_t>(size_t, size_t, size_t,
 template void q8_avgpool_f32acc_ukernel__scalar<int8_t>(size_t, size_t, size_t, size_t,
                                                         const int8_t*, float,
                                                         const Q8AvgPoolParams&, float*, int8_t*);
+
+template <class T>
+Q8AvgPoolF32AccFn<T> q8_avgpool_f32acc_ukernel() {
+#if defined(__x86_64__)
+  if (active_isa() == Isa::avx2) return q8_avgpool_f32acc_ukernel__avx2<T>;
+#endif
+  return q8_avgpool_f32acc_ukernel__scalar<T>;
+}
+template Q8AvgPoolF32AccFn<uint8_t> q8_avgpool_f32acc_ukernel<uint8_t>();
+template Q8AvgPoolF32AccFn<int8_t> q8_avgpool_f32acc_ukernel<int8_t>();
 
 }  // namespace edgert
