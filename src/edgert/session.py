@@ -63,6 +63,8 @@ class Session:
                                 *self._input_qparams(v.name)) for v in graph.inputs]
         self._outputs = [NodeArg(v.name, _output_shape(v, first, i), first.plan.out_dtypes[i],
                                  *first.plan.out_qparams[i]) for i, v in enumerate(graph.outputs)]
+        if all(i.fixed_shape is not None for i in self._inputs):
+            self._graph = None  # one shape only: the plan is all a run needs; free the weights
 
     @classmethod
     def _from_plan(cls, graph, plan, inputs, outputs, threads):
