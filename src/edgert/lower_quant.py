@@ -73,7 +73,9 @@ def _requant_scale(in_scale, w_scale, out_scale):
 
 def _fold_bias(L, bias, x_zp, wk, w_zp):
     """bias − x_zp·Σ(w − w_zp) per output channel; wk is [M, K]; must fit int32."""
-    total = bias.astype(np.int64) - x_zp * (wk.astype(np.int64) - w_zp[:, None]).sum(axis=1)
+    # Summed without an int64 copy of the weights (numpy converts in small buffers).
+    ksum = wk.sum(axis=1, dtype=np.int64) - w_zp.astype(np.int64) * wk.shape[1]
+    total = bias.astype(np.int64) - x_zp * ksum
     if total.size and (total.min() < -2**31 or total.max() >= 2**31):
         L.fail("the folded bias overflows int32")
     return total.astype(np.int32)
