@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include <sys/resource.h>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define EDGERT_PAUSE() _mm_pause()
@@ -26,32 +28,44 @@ thread_local bool t_in_region = false;
 // typical serial op between two parallel ones, short enough that a long serial stretch (or a
 // run that is waiting on Python) costs little.
 constexpr auto kSpin = std::chrono::microseconds(200);
-// After this much of it, spin with sched_yield instead of pause: on an oversubscribed machine the
-// thread we wait for may need this CPU.
-constexpr auto kPauseOnly = std::chrono::microseconds(20);
+// A spinner preempted by the OS means more runnable threads than CPUs: spinning then only
+// takes time from the thread it waits for, so spinning pauses for a while.
+constexpr auto kBackoff = std::chrono::milliseconds(100);
 
 using Clock = std::chrono::steady_clock;
 
-// Spins until pred() or the budget ends or keep_going() turns false; true if pred() held.
-template <class Pred, class Keep>
-bool spin_until(Pred pred, Keep keep_going) {
-  Clock::time_point start{};
-  bool yield = false;
-  for (unsigned i = 0;; ++i) {
-    if (pred()) return true;
-    if ((i & 63) == 0) {
-      if (!keep_going()) return false;
-      Clock::time_point now = Clock::now();
-      if (i == 0) start = now;
-      else if (now - start >= kSpin) return false;
-      else yield = now - start >= kPauseOnly;
-    }
-    if (yield) std::this_thread::yield();
-    else EDGERT_PAUSE();
-  }
+long preemptions() {
+  struct rusage ru;
+  return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
 }
 
 }  // namespace
+
+// Spins until pred() or the budget ends or keep_going() turns false; true if pred() held.
+template <class Pred, class Keep>
+bool ThreadPool::spin_until(Pred pred, Keep keep_going) {
+  if (pred()) return true;
+  if (!keep_going()) return false;
+  const Clock::time_point start = Clock::now();
+  if (start.time_since_epoch().count() < no_spin_until_.load(std::memory_order_relaxed)) {
+    return false;
+  }
+  const long before = preemptions();
+  bool ok = false;
+  for (unsigned i = 1;; ++i) {
+    if (pred()) {
+      ok = true;
+      break;
+    }
+    if ((i & 63) == 0 && (!keep_going() || Clock::now() - start >= kSpin)) break;
+    EDGERT_PAUSE();
+  }
+  if (preemptions() != before) {
+    no_spin_until_.store((Clock::now() + kBackoff).time_since_epoch().count(),
+                         std::memory_order_relaxed);
+  }
+  return ok;
+}
 
 ThreadPool::ThreadPool(int threads) : threads_(std::max(threads, 1)) {
   workers_.reserve(threads_ - 1);

@@ -63,6 +63,8 @@ class ThreadPool {
   static thread_local bool t_serial;
   void worker_loop(int index);
   void run_chunks();
+  template <class Pred, class Keep>
+  bool spin_until(Pred pred, Keep keep_going);
   int threads_;
   std::vector<std::thread> workers_;
   std::mutex call_mu_;  // one parallel region at a time (concurrent runs take turns per op)
@@ -80,6 +82,7 @@ class ThreadPool {
   std::atomic<int> sleepers_{0};
   std::atomic<int> runs_{0};  // active RunScopes
   std::atomic<bool> stop_{false};
+  std::atomic<int64_t> no_spin_until_{0};  // steady_clock ticks: spinning backs off until then
   std::exception_ptr error_;  // first exception thrown by fn in the current region
 };
 
