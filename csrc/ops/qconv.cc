@@ -43,11 +43,13 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
   d.w_zp = spec.attrs.array("w_zp", DType::i32, static_cast<int64_t>(m)).as<int32_t>();
   d.bias = spec.attrs.array("bias", DType::i32, static_cast<int64_t>(m)).as<int32_t>();
   d.scale = spec.attrs.array("scale", DType::f32, static_cast<int64_t>(m)).as<float>();
+  // Messages are built only on failure: these loops run over every output channel at load.
+  const int32_t zlo = int32_t(type_min(d.w_type)), zhi = int32_t(type_max(d.w_type));
   for (size_t i = 0; i < m; ++i) {
-    spec.expect(d.w_zp[i] >= type_min(d.w_type) && d.w_zp[i] <= type_max(d.w_type),
-                "w_zp[" + std::to_string(i) + "] = " + std::to_string(d.w_zp[i]) +
-                    " outside the weight type's range");
-    spec.expect(std::isfinite(d.scale[i]), "scale[" + std::to_string(i) + "] is not finite");
+    if (d.w_zp[i] < zlo || d.w_zp[i] > zhi)
+      spec.fail("w_zp[" + std::to_string(i) + "] = " + std::to_string(d.w_zp[i]) +
+                " outside the weight type's range");
+    if (!std::isfinite(d.scale[i])) spec.fail("scale[" + std::to_string(i) + "] is not finite");
   }
   if (use_x_zp) d.x_zp = int_in(spec, "x_zp", type_min(d.x_type), type_max(d.x_type), nullptr);
   if (d.y_type == DType::f32) return;

@@ -82,28 +82,46 @@ class Q8ConvOp : public Op {
     if (!xk_) return false;
     const Q8ConvDesc& d = d_;
     const bool w_u8 = d.w_type == DType::u8;
-    const Q8GemmForm form = q8_gemm_choose_form(d.m, k_, d.w, w_u8, k_, d.w_zp);
-    if (form == Q8GemmForm::int16) return (xk_ = nullptr), false;
     const size_t nr = xk_->nr, mr = xk_->mr;
+    // One pass per group packs, tests the forms and sums the columns; the layer takes the
+    // slowest form any group needs (pair_u8 < sign_s8 < int16).
+    group_packed_ = q8_gemm_x8_packed_size(ng_, k_, nr);
+    packed8_.resize(group_packed_ * d.group);
+    std::vector<int32_t> sums(d.m);
+    Q8GemmForm form = Q8GemmForm::pair_u8;
+    for (size_t gi = 0; gi < d.group && form != Q8GemmForm::int16; ++gi) {
+      form = std::max(form, q8_gemm_x8_scan_pack(ng_, k_, static_cast<const uint8_t*>(d.w) +
+                                                              gi * ng_ * k_,
+                                                 w_u8, k_, d.w_zp + gi * ng_, nr,
+                                                 packed8_.data() + gi * group_packed_,
+                                                 sums.data() + gi * ng_));
+    }
+    if (form == Q8GemmForm::int16) {
+      packed8_ = {};
+      return (xk_ = nullptr), false;
+    }
     x8_fn_ = xk_->fn[form == Q8GemmForm::pair_u8 ? 0 : 1][d.x_type == DType::u8 ? 0 : 1]
                     [out_index(d.y_type)];
     sign_ = form == Q8GemmForm::sign_s8;
     srow_ = q8_gemm_x8_sign_row_bytes(k_);
     ngp_ = (ng_ + nr - 1) / nr * nr;
-    group_packed_ = q8_gemm_x8_packed_size(ng_, k_, nr);
-    packed8_.resize(group_packed_ * d.group);
     std::vector<int32_t> b(d.m);
-    q8_gemm_x8_bias(d.m, k_, d.w, w_u8, k_, d.w_zp, form, d.x_type == DType::u8, d.bias,
-                    b.data());
+    q8_gemm_x8_bias_from_sums(d.m, sums.data(), form, d.x_type == DType::u8, d.bias, b.data());
+    if (ngp_ == ng_) {  // no padding between groups: take the arrays as they are
+      bias_ = std::move(b);
+      return finish_x8(mr, nr);
+    }
     bias_.assign(ngp_ * d.group, 0);
     scale_.assign(ngp_ * d.group, 0.0f);
     for (size_t gi = 0; gi < d.group; ++gi) {
-      const size_t off = gi * ng_ * k_;
-      q8_gemm_pack_x8(ng_, k_, static_cast<const uint8_t*>(d.w) + off, w_u8, k_,
-                      d.w_zp + gi * ng_, nr, packed8_.data() + gi * group_packed_);
       std::copy(b.begin() + gi * ng_, b.begin() + (gi + 1) * ng_, bias_.begin() + gi * ngp_);
       std::copy(d.scale + gi * ng_, d.scale + (gi + 1) * ng_, scale_.begin() + gi * ngp_);
     }
+    return finish_x8(mr, nr);
+  }
+
+  bool finish_x8(size_t mr, size_t nr) {
+    const Q8ConvDesc& d = d_;
     const Q8ConvGeom& g = d.geom;
     // A 1x1 conv whose taps never fall in the padding reads its rows straight from NHWC.
     direct_ = g.kh == 1 && g.kw == 1 && g.pt == 0 && g.pl == 0 &&

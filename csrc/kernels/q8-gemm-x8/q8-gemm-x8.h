@@ -52,6 +52,14 @@ inline size_t q8_gemm_x8_packed_size(size_t n, size_t k, size_t nr) {
   return (n + nr - 1) / nr * nr * ((k + 3) / 4 * 4);
 }
 
+// One pass over W [n][k] (u8 if w_is_u8 else i8, row stride ldw): returns the fastest exact
+// form; unless out is null, packs W into q8_gemm_x8_packed_size(n, k, nr) bytes at out (every
+// byte written; meaningless if the form is int16); unless sums is null, writes sums[i] = Σ_j w'[i][j] (for the bias correction).
+Q8GemmForm q8_gemm_x8_scan_pack(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
+                                const int32_t* w_zp, size_t nr, int8_t* out, int32_t* sums);
+// q8_gemm_x8_bias from the sums q8_gemm_x8_scan_pack wrote.
+void q8_gemm_x8_bias_from_sums(size_t n, const int32_t* sums, Q8GemmForm form, bool x_is_u8,
+                               const int32_t* bias, int32_t* out);
 // The fastest exact form for W [n][k] (u8 if w_is_u8 else i8, row stride ldw).
 Q8GemmForm q8_gemm_choose_form(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
                                const int32_t* w_zp);

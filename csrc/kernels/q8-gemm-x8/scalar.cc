@@ -1,6 +1,8 @@
 // Byte-form q8-gemm: form choice, packing, bias correction, and the scalar reference kernel.
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "isa.h"
 #include "kernels/q8-gemm-x8/q8-gemm-x8.h"
@@ -9,52 +11,111 @@
 namespace edgert {
 namespace {
 
-int32_t wq(const void* w, bool w_is_u8, size_t i) {
-  return w_is_u8 ? int32_t{static_cast<const uint8_t*>(w)[i]}
-                 : int32_t{static_cast<const int8_t*>(w)[i]};
+constexpr unsigned kWide = 1, kNoPair = 2;  // scan flags: a |w'| > 127; a pair past pair_u8
+
+// One weight row: w' = w − zp into dst (round_up(k, 4) bytes, zero-padded; wraps where |w'| >
+// 127, which only the int16 form can take), Σ w' into sum, and the form flags. Weight pairs are
+// read as uint16 so every loop is branch-free min/max/add on int16 lanes the compiler
+// vectorizes: creation packs millions of weights.
+template <bool U8>
+unsigned scan_row(const uint8_t* src, size_t k, int32_t zp, int8_t* dst, int32_t& sum) {
+  constexpr size_t kPairs = 64;  // per block: |Σ w'| <= 128·255 stays in int16
+  uint16_t u[kPairs], o[kPairs];
+  const int16_t z = static_cast<int16_t>(zp);
+  int16_t lo = 0, hi = 0, pos_max = 0, neg_min = 0;
+  int32_t s = 0;
+  for (size_t j0 = 0; j0 < k; j0 += 2 * kPairs) {
+    const size_t bytes = k - j0 < 2 * kPairs ? k - j0 : 2 * kPairs, pairs = (bytes + 1) / 2;
+    // Constant-size copies for whole blocks: a variable one becomes a slow `rep movs`.
+    if (bytes == 2 * kPairs) std::memcpy(u, src + j0, 2 * kPairs);
+    else std::memcpy(u, src + j0, bytes);
+    if (bytes % 2) reinterpret_cast<uint8_t*>(u)[bytes] = static_cast<uint8_t>(zp);  // w' = 0
+    int16_t bs = 0;
+    for (size_t j = 0; j < pairs; ++j) {
+      const int16_t b0 = U8 ? int16_t(u[j] & 0xff) : int16_t(int16_t(u[j] << 8) >> 8);
+      const int16_t b1 = U8 ? int16_t(u[j] >> 8) : int16_t(int16_t(u[j]) >> 8);
+      const int16_t w0 = int16_t(b0 - z), w1 = int16_t(b1 - z);
+      bs = int16_t(bs + w0 + w1);
+      lo = std::min(lo, std::min(w0, w1));
+      hi = std::max(hi, std::max(w0, w1));
+      const int16_t zero = 0;
+      pos_max = std::max(pos_max, int16_t(std::max(w0, zero) + std::max(w1, zero)));
+      neg_min = std::min(neg_min, int16_t(std::min(w0, zero) + std::min(w1, zero)));
+      o[j] = uint16_t((w0 & 0xff) | ((w1 & 0xff) << 8));
+    }
+    if (bytes == 2 * kPairs) std::memcpy(dst + j0, o, 2 * kPairs);
+    else std::memcpy(dst + j0, o, bytes);
+    s += bs;
+  }
+  for (size_t j = k; j % 4; ++j) dst[j] = 0;
+  sum = s;
+  if (lo < -127 || hi > 127) return kWide;
+  // pair_u8 needs 255·(max(w0,0)+max(w1,0)) <= 32767 and 255·(min(w0,0)+min(w1,0)) >= −32768.
+  return pos_max > 128 || neg_min < -128 ? kNoPair : 0;
+}
+
+// nr rows at a time are scanned into a buffer, then their block is written in order (quads of
+// consecutive columns), so the stores stream instead of striding nr·4 bytes apart.
+template <bool U8>
+Q8GemmForm scan_pack(size_t n, size_t k, const uint8_t* w, size_t ldw, const int32_t* w_zp,
+                     size_t nr, int8_t* out, int32_t* sums) {
+  const size_t kq = (k + 3) / 4, bn = out ? nr : 1;
+  std::vector<int8_t> rows(bn * kq * 4);
+  int32_t sum = 0;
+  unsigned flags = 0;
+  for (size_t i0 = 0; i0 < n; i0 += bn) {
+    const size_t nb = n - i0 < bn ? n - i0 : bn;
+    for (size_t i = 0; i < nb; ++i) {
+      flags |= scan_row<U8>(w + (i0 + i) * ldw, k, w_zp[i0 + i], rows.data() + i * kq * 4, sum);
+      if (sums) sums[i0 + i] = sum;
+    }
+    if (!out) {
+      if ((flags & kWide) && !sums) return Q8GemmForm::int16;
+      continue;
+    }
+    if (nb < bn) std::memset(rows.data() + nb * kq * 4, 0, (bn - nb) * kq * 4);  // pad columns
+    int8_t* blk = out + i0 * kq * 4;
+    for (size_t q = 0; q < kq; ++q)
+      for (size_t i = 0; i < bn; ++i, blk += 4) std::memcpy(blk, rows.data() + (i * kq + q) * 4, 4);
+  }
+  return flags & kWide ? Q8GemmForm::int16 : flags ? Q8GemmForm::sign_s8 : Q8GemmForm::pair_u8;
 }
 
 }  // namespace
 
+Q8GemmForm q8_gemm_x8_scan_pack(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
+                                const int32_t* w_zp, size_t nr, int8_t* out, int32_t* sums) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  return w_is_u8 ? scan_pack<true>(n, k, wb, ldw, w_zp, nr, out, sums)
+                 : scan_pack<false>(n, k, wb, ldw, w_zp, nr, out, sums);
+}
+
 Q8GemmForm q8_gemm_choose_form(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
                                const int32_t* w_zp) {
-  bool pair = true;
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t j = 0; j < k; j += 2) {
-      const int32_t w0 = wq(w, w_is_u8, i * ldw + j) - w_zp[i];
-      const int32_t w1 = j + 1 < k ? wq(w, w_is_u8, i * ldw + j + 1) - w_zp[i] : 0;
-      if (w0 < -127 || w0 > 127 || w1 < -127 || w1 > 127) return Q8GemmForm::int16;
-      const int32_t pos = (w0 > 0 ? w0 : 0) + (w1 > 0 ? w1 : 0);
-      const int32_t neg = (w0 < 0 ? w0 : 0) + (w1 < 0 ? w1 : 0);
-      if (255 * pos > 32767 || 255 * neg < -32768) pair = false;
-    }
-  }
-  return pair ? Q8GemmForm::pair_u8 : Q8GemmForm::sign_s8;
+  return q8_gemm_x8_scan_pack(n, k, w, w_is_u8, ldw, w_zp, 0, nullptr, nullptr);
 }
 
 void q8_gemm_pack_x8(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
                      const int32_t* w_zp, size_t nr, int8_t* out) {
-  const size_t kq = (k + 3) / 4;
-  std::memset(out, 0, q8_gemm_x8_packed_size(n, k, nr));
-  for (size_t i = 0; i < n; ++i) {
-    int8_t* blk = out + i / nr * nr * kq * 4 + i % nr * 4;
-    for (size_t j = 0; j < k; ++j)
-      blk[j / 4 * nr * 4 + j % 4] = static_cast<int8_t>(wq(w, w_is_u8, i * ldw + j) - w_zp[i]);
-  }
+  q8_gemm_x8_scan_pack(n, k, w, w_is_u8, ldw, w_zp, nr, out, nullptr);
+}
+
+void q8_gemm_x8_bias_from_sums(size_t n, const int32_t* sums, Q8GemmForm form, bool x_is_u8,
+                               const int32_t* bias, int32_t* out) {
+  // pair_u8 on i8 input sees x + 128; sign_s8 on u8 input sees x − 128.
+  const uint32_t shift = form == Q8GemmForm::pair_u8 ? (x_is_u8 ? 0 : uint32_t(-128))
+                         : form == Q8GemmForm::sign_s8 ? (x_is_u8 ? 128 : 0) : 0;
+  for (size_t i = 0; i < n; ++i)
+    out[i] = static_cast<int32_t>(static_cast<uint32_t>(bias[i]) +
+                                  shift * static_cast<uint32_t>(sums[i]));
 }
 
 void q8_gemm_x8_bias(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
                      const int32_t* w_zp, Q8GemmForm form, bool x_is_u8, const int32_t* bias,
                      int32_t* out) {
-  // pair_u8 on i8 input sees x + 128; sign_s8 on u8 input sees x − 128.
-  const int64_t shift = form == Q8GemmForm::pair_u8 ? (x_is_u8 ? 0 : -128)
-                        : form == Q8GemmForm::sign_s8 ? (x_is_u8 ? 128 : 0) : 0;
-  for (size_t i = 0; i < n; ++i) {
-    int64_t sum = 0;
-    for (size_t j = 0; j < k; ++j) sum += wq(w, w_is_u8, i * ldw + j) - w_zp[i];
-    out[i] = static_cast<int32_t>(static_cast<uint32_t>(bias[i]) +
-                                  static_cast<uint32_t>(static_cast<uint64_t>(shift * sum)));
-  }
+  std::vector<int32_t> sums(n);
+  q8_gemm_x8_scan_pack(n, k, w, w_is_u8, ldw, w_zp, 1, nullptr, sums.data());
+  q8_gemm_x8_bias_from_sums(n, sums.data(), form, x_is_u8, bias, out);
 }
 
 void q8_gemm_x8_prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out) {
