@@ -159,6 +159,10 @@ inline size_t first_diff(const void* a, const void* b, size_t n) {
 
 std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
 
+// What is running now, for the crash handler (a fence-page fault or SIGILL names the variant and
+// case instead of a bare "Segmentation fault").
+void set_running(const std::string& what);
+
 // Families: each runs its cases over every registered variant and returns its counts.
 Family run_q8_gemm(Rng& rng);
 Family run_q8_dwconv(Rng& rng);

@@ -131,6 +131,7 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
     uk.fn[c.x_u8 ? 0 : 1][c.out](c.channels, c.taps, d.in.data(), packed.data(),
                                  d.fbias.data(), d.fscale.data(), y, d.rq);
   };
+  set_running(fmt("%s: %s", scalar.name, describe(c).c_str()));
   run(scalar, want.data());
   size_t at = first_diff(want.data(), ref.data(), bytes);
   fam.check(at == SIZE_MAX && want.guard_intact(),
@@ -138,6 +139,7 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
   for (const Variant<Q8DwConvUKernel>& v : variants<Q8DwConvUKernel>()) {
     if (!isa_runnable(v.isa)) continue;
     Guarded got(bytes);
+    set_running(fmt("%s: %s", v.name, describe(c).c_str()));
     run(*v.table, got.data());
     at = first_diff(got.data(), want.data(), bytes);
     fam.check(at == SIZE_MAX && got.guard_intact(),

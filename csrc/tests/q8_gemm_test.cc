@@ -146,6 +146,7 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
   const Q8GemmUKernel& scalar = *scalar_variant<Q8GemmUKernel>();
   Guarded want(bytes), ref(bytes);
   reference(c, d, ref.data());
+  set_running(fmt("%s: %s", scalar.name, describe(c).c_str()));
   run(scalar, c, d, c.n, want.data());
   size_t at = first_diff(want.data(), ref.data(), bytes);
   fam.check(at == SIZE_MAX && want.guard_intact(),
@@ -155,6 +156,7 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
     // Whole N in one call, and N split into column chunks of 1..3 tiles.
     for (size_t chunk : {c.n, v.table->nr * (1 + rng.below(3))}) {
       Guarded got(bytes);
+      set_running(fmt("%s (chunk %zu): %s", v.name, chunk, describe(c).c_str()));
       run(*v.table, c, d, chunk, got.data());
       at = first_diff(got.data(), want.data(), bytes);
       fam.check(at == SIZE_MAX && got.guard_intact(),

@@ -120,10 +120,23 @@ void run(const Q8GemmX8UKernel& uk, Q8GemmForm form, const Case& c, const Data& 
   const Fenced<int32_t> fb(bias);
   const Fenced<float> fs(scale);
   const Q8GemmX8Fn fn = uk.fn[form == Q8GemmForm::pair_u8 ? 0 : 1][c.x_u8 ? 0 : 1][c.out];
+  // sign_s8 takes prepared rows (the variant's prepare_sign, as the engine calls it), each
+  // against a fence too; pair_u8 the raw rows.
+  std::vector<Fenced<uint8_t>> prepared;
+  std::vector<const void*> a = d.a;
+  if (form == Q8GemmForm::sign_s8) {
+    auto prep = uk.prepare_sign ? uk.prepare_sign : q8_gemm_x8_prepare_sign;
+    for (size_t i = 0; i < c.m; ++i) {
+      std::vector<uint8_t> row(8 * ((c.k + 3) / 4));
+      prep(static_cast<const uint8_t*>(d.a[i]), c.k, c.x_u8, row.data());
+      prepared.emplace_back(row);
+      a[i] = prepared.back().data();
+    }
+  }
   const size_t es = c.out == 2 ? 4 : 1;
   for (size_t c0 = 0; c0 < c.n; c0 += chunk)
     for (size_t r = 0; r < c.m; r += uk.mr)
-      fn(std::min(uk.mr, c.m - r), std::min(chunk, c.n - c0), c.k, d.a.data() + r,
+      fn(std::min(uk.mr, c.m - r), std::min(chunk, c.n - c0), c.k, a.data() + r,
          fw.data() + c0 * kq4, fb.data() + c0, fs.data() + c0, out + (r * c.c_stride + c0) * es,
          c.c_stride, d.rq);
 }
@@ -145,6 +158,7 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
       if (!isa_runnable(v.isa)) continue;
       for (size_t chunk : {c.n, v.table->nr * (1 + rng.below(2))}) {
         Guarded got(bytes);
+        set_running(fmt("%s form %d (chunk %zu): %s", v.name, int(form), chunk, describe(c).c_str()));
         run(*v.table, form, c, d, chunk, got.data());
         const size_t at = first_diff(got.data(), want.data(), bytes);
         fam.check(at == SIZE_MAX && got.guard_intact(),

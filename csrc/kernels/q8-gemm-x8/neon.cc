@@ -3,8 +3,10 @@
 // s = x (i8 input) or x ^ 0x80 (u8 input) by w' with SDOT, every product and sum exact in int32
 // (|s| <= 128, |w'| <= 127, K <= kQ8GemmMaxK); sign_s8's bias already holds its correction,
 // pair_u8 (operand s + 128) adds 128·Σw' itself, counted by one more SDOT of w' with ones.
-// A rows are read below k only (the last < 16 bytes through a copy), packed W for
-// round_up(nc, 16) columns, bias/scale padded by the caller. Output stage as in q8-gemm/neon.cc.
+// pair_u8 rows are raw (read below k only, the last < 16 bytes through a copy); sign_s8 rows
+// are the prepared [|s| x4, s x4] records (8·ceil(k/4) bytes), whose s halves LD2 picks out.
+// Packed W is read for round_up(nc, 16) columns, bias/scale padded by the caller. Output
+// stage as in q8-gemm/neon.cc.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -84,20 +86,28 @@ EDGERT_DOT void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, 
     size_t k0 = 0;
     for (; k0 + 16 <= k; k0 += 16) {
       int8x16_t x[MR];
-      for (size_t r = 0; r < MR; ++r) x[r] = operand<In>(vld1q_u8(ar[r] + k0));
+      for (size_t r = 0; r < MR; ++r)
+        x[r] = Pair ? operand<In>(vld1q_u8(ar[r] + k0))
+                    : vreinterpretq_s8_u32(vld2q_u32(reinterpret_cast<const uint32_t*>(
+                          ar[r] + 2 * k0)).val[1]);
       const int8_t* wq = wb + k0 / 4 * NR * 4;
       const size_t nq = 4;
       EDGERT_QUAD(0) EDGERT_QUAD(1) EDGERT_QUAD(2) EDGERT_QUAD(3)
     }
     if (k0 < k) {  // the last 1..15 bytes: a zero-padded copy, only the quads W has
       int8x16_t x[MR];
+      const size_t nq = kq - k0 / 4;
       for (size_t r = 0; r < MR; ++r) {
-        uint8_t buf[16] = {};
-        std::memcpy(buf, ar[r] + k0, k - k0);
-        x[r] = operand<In>(vld1q_u8(buf));  // padding bytes meet zero weights
+        alignas(16) uint8_t buf[32] = {};
+        if (Pair) {
+          std::memcpy(buf, ar[r] + k0, k - k0);
+          x[r] = operand<In>(vld1q_u8(buf));  // padding bytes meet zero weights
+        } else {
+          std::memcpy(buf, ar[r] + 2 * k0, 8 * nq);
+          x[r] = vreinterpretq_s8_u32(vld2q_u32(reinterpret_cast<const uint32_t*>(buf)).val[1]);
+        }
       }
       const int8_t* wq = wb + k0 / 4 * NR * 4;
-      const size_t nq = kq - k0 / 4;
       EDGERT_QUAD(0) EDGERT_QUAD(1) EDGERT_QUAD(2) EDGERT_QUAD(3)
     }
     const size_t nj = nc - n0 < NR ? nc - n0 : NR;
@@ -117,7 +127,8 @@ EDGERT_DOT void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, 
 const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot = {
     "q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot", MR, NR,
     {{EDGERT_X8_ROW(true, uint8_t), EDGERT_X8_ROW(true, int8_t)},
-     {EDGERT_X8_ROW(false, uint8_t), EDGERT_X8_ROW(false, int8_t)}}};
+     {EDGERT_X8_ROW(false, uint8_t), EDGERT_X8_ROW(false, int8_t)}},
+    q8_gemm_x8_prepare_sign};
 #undef EDGERT_X8_ROW
 
 }  // namespace edgert
