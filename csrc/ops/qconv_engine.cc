@@ -126,6 +126,9 @@ class Q8ConvOp : public Op {
     // A 1x1 conv whose taps never fall in the padding reads its rows straight from NHWC.
     direct_ = g.kh == 1 && g.kw == 1 && g.pt == 0 && g.pl == 0 &&
               (g.oh - 1) * g.sh < g.h && (g.ow - 1) * g.sw < g.w;
+    // Stride 1 over the whole image, one group: output pixel p reads input pixel p.
+    flat_ = direct_ && d.group == 1 && g.sh == 1 && g.sw == 1 && g.oh == g.h && g.ow == g.w;
+    ow_ = g.ow;
     lda_ = (k_ + 15) / 16 * 16;
     const size_t tile_bytes = direct_ ? (64 << 10) : kScratchBytes / 2;
     tile_rows_ = std::clamp<size_t>(tile_bytes / lda_ / mr * mr, 4 * mr, 512);
@@ -156,26 +159,39 @@ class Q8ConvOp : public Op {
         const size_t tile = tile_group / d_.group, gi = tile_group % d_.group;
         const size_t p0 = tile * tile_rows_, rows = std::min(tile_rows_, pixels_ - p0);
         if (built != tile_group) {
-          if (direct_) {
-            size_t ow = p0 % g.ow, oh = (p0 / g.ow) % g.oh, n = p0 / (g.ow * g.oh);
-            for (size_t r = 0; r < rows; ++r) {
-              rowp[r] = x + ((n * g.h + oh * g.sh) * g.w + ow * g.sw) * g.c + gi * cg_;
-              if (++ow == g.ow) {
-                ow = 0;
-                if (++oh == g.oh) oh = 0, ++n;
-              }
+          const uint8_t* flat = nullptr;  // the tile's rows as one run of rows·k bytes
+          if (direct_ && flat_) {
+            flat = x + p0 * k_;
+          } else if (direct_) {
+            const size_t pix = g.sw * g.c, ow0 = p0 % ow_, rest = p0 / ow_;
+            // The first input pixel of output row (n, oh), pointers then step by pix.
+            auto row_start = [&](size_t nh) {
+              return x + ((nh / g.oh * g.h + nh % g.oh * g.sh) * g.w) * g.c + gi * cg_;
+            };
+            const uint8_t* p = row_start(rest) + ow0 * pix;
+            for (size_t r = 0, ow = ow0, nh = rest; r < rows; ++r, p += pix) {
+              if (ow == ow_) ow = 0, p = row_start(++nh);
+              rowp[r] = p;
+              ++ow;
             }
           } else {
             q8_im2col_x8(g, x, pad, gi * cg_, cg_, p0, rows, a.data(), lda_);
+            if (lda_ == k_) flat = a.data();
             for (size_t r = 0; r < rows; ++r) rowp[r] = a.data() + r * lda_;
           }
           if (sign_) {
             const bool flip = d_.x_type == DType::u8;
-            for (size_t r = 0; r < rows; ++r) {
-              xk_->prepare_sign(static_cast<const uint8_t*>(rowp[r]), k_, flip,
-                                prep.data() + r * srow_);
-              rowp[r] = prep.data() + r * srow_;
+            uint8_t* pr = prep.data();
+            if (flat && k_ % 4 == 0) {  // quads never straddle rows: one call for the tile
+              xk_->prepare_sign(flat, rows * k_, flip, pr);
+            } else {
+              for (size_t r = 0; r < rows; ++r)
+                xk_->prepare_sign(flat ? flat + r * k_ : static_cast<const uint8_t*>(rowp[r]),
+                                  k_, flip, pr + r * srow_);
             }
+            for (size_t r = 0; r < rows; ++r) rowp[r] = pr + r * srow_;
+          } else if (flat) {
+            for (size_t r = 0; r < rows; ++r) rowp[r] = flat + r * k_;
           }
           built = tile_group;
         }
@@ -273,7 +289,8 @@ class Q8ConvOp : public Op {
   std::vector<uint8_t> pad_row_;
   size_t cg_ = 0, ng_ = 0, k_ = 0, kp_ = 0, pixels_ = 0, y_size_ = 1;
   size_t group_packed_ = 0, tile_rows_ = 0, col_block_ = 0;
-  bool depthwise_ = false, direct_ = false, sign_ = false;
+  bool depthwise_ = false, direct_ = false, sign_ = false, flat_ = false;
+  size_t ow_ = 1;
   size_t ngp_ = 0, lda_ = 0, srow_ = 0;
   const Q8GemmX8UKernel* xk_ = nullptr;
   Q8GemmX8Fn x8_fn_ = nullptr;

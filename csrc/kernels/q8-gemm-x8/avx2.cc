@@ -27,15 +27,47 @@ inline __m256i bcast_tail(const uint8_t* p, size_t n) {
   return _mm256_set1_epi32(v);
 }
 
-// sign_s8 on a prepared row: acc0/acc1 += |s| · (w·sign(s)) for the quad record at p.
-inline void quad_sign(const uint8_t* p, __m256i w0, __m256i w1, __m256i& acc0, __m256i& acc1) {
+#define EDGERT_SIGN_ROW(A, C0, C1)                                                         \
+  "vpbroadcastd 4(%[" A "],%[off]), %%ymm13\n\t"                                            \
+  "vpbroadcastd (%[" A "],%[off]), %%ymm14\n\t"                                             \
+  "vpsignb %%ymm13, %%ymm11, %%ymm15\n\t"                                                   \
+  "vpsignb %%ymm13, %%ymm12, %%ymm13\n\t"                                                   \
+  "vpmaddubsw %%ymm15, %%ymm14, %%ymm15\n\t"                                                \
+  "vpmaddubsw %%ymm13, %%ymm14, %%ymm13\n\t"                                                \
+  "vpmaddwd %t[ones], %%ymm15, %%ymm15\n\t"                                                 \
+  "vpmaddwd %t[ones], %%ymm13, %%ymm13\n\t"                                                 \
+  "vpaddd %%ymm15, %t[" C0 "], %t[" C0 "]\n\t"                                              \
+  "vpaddd %%ymm13, %t[" C1 "], %t[" C1 "]\n\t"
+
+// sign_s8: the K loop over kq >= 1 prepared quads of four rows; per row and quad, acc0/acc1 +=
+// |s| · (w·sign(s)) with w0/w1 the quad's columns 0-7 / 8-15. In assembly because
+// GCC spills an accumulator of this 4x16 tile to the stack (a store-to-load chain every quad);
+// here the 8 accumulators, ones and the 2 weight vectors stay in registers, 5 temporaries.
+inline void sign_loop(size_t kq, const int8_t* wb, const uint8_t* a0, const uint8_t* a1,
+                      const uint8_t* a2, const uint8_t* a3, __m256i& c00, __m256i& c01,
+                      __m256i& c10, __m256i& c11, __m256i& c20, __m256i& c21, __m256i& c30,
+                      __m256i& c31) {
   const __m256i ones = _mm256_set1_epi16(1);
-  const __m256i ua = bcast_quad(p), a = bcast_quad(p + 4);
-  const __m256i p0 = _mm256_maddubs_epi16(ua, _mm256_sign_epi8(w0, a));
-  const __m256i p1 = _mm256_maddubs_epi16(ua, _mm256_sign_epi8(w1, a));
-  acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
-  acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, ones));
+  size_t off = 0;
+  __asm__(
+      "1:\n\t"
+      "vmovdqu (%[w]), %%ymm11\n\t"
+      "vmovdqu 32(%[w]), %%ymm12\n\t"
+      "add $64, %[w]\n\t"
+      EDGERT_SIGN_ROW("a0", "c00", "c01")
+      EDGERT_SIGN_ROW("a1", "c10", "c11")
+      EDGERT_SIGN_ROW("a2", "c20", "c21")
+      EDGERT_SIGN_ROW("a3", "c30", "c31")
+      "add $8, %[off]\n\t"
+      "dec %[n]\n\t"
+      "jnz 1b\n\t"
+      : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11), [c20] "+x"(c20),
+        [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31), [w] "+r"(wb), [off] "+r"(off),
+        [n] "+r"(kq)
+      : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [ones] "x"(ones)
+      : "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory");
 }
+#undef EDGERT_SIGN_ROW
 
 // pair_u8: acc0/acc1 (columns 0-7 / 8-15) += the quad a · w0/w1.
 template <bool Flip>
@@ -107,14 +139,7 @@ void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
     __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     size_t off = 0;
     if constexpr (Form == 1) {  // prepared rows: whole quads, no tail
-      for (size_t q = 0; q < kq; ++q, off += 8, wb += 4 * NR) {
-        const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
-        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
-        quad_sign(a0 + off, w0, w1, c00, c01);
-        quad_sign(a1 + off, w0, w1, c10, c11);
-        quad_sign(a2 + off, w0, w1, c20, c21);
-        quad_sign(a3 + off, w0, w1, c30, c31);
-      }
+      sign_loop(kq, wb, a0, a1, a2, a3, c00, c01, c10, c11, c20, c21, c30, c31);
     } else {
       for (size_t q = 0; q < kfull; ++q, off += 4, wb += 4 * NR) {
         const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
