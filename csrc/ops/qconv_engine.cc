@@ -129,7 +129,8 @@ class Q8ConvOp : public Op {
     // Stride 1 over the whole image, one group: output pixel p reads input pixel p.
     flat_ = direct_ && d.group == 1 && g.sh == 1 && g.sw == 1 && g.oh == g.h && g.ow == g.w;
     ow_ = g.ow;
-    lda_ = (k_ + 15) / 16 * 16;
+    // sign_s8 rows in whole quads so a tile is prepared in one call; pair_u8 ones 16-aligned.
+    lda_ = sign_ ? (k_ + 3) / 4 * 4 : (k_ + 15) / 16 * 16;
     const size_t tile_bytes = direct_ ? (64 << 10) : kScratchBytes / 2;
     tile_rows_ = std::clamp<size_t>(tile_bytes / lda_ / mr * mr, 4 * mr, 512);
     tile_rows_ = std::min(tile_rows_, (pixels_ + mr - 1) / mr * mr);
@@ -148,9 +149,11 @@ class Q8ConvOp : public Op {
     const size_t parts = tg >= want ? 1 : std::min(blocks, (want + tg - 1) / tg);
     const size_t part_cols = (blocks + parts - 1) / parts * nr;
     const uint8_t pad = static_cast<uint8_t>(d_.x_zp);
+    const uint8_t zero_s = d_.x_type == DType::u8 ? 0x80 : 0;
     const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
-      std::vector<uint8_t> a(direct_ ? 0 : tile_rows_ * lda_);
+      // im2col never writes a row's bytes past k: sign_s8 rows keep s = 0 there.
+      std::vector<uint8_t> a(direct_ ? 0 : tile_rows_ * lda_, zero_s);
       std::vector<uint8_t> prep(sign_ ? tile_rows_ * srow_ : 0);  // sign_s8 operand rows
       std::vector<const void*> rowp(tile_rows_);
       size_t built = SIZE_MAX;
@@ -159,7 +162,9 @@ class Q8ConvOp : public Op {
         const size_t tile = tile_group / d_.group, gi = tile_group % d_.group;
         const size_t p0 = tile * tile_rows_, rows = std::min(tile_rows_, pixels_ - p0);
         if (built != tile_group) {
-          const uint8_t* flat = nullptr;  // the tile's rows as one run of rows·k bytes
+          // The tile's rows as one run, `step` bytes a row (k, or lda_ for im2col rows).
+          const uint8_t* flat = nullptr;
+          size_t step = k_;
           if (direct_ && flat_) {
             flat = x + p0 * k_;
           } else if (direct_) {
@@ -176,22 +181,23 @@ class Q8ConvOp : public Op {
             }
           } else {
             q8_im2col_x8(g, x, pad, gi * cg_, cg_, p0, rows, a.data(), lda_);
-            if (lda_ == k_) flat = a.data();
+            flat = a.data(), step = lda_;
             for (size_t r = 0; r < rows; ++r) rowp[r] = a.data() + r * lda_;
           }
           if (sign_) {
             const bool flip = d_.x_type == DType::u8;
             uint8_t* pr = prep.data();
-            if (flat && k_ % 4 == 0) {  // quads never straddle rows: one call for the tile
-              xk_->prepare_sign(flat, rows * k_, flip, pr);
+            // Rows of whole quads (im2col pads them with s = 0 bytes): one call for the tile.
+            if (flat && step * 2 == srow_) {
+              xk_->prepare_sign(flat, rows * step, flip, pr);
             } else {
               for (size_t r = 0; r < rows; ++r)
-                xk_->prepare_sign(flat ? flat + r * k_ : static_cast<const uint8_t*>(rowp[r]),
+                xk_->prepare_sign(flat ? flat + r * step : static_cast<const uint8_t*>(rowp[r]),
                                   k_, flip, pr + r * srow_);
             }
             for (size_t r = 0; r < rows; ++r) rowp[r] = pr + r * srow_;
           } else if (flat) {
-            for (size_t r = 0; r < rows; ++r) rowp[r] = flat + r * k_;
+            for (size_t r = 0; r < rows; ++r) rowp[r] = flat + r * step;
           }
           built = tile_group;
         }

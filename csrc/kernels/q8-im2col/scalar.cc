@@ -7,26 +7,64 @@
 namespace edgert {
 namespace {
 
-template <class T>
-void im2col_x8(const Q8ConvGeom& g, const T* x, T pad, size_t c0, size_t cg, size_t p0,
-               size_t rows, T* a, size_t lda) {
+// n bytes, no library call: im2col copies a few channels at a time (3 for an RGB first layer),
+// where a memcpy call costs more than the copy. Overlapping head/tail moves for n >= 4.
+inline void copy_small(uint8_t* dst, const uint8_t* src, size_t n) {
+  if (n >= 16) {
+    std::memcpy(dst, src, n);
+  } else if (n >= 8) {
+    uint64_t a, b;
+    std::memcpy(&a, src, 8), std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(dst, &a, 8), std::memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4), std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(dst, &a, 4), std::memcpy(dst + n - 4, &b, 4);
+  } else {
+    for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
+
+// With one group and no dilation, a tap row's in-image taps are consecutive input pixels: one
+// copy of run·c bytes instead of one per tap.
+void im2col_x8(const Q8ConvGeom& g, const uint8_t* x, uint8_t pad, size_t c0, size_t cg,
+               size_t p0, size_t rows, uint8_t* a, size_t lda) {
+  const bool runs = cg == g.c && g.dw == 1;
   size_t ow = p0 % g.ow, oh = (p0 / g.ow) % g.oh, n = p0 / (g.ow * g.oh);
+  const ptrdiff_t w = static_cast<ptrdiff_t>(g.w);
   for (size_t r = 0; r < rows; ++r) {
-    T* dst = a + r * lda;
-    const T* img = x + n * g.h * g.w * g.c + c0;
+    uint8_t* dst = a + r * lda;
+    const uint8_t* img = x + n * g.h * g.w * g.c + c0;
     const ptrdiff_t ih0 = static_cast<ptrdiff_t>(oh * g.sh) - static_cast<ptrdiff_t>(g.pt);
     const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.sw) - static_cast<ptrdiff_t>(g.pl);
     for (size_t ky = 0; ky < g.kh; ++ky) {
       const ptrdiff_t ih = ih0 + static_cast<ptrdiff_t>(ky * g.dh);
-      const bool row_in = ih >= 0 && ih < static_cast<ptrdiff_t>(g.h);
+      if (ih < 0 || ih >= static_cast<ptrdiff_t>(g.h)) {
+        std::memset(dst, pad, g.kw * cg);
+        dst += g.kw * cg;
+        continue;
+      }
+      const uint8_t* src_row = img + static_cast<size_t>(ih) * g.w * g.c;
+      if (runs) {  // taps [lo, hi) are inside the image
+        const ptrdiff_t lo = std::max<ptrdiff_t>(0, -iw0);
+        const ptrdiff_t hi = std::min<ptrdiff_t>(static_cast<ptrdiff_t>(g.kw), w - iw0);
+        const size_t nlo = static_cast<size_t>(std::min<ptrdiff_t>(lo, g.kw)) * cg;
+        for (size_t i = 0; i < nlo; ++i) dst[i] = pad;
+        if (hi > lo)
+          copy_small(dst + nlo, src_row + static_cast<size_t>(iw0 + lo) * g.c,
+                     static_cast<size_t>(hi - lo) * cg);
+        const size_t done = hi > lo ? static_cast<size_t>(hi) * cg : nlo;
+        for (size_t i = done; i < g.kw * cg; ++i) dst[i] = pad;
+        dst += g.kw * cg;
+        continue;
+      }
       for (size_t kx = 0; kx < g.kw; ++kx, dst += cg) {
         const ptrdiff_t iw = iw0 + static_cast<ptrdiff_t>(kx * g.dw);
-        if (!row_in || iw < 0 || iw >= static_cast<ptrdiff_t>(g.w)) {
+        if (iw < 0 || iw >= w) {
           std::memset(dst, pad, cg);
           continue;
         }
-        std::memcpy(dst, img + (static_cast<size_t>(ih) * g.w + static_cast<size_t>(iw)) * g.c,
-                    cg);
+        copy_small(dst, src_row + static_cast<size_t>(iw) * g.c, cg);
       }
     }
     if (++ow == g.ow) {
