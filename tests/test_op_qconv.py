@@ -405,6 +405,14 @@ ISA_CONFIGS = dict(CONFIGS, **{
     "dw_3x3_c48_s2": dict(h=10, w=10, c=48, m=48, k=(3, 3), s=(2, 2), pads=(0, 0, 1, 1),
                           group=48),
     "group3_1x1": dict(h=6, w=6, c=24, m=30, k=(1, 1), group=3),
+    # 3x3 depthwise row kernels (channels a multiple of 16): interior runs and border pixels.
+    "dw_3x3_c32_s1_n2": dict(n=2, h=6, w=9, c=32, m=32, k=(3, 3), pads=(1, 1, 1, 1), group=32),
+    "dw_3x3_c16_s2_pad1": dict(h=9, w=12, c=16, m=16, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1),
+                               group=16),
+    "dw_3x3_c48_w3": dict(h=4, w=3, c=48, m=48, k=(3, 3), group=48),  # one interior pixel
+    "dw_3x3_c32_w2": dict(h=3, w=2, c=32, m=32, k=(3, 3), pads=(1, 1, 1, 1), group=32),  # none
+    "dw_3x3_c16_s2_w4": dict(h=5, w=4, c=16, m=16, k=(3, 3), s=(2, 2), pads=(0, 2, 0, 0),
+                             group=16),
 })
 
 

@@ -44,6 +44,7 @@ class Q8ConvOp : public Op {
       (uk.pack ? uk.pack : q8_dwconv_pack_w)(d.m, k_, d.w, d.w_type == DType::u8, d.w_zp,
                                              packed_.data());
       pad_row_.assign(g.c, static_cast<uint8_t>(d.x_zp));  // two's complement for i8 too
+      init_dw_rows(uk);
       return;
     }
     if (init_x8()) return;
@@ -216,6 +217,25 @@ class Q8ConvOp : public Op {
     });
   }
 
+  // 3x3 depthwise with a row kernel: output pixels whose taps are all inside the image go to it
+  // (one call per output row), the border ones to the per-pixel kernel.
+  void init_dw_rows(const Q8DwConvUKernel& uk) {
+    const Q8ConvDesc& d = d_;
+    const Q8ConvGeom& g = d.geom;
+    const size_t s = g.sh;
+    if (!uk.pack3x3 || g.kh != 3 || g.kw != 3 || g.dh != 1 || g.dw != 1 || s != g.sw ||
+        (s != 1 && s != 2) || g.c % 16 != 0 || g.w + g.pl < 3)
+      return;
+    dw_row_fn_ = uk.row3x3[s - 1][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
+    if (!dw_row_fn_) return;
+    ow_lo_ = std::min(g.ow, (g.pl + s - 1) / s);
+    ow_hi_ = std::max(ow_lo_, std::min(g.ow, (g.w + g.pl - 3) / s + 1));
+    if (ow_hi_ == ow_lo_) return (dw_row_fn_ = nullptr), void();
+    packed_row_.resize(q8_dwconv_packed_size_3x3(d.m));
+    uk.pack3x3(d.m, 9, d.w, d.w_type == DType::u8, d.w_zp, packed_row_.data());
+    pad_row_.assign(g.w * g.c, static_cast<uint8_t>(d.x_zp));  // whole padding rows
+  }
+
   // One item per output row: the rows of input each tap row reads are found once per row, so a
   // pixel's tap pointers cost a compare and an add each.
   void run_dw(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
@@ -233,7 +253,17 @@ class Q8ConvOp : public Op {
                                                        : nullptr;
         }
         uint8_t* yr = y + r * g.ow * d_.m * y_size_;
+        if (dw_row_fn_) {
+          const uint8_t* rows3[3];
+          const size_t iw = ow_lo_ * g.sw - g.pl;
+          for (size_t ky = 0; ky < 3; ++ky)
+            rows3[ky] = (in_rows[ky] ? in_rows[ky] : pad_row_.data()) + iw * g.c;
+          dw_row_fn_(g.c, ow_hi_ - ow_lo_, rows3, packed_row_.data(), bias_.data(),
+                     scale_.data(), yr + ow_lo_ * d_.m * y_size_, d_.m, d_.rq);
+        }
         for (size_t ow = 0; ow < g.ow; ++ow) {
+          if (dw_row_fn_ && ow == ow_lo_) ow = ow_hi_;
+          if (ow == g.ow) break;
           const ptrdiff_t iw0 = ptrdiff_t(ow * g.sw) - ptrdiff_t(g.pl);
           for (size_t ky = 0, t = 0; ky < g.kh; ++ky) {
             for (size_t kx = 0; kx < g.kw; ++kx, ++t) {
@@ -303,6 +333,9 @@ class Q8ConvOp : public Op {
   const Q8GemmUKernel* uk_ = nullptr;
   Q8GemmFn gemm_fn_ = nullptr;
   Q8DwConvFn dw_fn_ = nullptr;
+  Q8DwConvRowFn dw_row_fn_ = nullptr;
+  std::vector<int16_t> packed_row_;
+  size_t ow_lo_ = 0, ow_hi_ = 0;
 };
 
 }  // namespace

@@ -139,12 +139,83 @@ void dwconv(size_t channels, size_t taps, const void* const* in, const int16_t* 
     block<In, Out, true>(c0, channels - c0, cp, taps, in, w, bias, scale, y, rq);
 }
 
+// One input column of 16 channels for the row kernel: rows 0 and 1 interleaved as int16 pairs
+// (channels 0-7, 8-15), row 2 paired with zero (its weight partner is 0, so sign-extended i8
+// high halves do not matter).
+struct Col {
+  __m256i plo, phi, slo, shi;
+};
+
+template <class In>
+inline Col load_col(const uint8_t* r0, const uint8_t* r1, const uint8_t* r2) {
+  const __m128i x0 = _mm_loadu_si128((const __m128i*)r0);
+  const __m128i x1 = _mm_loadu_si128((const __m128i*)r1);
+  const __m128i x2 = _mm_loadu_si128((const __m128i*)r2);
+  Col c;
+  c.plo = widen<In>(_mm_unpacklo_epi8(x0, x1));
+  c.phi = widen<In>(_mm_unpackhi_epi8(x0, x1));
+  if (std::is_same<In, uint8_t>::value) {
+    c.slo = _mm256_cvtepu8_epi32(x2);
+    c.shi = _mm256_cvtepu8_epi32(_mm_srli_si128(x2, 8));
+  } else {
+    c.slo = _mm256_cvtepi8_epi32(x2);
+    c.shi = _mm256_cvtepi8_epi32(_mm_srli_si128(x2, 8));
+  }
+  return c;
+}
+
+// acc0/acc1 += column c times the weights of tap column kx (w: that kx's 64 int16).
+inline void mac_col(const Col& c, const int16_t* w, __m256i& acc0, __m256i& acc1) {
+  acc0 = madd_add(acc0, c.plo, w);
+  acc1 = madd_add(acc1, c.phi, w + 16);
+  acc0 = madd_add(acc0, c.slo, w + 32);
+  acc1 = madd_add(acc1, c.shi, w + 48);
+}
+
+template <class In, class Out, int S>
+void dw3x3_row(size_t channels, size_t npix, const uint8_t* const* rows, const int16_t* w,
+               const int32_t* bias, const float* scale, void* y_out, size_t y_stride,
+               const Q8Requant& rq) {
+  Out* y = static_cast<Out*>(y_out);
+  const size_t step = S * channels;
+  for (size_t c0 = 0; c0 < channels; c0 += kC) {
+    const uint8_t* r0 = rows[0] + c0;
+    const uint8_t* r1 = rows[1] + c0;
+    const uint8_t* r2 = rows[2] + c0;
+    const int16_t* wb = w + c0 / kC * 192;
+    Col a = load_col<In>(r0, r1, r2);
+    Col b = load_col<In>(r0 + channels, r1 + channels, r2 + channels);
+    Out* yp = y + c0;
+    for (size_t p = 0; p < npix; ++p, r0 += step, r1 += step, r2 += step, yp += y_stride) {
+      const size_t o = 2 * channels;
+      const Col c = load_col<In>(r0 + o, r1 + o, r2 + o);
+      __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+      mac_col(a, wb, acc0, acc1);
+      mac_col(b, wb + 64, acc0, acc1);
+      mac_col(c, wb + 128, acc0, acc1);
+      store16<Out>(acc0, acc1, bias + c0, scale + c0, kC, yp, rq);
+      if (S == 1) {
+        a = b, b = c;
+      } else if (p + 1 < npix) {  // the next output's columns 0, 1: this one's 2 and 3
+        a = c;
+        b = load_col<In>(r0 + 3 * channels, r1 + 3 * channels, r2 + 3 * channels);
+      }
+    }
+  }
+}
+
 }  // namespace
 
+#define EDGERT_DW_ROW(S, In) \
+  {dw3x3_row<In, uint8_t, S>, dw3x3_row<In, int8_t, S>, dw3x3_row<In, float, S>}
 const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c16__avx2 = {
     "q8_dwconv_minmax_fp32_ukernel_c16__avx2",
     {{dwconv<uint8_t, uint8_t>, dwconv<uint8_t, int8_t>, dwconv<uint8_t, float>},
      {dwconv<int8_t, uint8_t>, dwconv<int8_t, int8_t>, dwconv<int8_t, float>}},
-    q8_dwconv_pack_w_c16x2};
+    q8_dwconv_pack_w_c16x2,
+    {{EDGERT_DW_ROW(1, uint8_t), EDGERT_DW_ROW(1, int8_t)},
+     {EDGERT_DW_ROW(2, uint8_t), EDGERT_DW_ROW(2, int8_t)}},
+    q8_dwconv_pack_w_3x3r};
+#undef EDGERT_DW_ROW
 
 }  // namespace edgert

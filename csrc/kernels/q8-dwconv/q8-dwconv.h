@@ -31,16 +31,33 @@ inline size_t q8_dwconv_packed_size(size_t channels, size_t taps) {
   return (taps + 1) / 2 * 2 * ((channels + 15) / 16 * 16);
 }
 
+// 3x3 (dilation 1) over npix output pixels of one output row whose taps all lie inside the
+// image, the same sums and output stage as Q8DwConvFn: rows[ky] points at the input pixel of
+// output 0's tap (ky, 0), the taps of output p are stride·p pixels (of `channels` bytes) further;
+// y[p·y_stride + c]. Stepping along the row, each input column is widened once for the 3 (stride
+// 1) outputs that read it. channels a multiple of 16; weights packed by the variant's pack3x3.
+using Q8DwConvRowFn = void (*)(size_t channels, size_t npix, const uint8_t* const* rows,
+                               const int16_t* w, const int32_t* bias, const float* scale,
+                               void* y, size_t y_stride, const Q8Requant& rq);
+
 struct Q8DwConvUKernel {
   const char* name;
   Q8DwConvFn fn[2][3];  // [input u8, i8][output u8, i8, f32]
   Q8DwConvPackFn pack = nullptr;  // nullptr: q8_dwconv_pack_w
+  // Optional row kernels (nullptr: the engine calls fn per pixel): [stride 1, 2][in][out].
+  Q8DwConvRowFn row3x3[2][2][3] = {};
+  Q8DwConvPackFn pack3x3 = nullptr;  // writes q8_dwconv_packed_size_3x3(channels) int16
 };
+inline size_t q8_dwconv_packed_size_3x3(size_t channels) { return 12 * ((channels + 15) / 16 * 16); }
 
 extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel__scalar;
 // AVX2: 16 channels per vector step, tap pairs interleaved for vpmaddwd (exact int16 products);
 // packing [round_up(taps, 2) / 2][round_up(channels, 16)][2], zeros past taps and channels.
 extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c16__avx2;
+// The 3x3 row kernels' layout: per 16-channel block, per kx: int16 pairs (W[c][0][kx], W[c][1][kx])
+// for channels 0-7 and 8-15, then (W[c][2][kx], 0) for channels 0-7 and 8-15 (w' = W − w_zp).
+void q8_dwconv_pack_w_3x3r(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                           const int32_t* w_zp, int16_t* out);
 void q8_dwconv_pack_w_c16x2(size_t channels, size_t taps, const void* w, bool w_is_u8,
                             const int32_t* w_zp, int16_t* out);
 // AArch64: 16-channel blocks, SMLAL on inputs widened to int16.

@@ -29,6 +29,22 @@ void q8_dwconv_pack_w_c16x2(size_t channels, size_t taps, const void* w, bool w_
     }
 }
 
+void q8_dwconv_pack_w_3x3r(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                           const int32_t* w_zp, int16_t* out) {
+  if (taps != 9) return;
+  std::fill(out, out + q8_dwconv_packed_size_3x3(channels), int16_t{0});
+  for (size_t c = 0; c < channels; ++c) {
+    int16_t* blk = out + c / 16 * 192 + c % 16 / 8 * 16 + c % 8 * 2;
+    for (size_t t = 0; t < 9; ++t) {
+      const int32_t v = w_is_u8 ? int32_t{static_cast<const uint8_t*>(w)[c * 9 + t]}
+                                : int32_t{static_cast<const int8_t*>(w)[c * 9 + t]};
+      const size_t ky = t / 3, kx = t % 3;
+      // pair vectors at kx·64 (+16 for channels 8-15), single ones 32 further
+      blk[kx * 64 + (ky == 2 ? 32 : ky)] = static_cast<int16_t>(v - w_zp[c]);
+    }
+  }
+}
+
 namespace {
 
 constexpr size_t kBlock = 16;  // channels per block: 4 SSE registers of accumulators
