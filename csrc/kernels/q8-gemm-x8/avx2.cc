@@ -81,15 +81,12 @@ inline void quad(__m256i a, __m256i w0, __m256i w1, __m256i& acc0, __m256i& acc1
 }
 
 template <class Out>
-inline void store_row(__m256i acc0, __m256i acc1, const int32_t* bias, const float* scale,
-                      size_t nj, Out* c, const Q8Requant& rq) {
-  // vpaddd wraps like q8_add_wrap; the float multiply is rounded once, as in the scalar code.
-  const __m256 v0 = _mm256_mul_ps(
-      _mm256_cvtepi32_ps(_mm256_add_epi32(acc0, _mm256_loadu_si256((const __m256i*)bias))),
-      _mm256_loadu_ps(scale));
-  const __m256 v1 = _mm256_mul_ps(
-      _mm256_cvtepi32_ps(_mm256_add_epi32(acc1, _mm256_loadu_si256((const __m256i*)(bias + 8)))),
-      _mm256_loadu_ps(scale + 8));
+inline void store_row(__m256i acc0, __m256i acc1, const float* scale, size_t nj, Out* c,
+                      const Q8Requant& rq) {
+  // acc holds bias already (the accumulators start from it: vpaddd wraps like q8_add_wrap in
+  // any order); the float multiply is rounded once, as in the scalar code.
+  const __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc0), _mm256_loadu_ps(scale));
+  const __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc1), _mm256_loadu_ps(scale + 8));
   if constexpr (std::is_same<Out, float>::value) {
     if (nj == NR) {
       _mm256_storeu_ps(c, v0);
@@ -135,8 +132,9 @@ void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
   const size_t kq = (k + 3) / 4, kfull = k / 4, rem = k % 4;
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const int8_t* wb = w + n0 / NR * kq * 4 * NR;
-    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
-    __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    __m256i c00 = _mm256_loadu_si256((const __m256i*)(bias + n0));
+    __m256i c01 = _mm256_loadu_si256((const __m256i*)(bias + n0 + 8));
+    __m256i c10 = c00, c11 = c01, c20 = c00, c21 = c01, c30 = c00, c31 = c01;
     size_t off = 0;
     if constexpr (Form == 1) {  // prepared rows: whole quads, no tail
       sign_loop(kq, wb, a0, a1, a2, a3, c00, c01, c10, c11, c20, c21, c30, c31);
@@ -160,10 +158,10 @@ void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
     }
     const size_t nj = nc - n0 < NR ? nc - n0 : NR;
     Out* cr = c + n0;
-    store_row<Out>(c00, c01, bias + n0, scale + n0, nj, cr, rq);
-    if (mr > 1) store_row<Out>(c10, c11, bias + n0, scale + n0, nj, cr + c_stride, rq);
-    if (mr > 2) store_row<Out>(c20, c21, bias + n0, scale + n0, nj, cr + 2 * c_stride, rq);
-    if (mr > 3) store_row<Out>(c30, c31, bias + n0, scale + n0, nj, cr + 3 * c_stride, rq);
+    store_row<Out>(c00, c01, scale + n0, nj, cr, rq);
+    if (mr > 1) store_row<Out>(c10, c11, scale + n0, nj, cr + c_stride, rq);
+    if (mr > 2) store_row<Out>(c20, c21, scale + n0, nj, cr + 2 * c_stride, rq);
+    if (mr > 3) store_row<Out>(c30, c31, scale + n0, nj, cr + 3 * c_stride, rq);
   }
 }
 

@@ -27,8 +27,9 @@ inline void copy_small(uint8_t* dst, const uint8_t* src, size_t n) {
 
 // With one group and no dilation, a tap row's in-image taps are consecutive input pixels: one
 // copy of run·c bytes instead of one per tap.
-void im2col_x8(const Q8ConvGeom& g, const uint8_t* x, uint8_t pad, size_t c0, size_t cg,
+void im2col_x8(const Q8ConvGeom& geom, const uint8_t* x, uint8_t pad, size_t c0, size_t cg,
                size_t p0, size_t rows, uint8_t* a, size_t lda) {
+  const Q8ConvGeom g = geom;  // a local copy: byte stores cannot alias it, so no reloads
   const bool runs = cg == g.c && g.dw == 1;
   size_t ow = p0 % g.ow, oh = (p0 / g.ow) % g.oh, n = p0 / (g.ow * g.oh);
   const ptrdiff_t w = static_cast<ptrdiff_t>(g.w);
