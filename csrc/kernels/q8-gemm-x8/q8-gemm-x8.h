@@ -18,9 +18,9 @@
 //  - sign_s8: the operand is s = x (i8 input) or x ^ 0x80 (u8 input; bias + 128·Σw'),
 //    multiplied as |s| (u8, <= 128) × w'·sign(s) (s8): pair sums <= 2·128·127 < 32767, exact
 //    whenever every w' is in [−127, 127] (all onnxruntime-quantized s8 weights; it never emits
-//    −128). One vpsignb per product vector more than pair_u8 (about 0.6x its speed on Zen 3).
-//    Measured (bench/bench_kernels.py, 1024^3, one run): pair_u8 ~85 % of peak.cpp's u8*s8
-//    figure, sign_s8 ~60-65 %. Every conv layer of the bench models' ws8 variants fails the
+//    −128). One vpsignb and one more broadcast per product vector than pair_u8; with the AVX2
+//    K loop in registers (inline asm) both reach ~90 % of peak.cpp's u8*s8 figure on 1024^3
+//    (thread CPU time, best of 15, on a shared machine). Every conv layer of the bench models' ws8 variants fails the
 //    pair test and none has a −128 weight, so sign_s8 is what they run; reduce_range (_rr)
 //    variants get pair_u8.
 //  - int16: anything else (u8 weights with a zero point, a w' of −128 or beyond): the int16
