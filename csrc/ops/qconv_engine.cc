@@ -4,6 +4,7 @@
 // int16 q8-gemm on im2col tiles. Work items are (pixel tile, group, column part); each output
 // element is one exact integer sum, so results do not depend on how items are split over threads.
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "kernels/q8-dwconv/q8-dwconv.h"
@@ -87,18 +88,20 @@ class Q8ConvOp : public Op {
     // One pass per group packs, tests the forms and sums the columns; the layer takes the
     // slowest form any group needs (pair_u8 < sign_s8 < int16).
     group_packed_ = q8_gemm_x8_packed_size(ng_, k_, nr);
-    packed8_.resize(group_packed_ * d.group);
+    // scan_pack writes every byte: no zero fill of megabytes first.
+    packed8_.reset(new int8_t[group_packed_ * d.group]);
     std::vector<int32_t> sums(d.m);
     Q8GemmForm form = Q8GemmForm::pair_u8;
+    const auto scan_pack = xk_->scan_pack ? xk_->scan_pack : q8_gemm_x8_scan_pack;
     for (size_t gi = 0; gi < d.group && form != Q8GemmForm::int16; ++gi) {
-      form = std::max(form, q8_gemm_x8_scan_pack(ng_, k_, static_cast<const uint8_t*>(d.w) +
+      form = std::max(form, scan_pack(ng_, k_, static_cast<const uint8_t*>(d.w) +
                                                               gi * ng_ * k_,
                                                  w_u8, k_, d.w_zp + gi * ng_, nr,
-                                                 packed8_.data() + gi * group_packed_,
+                                                 packed8_.get() + gi * group_packed_,
                                                  sums.data() + gi * ng_));
     }
     if (form == Q8GemmForm::int16) {
-      packed8_ = {};
+      packed8_.reset();
       return (xk_ = nullptr), false;
     }
     x8_fn_ = xk_->fn[form == Q8GemmForm::pair_u8 ? 0 : 1][d.x_type == DType::u8 ? 0 : 1]
@@ -203,7 +206,7 @@ class Q8ConvOp : public Op {
           built = tile_group;
         }
         const size_t c_begin = part * part_cols, c_end = std::min(ng_, c_begin + part_cols);
-        const int8_t* w = packed8_.data() + gi * group_packed_;
+        const int8_t* w = packed8_.get() + gi * group_packed_;
         for (size_t c0 = c_begin; c0 < c_end; c0 += col_block_) {
           const size_t nc = std::min(col_block_, c_end - c0), ch = gi * ng_ + c0;
           const size_t pc = gi * ngp_ + c0;
@@ -321,7 +324,7 @@ class Q8ConvOp : public Op {
   std::vector<int32_t> bias_;
   std::vector<float> scale_;
   std::vector<int16_t> packed_;
-  std::vector<int8_t> packed8_;
+  std::unique_ptr<int8_t[]> packed8_;
   std::vector<uint8_t> pad_row_;
   size_t cg_ = 0, ng_ = 0, k_ = 0, kp_ = 0, pixels_ = 0, y_size_ = 1;
   size_t group_packed_ = 0, tile_rows_ = 0, col_block_ = 0;

@@ -196,6 +196,123 @@ void prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out) {
   }
 }
 
+// q8_gemm_x8_scan_pack for nr = 16 (anything else goes to the generic one): 32 weights a step
+// on int16 lanes (pairs split by shifts), then each 16-column block written from a row buffer by
+// 8x8 transposes of 4-byte quads.
+struct ScanStats {
+  __m256i lo, hi, pos, neg, sum;
+};
+
+template <bool U8>
+inline void scan_row32(const uint8_t* src, size_t k, int32_t zp, uint8_t* dst, ScanStats& st) {
+  const __m256i z = _mm256_set1_epi16(static_cast<int16_t>(zp)), zero = _mm256_setzero_si256();
+  const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi16(0xff);
+  for (size_t j = 0; j < k; j += 32) {
+    __m256i v;
+    if (j + 32 <= k) {
+      v = _mm256_loadu_si256((const __m256i*)(src + j));
+    } else {
+      alignas(32) uint8_t buf[32];
+      std::memset(buf, static_cast<uint8_t>(zp), 32);  // w' = 0 past k
+      std::memcpy(buf, src + j, k - j);
+      v = _mm256_load_si256((const __m256i*)buf);
+    }
+    __m256i w0 = U8 ? _mm256_and_si256(v, low) : _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
+    __m256i w1 = U8 ? _mm256_srli_epi16(v, 8) : _mm256_srai_epi16(v, 8);
+    w0 = _mm256_sub_epi16(w0, z);
+    w1 = _mm256_sub_epi16(w1, z);
+    st.sum = _mm256_add_epi32(st.sum, _mm256_madd_epi16(_mm256_add_epi16(w0, w1), ones));
+    st.lo = _mm256_min_epi16(st.lo, _mm256_min_epi16(w0, w1));
+    st.hi = _mm256_max_epi16(st.hi, _mm256_max_epi16(w0, w1));
+    st.pos = _mm256_max_epi16(st.pos, _mm256_add_epi16(_mm256_max_epi16(w0, zero),
+                                                       _mm256_max_epi16(w1, zero)));
+    st.neg = _mm256_min_epi16(st.neg, _mm256_add_epi16(_mm256_min_epi16(w0, zero),
+                                                       _mm256_min_epi16(w1, zero)));
+    const __m256i b = _mm256_or_si256(_mm256_and_si256(w0, low), _mm256_slli_epi16(w1, 8));
+    _mm256_storeu_si256((__m256i*)(dst + j), b);
+  }
+}
+
+inline int16_t hmin16(__m256i v) {
+  alignas(32) int16_t t[16];
+  _mm256_store_si256((__m256i*)t, v);
+  int16_t m = t[0];
+  for (int i = 1; i < 16; ++i) m = t[i] < m ? t[i] : m;
+  return m;
+}
+inline int16_t hmax16(__m256i v) {
+  return static_cast<int16_t>(-hmin16(_mm256_sub_epi16(_mm256_setzero_si256(), v)));
+}
+
+// Quads [q0, q0 + nq) (nq <= 8) of 8 buffer rows (rows apart `stride` bytes) to their 8 column
+// slots of the block's quad records (64 bytes each).
+inline void transpose8(const uint8_t* rows, size_t stride, size_t q0, size_t nq, int8_t* blk) {
+  __m256i r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_si256((const __m256i*)(rows + i * stride + q0 * 4));
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 8; g += 4) {
+    u[g] = _mm256_unpacklo_epi64(t[g], t[g + 2]);
+    u[g + 1] = _mm256_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm256_unpacklo_epi64(t[g + 1], t[g + 3]);
+    u[g + 3] = _mm256_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+  for (int i = 0; i < 4; ++i) {  // u[i] holds quads i and i + 4 of rows 0-3, u[i + 4] rows 4-7
+    if (size_t(i) < nq)
+      _mm256_storeu_si256((__m256i*)(blk + (q0 + i) * 64), _mm256_permute2x128_si256(u[i], u[i + 4], 0x20));
+    if (size_t(i) + 4 < nq)
+      _mm256_storeu_si256((__m256i*)(blk + (q0 + i + 4) * 64), _mm256_permute2x128_si256(u[i], u[i + 4], 0x31));
+  }
+}
+
+template <bool U8>
+Q8GemmForm scan_pack16(size_t n, size_t k, const uint8_t* w, size_t ldw, const int32_t* w_zp,
+                       int8_t* out, int32_t* sums) {
+  const size_t kq = (k + 3) / 4, stride = (k + 31) / 32 * 32;  // buffer rows: whole 8-quad groups
+  // No std:: containers in -mavx2 files (their inline instantiations could be shared with the
+  // generic path): a plain array, freed below; nothing in between throws.
+  uint8_t* const buf = new uint8_t[16 * stride];
+  int16_t lo = 0, hi = 0, pos = 0, neg = 0;
+  for (size_t i0 = 0; i0 < n; i0 += 16) {
+    const size_t nb = n - i0 < 16 ? n - i0 : 16;
+    for (size_t i = 0; i < nb; ++i) {
+      ScanStats st{_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                   _mm256_setzero_si256(), _mm256_setzero_si256()};
+      scan_row32<U8>(w + (i0 + i) * ldw, k, w_zp[i0 + i], buf + i * stride, st);
+      lo = hmin16(st.lo) < lo ? hmin16(st.lo) : lo;
+      hi = hmax16(st.hi) > hi ? hmax16(st.hi) : hi;
+      pos = hmax16(st.pos) > pos ? hmax16(st.pos) : pos;
+      neg = hmin16(st.neg) < neg ? hmin16(st.neg) : neg;
+      if (sums) {
+        const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(st.sum),
+                                         _mm256_extracti128_si256(st.sum, 1));
+        const __m128i s2 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        sums[i0 + i] = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xB1)));
+      }
+    }
+    if (nb < 16) std::memset(buf + nb * stride, 0, (16 - nb) * stride);  // pad columns
+    int8_t* blk = out + i0 * kq * 4;
+    for (size_t q0 = 0; q0 < kq; q0 += 8) {
+      const size_t nq = kq - q0 < 8 ? kq - q0 : 8;
+      transpose8(buf, stride, q0, nq, blk);
+      transpose8(buf + 8 * stride, stride, q0, nq, blk + 32);
+    }
+  }
+  delete[] buf;
+  if (lo < -127 || hi > 127) return Q8GemmForm::int16;
+  return pos > 128 || neg < -128 ? Q8GemmForm::sign_s8 : Q8GemmForm::pair_u8;
+}
+
+Q8GemmForm scan_pack(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
+                     const int32_t* w_zp, size_t nr, int8_t* out, int32_t* sums) {
+  if (nr != NR || !out) return q8_gemm_x8_scan_pack(n, k, w, w_is_u8, ldw, w_zp, nr, out, sums);
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  return w_is_u8 ? scan_pack16<true>(n, k, wb, ldw, w_zp, out, sums)
+                 : scan_pack16<false>(n, k, wb, ldw, w_zp, out, sums);
+}
+
 }  // namespace
 
 #define EDGERT_X8_ROW(F, In) {gemm_4x16<F, In, uint8_t>, gemm_4x16<F, In, int8_t>, \
@@ -204,7 +321,7 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2 = {
     "q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2", MR, NR,
     {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
      {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
-    prepare_sign};
+    prepare_sign, scan_pack};
 #undef EDGERT_X8_ROW
 
 }  // namespace edgert

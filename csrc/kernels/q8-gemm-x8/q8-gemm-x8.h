@@ -46,6 +46,9 @@ struct Q8GemmX8UKernel {
   Q8GemmX8Fn fn[2][2][3];  // [form pair_u8, sign_s8][input u8, i8][output u8, i8, f32]
   // Writes the sign_s8 operand row (same bytes as q8_gemm_x8_prepare_sign, faster).
   void (*prepare_sign)(const uint8_t* x, size_t k, bool flip, uint8_t* out);
+  // Optional: q8_gemm_x8_scan_pack, faster (same form, bytes and sums); nullptr: the generic one.
+  Q8GemmForm (*scan_pack)(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
+                          const int32_t* w_zp, size_t nr, int8_t* out, int32_t* sums) = nullptr;
 };
 
 inline size_t q8_gemm_x8_packed_size(size_t n, size_t k, size_t nr) {
