@@ -159,9 +159,7 @@ class ChannelAffineOp : public Op {
     const auto& xs = spec.inputs[0].shape;
     spec.expect(xs == spec.outputs[0].shape, "Y shape must equal X shape");
     const int64_t r = static_cast<int64_t>(xs.size());
-    int64_t axis = spec.attrs.i("axis");
-    spec.expect(axis >= -r && axis < r, "axis out of range");
-    if (axis < 0) axis += r;
+    const int64_t axis = static_cast<int64_t>(spec.axis(spec.attrs.i("axis"), xs.size()));
     c_ = static_cast<size_t>(xs[axis]);
     outer_ = inner_ = 1;
     for (int64_t d = 0; d < r; ++d) {

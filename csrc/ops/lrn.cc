@@ -20,9 +20,7 @@ class LrnOp : public Op {
     const auto& xs = spec.inputs[0].shape;
     spec.expect(xs == spec.outputs[0].shape, "Y shape must equal X shape");
     const int64_t r = static_cast<int64_t>(xs.size());
-    int64_t axis = spec.attrs.i("axis");
-    spec.expect(axis >= -r && axis < r, "axis out of range");
-    if (axis < 0) axis += r;
+    const int64_t axis = static_cast<int64_t>(spec.axis(spec.attrs.i("axis"), xs.size()));
     const int64_t size = spec.attrs.i("size");
     spec.expect(size >= 1 && size <= (int64_t(1) << 30), "size must be >= 1");
     size_ = static_cast<size_t>(size);

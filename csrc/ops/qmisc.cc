@@ -17,13 +17,6 @@
 namespace edgert {
 namespace {
 
-int64_t normalize_axis(const OpSpec& spec, int64_t axis, size_t rank) {
-  const int64_t r = static_cast<int64_t>(rank);
-  spec.expect(axis >= -r && axis < r, "axis " + std::to_string(axis) + " out of range for rank " +
-                                          std::to_string(rank));
-  return axis < 0 ? axis + r : axis;
-}
-
 int64_t prod(const std::vector<int64_t>& s, size_t from, size_t to) {
   int64_t p = 1;
   for (size_t i = from; i < to; ++i) p *= s[i];  // sizes are capped by the executor
@@ -42,7 +35,7 @@ class QConcatOp : public Op {
     expect_q8(spec, spec.outputs[0], "Y");
     const size_t rank = ys.size();
     spec.expect(rank >= 1, "Y must have rank >= 1");
-    const size_t axis = static_cast<size_t>(normalize_axis(spec, spec.attrs.i("axis"), rank));
+    const size_t axis = spec.axis(spec.attrs.i("axis"), rank);
     const float y_scale = q8_scale(spec, "y_scale");
     const int32_t y_zp = q8_zp(spec, "y_zp", yt);
     const std::vector<double> scales = spec.attrs.floats("in_scales");
@@ -158,7 +151,7 @@ class QSoftmaxOp : public Op {
     spec.expect(spec.outputs[0].dtype == x.dtype && spec.outputs[0].shape == x.shape,
                 "Y must have X's dtype and shape");
     spec.expect(!x.shape.empty(), "X must have rank >= 1");
-    const size_t axis = static_cast<size_t>(normalize_axis(spec, spec.attrs.i("axis", -1), x.shape.size()));
+    const size_t axis = spec.axis(spec.attrs.i("axis", -1), x.shape.size());
     const float xs = q8_scale(spec, "x_scale"), ys = q8_scale(spec, "y_scale");
     q8_zp(spec, "x_zp", x.dtype);  // validated; softmax does not depend on it
     p_.y_zp = q8_zp(spec, "y_zp", x.dtype);

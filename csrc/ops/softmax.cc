@@ -22,9 +22,7 @@ class SoftmaxOp : public Op {
     const auto& xs = spec.inputs[0].shape;
     spec.expect(xs == spec.outputs[0].shape, "Y shape must equal X shape");
     const int64_t r = static_cast<int64_t>(xs.size());
-    int64_t axis = spec.attrs.i("axis", -1);
-    spec.expect(axis >= -r && axis < r, "axis out of range");
-    if (axis < 0) axis += r;
+    const int64_t axis = static_cast<int64_t>(spec.axis(spec.attrs.i("axis", -1), xs.size()));
     const int64_t log = spec.attrs.i("log", 0);
     spec.expect(log == 0 || log == 1, "log must be 0 or 1");
     log_ = log == 1;

@@ -136,6 +136,13 @@ void OpSpec::fail(const std::string& msg) const {
   throw ModelError(type + " '" + name + "': " + msg);
 }
 
+size_t OpSpec::axis(int64_t axis, size_t rank) const {
+  const int64_t r = static_cast<int64_t>(rank);
+  expect(axis >= -r && axis < r,
+         "axis " + std::to_string(axis) + " out of range for rank " + std::to_string(rank));
+  return static_cast<size_t>(axis < 0 ? axis + r : axis);
+}
+
 void OpSpec::expect_arity(size_t n_in, size_t n_out) const {
   if (inputs.size() != n_in || outputs.size() != n_out) {
     fail("expects " + std::to_string(n_in) + " input(s) and " + std::to_string(n_out) +

@@ -86,6 +86,8 @@ struct OpSpec {
   [[noreturn]] void fail(const std::string& msg) const;
   void expect(bool cond, const std::string& msg) const { if (!cond) fail(msg); }
   void expect_arity(size_t n_in, size_t n_out) const;
+  // An axis attribute (ONNX style, negative counts from the end) normalized to [0, rank).
+  size_t axis(int64_t axis, size_t rank) const;
 };
 
 class Op {
