@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The Python op tests against an AddressSanitizer + UBSan build of the extension.
 #   csrc/tests/asan_op_tests.sh [pytest args...]     (no test paths given: tests/test_op_*.py)
-# Builds _core with -DEDGERT_SANITIZE=ON out of tree (EDGERT_ASAN_BUILD, default
-# /tmp/edgert-asan-build) and runs pytest with libasan preloaded (python itself is not
-# instrumented, so the runtime must come first). Leak checking is off: CPython and numpy keep
+# Builds _core with -DEDGERT_SANITIZE=ON out of tree (EDGERT_ASAN_BUILD, default build/asan in
+# this checkout, so two checkouts never share a CMake cache) and runs pytest with libasan
+# preloaded (python itself is not instrumented, so the runtime must come first). Leak checking is off: CPython and numpy keep
 # allocations alive until exit by design. Any ASan report or UB aborts the test that hit it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-build="${EDGERT_ASAN_BUILD:-/tmp/edgert-asan-build}"
+build="${EDGERT_ASAN_BUILD:-$root/build/asan}"
+# A cache generated from another source tree makes cmake refuse; start that build afresh.
+if [ -f "$build/CMakeCache.txt" ] && \
+   ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$root" "$build/CMakeCache.txt"; then
+  rm -rf "$build"
+fi
 py="${PYTHON:-python3}"
 
 if ! command -v cmake >/dev/null || ! command -v ninja >/dev/null; then
