@@ -1,6 +1,7 @@
 // q8-dwconv: every variant against the scalar kernel (and scalar against an int64 reference) on
 // odd channel counts around every channel block, 1..49 taps and a few thousand, pad rows,
-// w − w_zp = ±255 with sums near 2^31, zero points and clamps at their extremes.
+// w − w_zp = ±255 with sums near 2^31, zero points and clamps at their extremes; the 3x3 row
+// kernels in q8_dwconv_row_test.cc.
 #include <algorithm>
 #include <cmath>
 
@@ -9,6 +10,31 @@
 
 namespace edgert {
 namespace test {
+
+// Bias, scale and output stage (zero point and clamps at their extremes) for `channels` sums of
+// `taps` products; values as in Case. Shared with the row-kernel test.
+void dw_random_quant(size_t channels, size_t taps, int out, int values, Rng& rng,
+                     std::vector<int32_t>& bias, std::vector<float>& scale, Q8Requant& rq) {
+  for (size_t ch = 0; ch < channels; ++ch) {
+    bias.push_back(rng.below(8) ? rng.range(-(1 << 18), 1 << 18) : int32_t(rng.next()));
+    float s = rng.uniform(0.2f, 4.0f) * 64.0f / (255.0f * 128.0f * std::sqrt(float(taps)) + 1);
+    if (values == 2) s = rng.uniform(50.0f, 300.0f) / (float(taps) * 65025.0f);
+    if (values == 3) s = 1.0f / float(2 << rng.below(3)), bias.back() = rng.range(-40, 40);
+    scale.push_back(s);
+  }
+  const int32_t qlo = out == 0 ? 0 : -128, qhi = out == 0 ? 255 : 127;
+  const int32_t pick = rng.range(0, 4);
+  const int32_t y_zp = pick == 0 ? qlo : pick == 1 ? qhi : rng.range(qlo, qhi);
+  int32_t qmin = qlo, qmax = qhi;
+  switch (rng.range(0, 3)) {
+    case 1: qmin = y_zp; break;
+    case 2: qmin = qmax = rng.range(qlo, qhi); break;
+    case 3: qmin = rng.range(qlo, qhi), qmax = rng.range(qmin, qhi); break;
+    default: break;
+  }
+  rq = {float(qmin - y_zp), float(qmax - y_zp), y_zp};
+}
+
 namespace {
 
 struct Case {
@@ -75,24 +101,7 @@ Data make_data(const Case& c, Rng& rng) {
   }
   d.packed.resize(c.channels * c.taps);
   q8_dwconv_pack_w(c.channels, c.taps, w.data(), c.w_u8, w_zp.data(), d.packed.data());
-  for (size_t ch = 0; ch < c.channels; ++ch) {
-    d.bias.push_back(rng.below(8) ? rng.range(-(1 << 18), 1 << 18) : int32_t(rng.next()));
-    float s = rng.uniform(0.2f, 4.0f) * 64.0f / (255.0f * 128.0f * std::sqrt(float(c.taps)) + 1);
-    if (c.values == 2) s = rng.uniform(50.0f, 300.0f) / (float(c.taps) * 65025.0f);
-    if (c.values == 3) s = 1.0f / float(2 << rng.below(3)), d.bias.back() = rng.range(-40, 40);
-    d.scale.push_back(s);
-  }
-  const int32_t qlo = c.out == 0 ? 0 : -128, qhi = c.out == 0 ? 255 : 127;
-  const int32_t pick = rng.range(0, 4);
-  const int32_t y_zp = pick == 0 ? qlo : pick == 1 ? qhi : rng.range(qlo, qhi);
-  int32_t qmin = qlo, qmax = qhi;
-  switch (rng.range(0, 3)) {
-    case 1: qmin = y_zp; break;
-    case 2: qmin = qmax = rng.range(qlo, qhi); break;
-    case 3: qmin = rng.range(qlo, qhi), qmax = rng.range(qmin, qhi); break;
-    default: break;
-  }
-  d.rq = {float(qmin - y_zp), float(qmax - y_zp), y_zp};
+  dw_random_quant(c.channels, c.taps, c.out, c.values, rng, d.bias, d.scale, d.rq);
   d.fbias = Fenced<int32_t>(d.bias);
   d.fscale = Fenced<float>(d.scale);
   return d;
@@ -150,6 +159,8 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
 
 }  // namespace
 
+std::string check_q8_dwconv_rows(Family& fam, Rng& rng);  // q8_dwconv_row_test.cc
+
 Family run_q8_dwconv(Rng& rng) {
   Family fam("q8-dwconv");
   for (const Variant<Q8DwConvUKernel>& v : variants<Q8DwConvUKernel>())
@@ -178,6 +189,8 @@ Family run_q8_dwconv(Rng& rng) {
         c.out = o, c.x_u8 = values == 2 ? o != 1 : c.x_u8;
         check_case(fam, c, rng);
       }
+  const std::string rows = check_q8_dwconv_rows(fam, rng);
+  std::printf("q8-dwconv  3x3 row kernels tested: %s\n", rows.c_str());
   return fam;
 }
 

@@ -1,7 +1,8 @@
 // q8-gemm-x8 (the byte form): every variant and form against the scalar byte kernel and against
 // the int64 sum of the original operands (so packing, form choice and bias correction are
 // checked too), on K around every quad/vector block, M and N remainders, u8/i8 inputs and
-// weights, w' at ±127 (sign_s8) and at the pair limit (pair_u8), zero points and clamps.
+// weights, w' at ±127 (sign_s8) and at the pair limit (pair_u8), zero points and clamps; and a
+// variant's own scan_pack against the generic one (form, sums and packed bytes).
 #include <algorithm>
 #include <cmath>
 
@@ -169,6 +170,65 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
     }
 }
 
+// A variant's scan_pack against the generic q8_gemm_x8_scan_pack: the same form, the same sums
+// and (unless the form is int16, whose bytes are meaningless) the same packed bytes, every one of
+// them written (the two outputs start from different fills) and none past the packed size.
+// target: 0 pair_u8 with pairs exactly at its limit, 1 one pair just past it, 2 w' at ±127,
+// 3 one w' past ±127 (−128, or ±255 from u8 weights with a zero point), at any k position.
+void check_scan_pack(Family& fam, const Q8GemmX8UKernel& uk, const char* name, size_t n,
+                     size_t k, size_t nr, bool w_u8, int target, Rng& rng) {
+  const size_t ldw = k + (rng.coin() ? 0 : rng.below(9));
+  const int32_t wlo = w_u8 ? 0 : -128, whi = w_u8 ? 255 : 127;
+  const int32_t lim = target == 0 || target == 1 ? 64 : 127;
+  std::vector<uint8_t> w((n - 1) * ldw + k, 0xEE);
+  std::vector<int32_t> zp(n);
+  const size_t si = rng.below(n), sj = rng.coin() ? k - 1 : rng.below(k);  // the special weight
+  for (size_t i = 0; i < n; ++i) {
+    zp[i] = w_u8 ? rng.range(lim, 255 - lim) : (rng.below(3) ? 0 : rng.range(-128 + lim, 127 - lim));
+    if (i == si && target == 1) zp[i] = w_u8 ? 128 : 0;
+    if (i == si && target == 3) zp[i] = w_u8 ? (rng.coin() ? 0 : 255) : 0;
+    for (size_t j = 0; j < k; ++j) {
+      const int32_t v = rng.below(3) ? zp[i] + rng.range(-lim, lim) : zp[i] + (rng.coin() ? lim : -lim);
+      w[i * ldw + j] = static_cast<uint8_t>(std::min(whi, std::max(wlo, v)));
+    }
+  }
+  uint8_t* const row = w.data() + si * ldw;
+  const size_t j0 = std::min(sj, k - 2 + (k < 2)) & ~size_t{1};  // an aligned pair (2j, 2j + 1)
+  const int32_t sgn = rng.coin() ? 1 : -1;
+  if ((target == 1 || target == 2) && k > 1) {  // 65 + 64 = 129 (just past pair_u8), or 127 + 127
+    row[j0] = static_cast<uint8_t>(zp[si] + sgn * (target == 1 ? 65 : 127));
+    row[j0 + 1] = static_cast<uint8_t>(zp[si] + sgn * (target == 1 ? 64 : 127));
+  }
+  if (target == 3) row[sj] = static_cast<uint8_t>(w_u8 ? 255 - zp[si] : 0x80);
+  const Fenced<uint8_t> fw(w);
+  const size_t bytes = q8_gemm_x8_packed_size(n, k, nr);
+  Guarded want(bytes), got(bytes);
+  std::memset(got.data(), 0x3C, bytes);
+  std::vector<int32_t> want_sums(n), got_sums(n, 0x7A7A7A7A);
+  const std::string what = fmt("%s scan_pack n=%zu k=%zu ldw=%zu nr=%zu w=%s target=%d", name, n,
+                               k, ldw, nr, w_u8 ? "u8" : "i8", target);
+  set_running(what);
+  const Q8GemmForm f0 = q8_gemm_x8_scan_pack(n, k, fw.data(), w_u8, ldw, zp.data(), nr,
+                                             reinterpret_cast<int8_t*>(want.data()), want_sums.data());
+  const Q8GemmForm f1 = uk.scan_pack(n, k, fw.data(), w_u8, ldw, zp.data(), nr,
+                                     reinterpret_cast<int8_t*>(got.data()), got_sums.data());
+  const Q8GemmForm expect = target == 3 ? Q8GemmForm::int16 : target == 0 ? Q8GemmForm::pair_u8
+                                                                            : Q8GemmForm::sign_s8;
+  fam.check(f0 == expect || (k == 1 && target != 3 && f0 == Q8GemmForm::pair_u8),
+            fmt("generic form %d, want %d: %s", int(f0), int(expect), what.c_str()));
+  const size_t at = f1 == Q8GemmForm::int16 ? SIZE_MAX : first_diff(got.data(), want.data(), bytes);
+  fam.check(f1 == f0 && want_sums == got_sums && at == SIZE_MAX && got.guard_intact(),
+            fmt("%s: form %d vs %d, sums %s, byte %zu%s", what.c_str(), int(f1), int(f0),
+                want_sums == got_sums ? "same" : "differ", at,
+                got.guard_intact() ? "" : ", wrote past the packed size"));
+  // Without sums (the engine may pass none): the same form and bytes.
+  Guarded again(bytes);
+  const Q8GemmForm f2 = uk.scan_pack(n, k, fw.data(), w_u8, ldw, zp.data(), nr,
+                                     reinterpret_cast<int8_t*>(again.data()), nullptr);
+  fam.check(f2 == f0 && (f2 == Q8GemmForm::int16 || first_diff(again.data(), want.data(), bytes) == SIZE_MAX),
+            fmt("%s without sums: form %d vs %d", what.c_str(), int(f2), int(f0)));
+}
+
 }  // namespace
 
 Family run_q8_gemm_x8(Rng& rng) {
@@ -195,6 +255,16 @@ Family run_q8_gemm_x8(Rng& rng) {
     check_case(fam, c, rng);
   }
   for (size_t k : {size_t{4608}, kQ8GemmMaxK}) check_case(fam, random_case(2, nr + 1, k), rng);
+  for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
+    if (!v.table->scan_pack || !isa_runnable(v.isa)) continue;
+    const size_t vnr = v.table->nr;
+    for (size_t n : {size_t{1}, size_t{3}, vnr - 1, vnr, vnr + 1, 2 * vnr + 5, size_t{47}})
+      for (size_t k : {1, 2, 3, 4, 5, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100, 577})
+        check_scan_pack(fam, *v.table, v.name, n, k, rng.below(8) ? vnr : 4, rng.coin(),
+                        int(rng.below(4)), rng);
+    for (int combo = 0; combo < 8; ++combo)  // every target and weight type on one shape
+      check_scan_pack(fam, *v.table, v.name, 2 * vnr + 3, 4608, vnr, combo & 1, combo / 2, rng);
+  }
   return fam;
 }
 

@@ -1,0 +1,159 @@
+// q8-dwconv 3x3 row kernels (row3x3, both strides, u8/i8 in, u8/i8/f32 out) and their pack3x3:
+// every variant that has them against the scalar per-pixel kernel run over the same taps, on
+// channel counts 16..160+, 1..odd pixels, output strides with gaps, pad rows shared by several
+// tap rows, w' at ±127/−128 and ±255 (u8 weights with a zero point), maximal sums, zero points
+// and clamps at their extremes. A variant without row kernels is skipped (none to run).
+#include <algorithm>
+
+#include "kernels/q8-dwconv/q8-dwconv.h"
+#include "tests/harness.h"
+
+namespace edgert {
+namespace test {
+
+void dw_random_quant(size_t channels, size_t taps, int out, int values, Rng& rng,
+                     std::vector<int32_t>& bias, std::vector<float>& scale, Q8Requant& rq);
+
+namespace {
+
+struct RowCase {
+  size_t stride, channels, npix, y_gap;  // y_stride = channels + y_gap (elements)
+  bool x_u8, w_u8;
+  int out;     // 0 u8, 1 i8, 2 f32
+  int values;  // 0 random, 1 extremes, 2 maximal sums, 3 exact ties
+};
+
+std::string describe(const RowCase& c) {
+  static const char* const out[] = {"u8", "i8", "f32"};
+  return fmt("3x3 row s%zu channels=%zu npix=%zu y_gap=%zu x=%s w=%s out=%s values=%d", c.stride,
+             c.channels, c.npix, c.y_gap, c.x_u8 ? "u8" : "i8", c.w_u8 ? "u8" : "i8", out[c.out],
+             c.values);
+}
+
+struct RowData {
+  std::vector<Fenced<uint8_t>> rows;  // each exactly the pixels the row's taps read
+  const uint8_t* row_ptr[3];
+  std::vector<uint8_t> w;  // raw [channels][9]
+  std::vector<int32_t> w_zp, bias;
+  std::vector<float> scale;
+  Q8Requant rq{};
+  Fenced<int32_t> fbias;
+  Fenced<float> fscale;
+};
+
+RowData make_row_data(const RowCase& c, Rng& rng) {
+  RowData d;
+  const int32_t xlo = c.x_u8 ? 0 : -128, xhi = c.x_u8 ? 255 : 127;
+  const int32_t wlo = c.w_u8 ? 0 : -128, whi = c.w_u8 ? 255 : 127;
+  const size_t width = ((c.npix - 1) * c.stride + 3) * c.channels;
+  const int32_t x_zp = rng.range(xlo, xhi);
+  for (size_t r = 0; r < 3; ++r) {
+    std::vector<uint8_t> row(width);
+    const bool pad = rng.below(6) == 0;  // a row above or below the image: x_zp throughout
+    for (uint8_t& b : row) {
+      int32_t x = pad ? x_zp : rng.range(xlo, xhi);
+      if (c.values == 1 && rng.below(3)) x = rng.coin() ? xlo : xhi;
+      if (c.values == 2) x = c.x_u8 ? 255 : -128;
+      if (c.values == 3) x = rng.range(c.x_u8 ? 0 : -2, c.x_u8 ? 4 : 2);
+      b = static_cast<uint8_t>(x);
+    }
+    d.rows.emplace_back(row);
+  }
+  for (size_t r = 0; r < 3; ++r) d.row_ptr[r] = d.rows[r].data();
+  if (rng.below(5) == 0) d.row_ptr[1] = d.row_ptr[0];  // the engine's pad row serves two taps
+  d.w.resize(c.channels * 9);
+  d.w_zp.resize(c.channels);
+  for (size_t ch = 0; ch < c.channels; ++ch) {
+    const bool up = rng.coin();
+    // Extremes: i8 weights with zp 0 give w' = 127 and −128; u8 with zp 0/255 give ±255.
+    d.w_zp[ch] = c.values == 0 ? rng.range(wlo, whi) : c.w_u8 ? (up ? wlo : whi) : 0;
+    for (size_t t = 0; t < 9; ++t) {
+      int32_t v = rng.range(wlo, whi);
+      if (c.values == 1 && rng.below(3)) v = rng.coin() ? whi : wlo;
+      if (c.values == 2) v = c.w_u8 ? (up ? whi : wlo) : (c.x_u8 ? whi : wlo);
+      if (c.values == 3) v = std::min(whi, std::max(wlo, d.w_zp[ch] + rng.range(-2, 2)));
+      d.w[ch * 9 + t] = static_cast<uint8_t>(v);
+    }
+  }
+  dw_random_quant(c.channels, 9, c.out, c.values, rng, d.bias, d.scale, d.rq);
+  d.fbias = Fenced<int32_t>(d.bias);
+  d.fscale = Fenced<float>(d.scale);
+  return d;
+}
+
+// The scalar per-pixel kernel over each output's 9 tap pointers, as the engine's border path.
+void reference_row(const RowCase& c, const RowData& d, uint8_t* y) {
+  const Q8DwConvUKernel& scalar = *scalar_variant<Q8DwConvUKernel>();
+  std::vector<int16_t> packed(c.channels * 9);
+  q8_dwconv_pack_w(c.channels, 9, d.w.data(), c.w_u8, d.w_zp.data(), packed.data());
+  const size_t es = c.out == 2 ? 4 : 1;
+  for (size_t p = 0; p < c.npix; ++p) {
+    const void* taps[9];
+    for (size_t t = 0; t < 9; ++t)
+      taps[t] = d.row_ptr[t / 3] + (p * c.stride + t % 3) * c.channels;
+    scalar.fn[c.x_u8 ? 0 : 1][c.out](c.channels, 9, taps, packed.data(), d.bias.data(),
+                                     d.scale.data(), y + p * (c.channels + c.y_gap) * es, d.rq);
+  }
+}
+
+void check_row_case(Family& fam, const RowCase& c, Rng& rng) {
+  const RowData d = make_row_data(c, rng);
+  const size_t es = c.out == 2 ? 4 : 1, ys = c.channels + c.y_gap;
+  const size_t bytes = ((c.npix - 1) * ys + c.channels) * es;
+  Guarded want(bytes);
+  reference_row(c, d, want.data());
+  const size_t psize = q8_dwconv_packed_size_3x3(c.channels);
+  for (const Variant<Q8DwConvUKernel>& v : variants<Q8DwConvUKernel>()) {
+    const Q8DwConvUKernel& uk = *v.table;
+    const Q8DwConvRowFn fn = uk.row3x3[c.stride - 1][c.x_u8 ? 0 : 1][c.out];
+    if (!isa_runnable(v.isa) || !uk.pack3x3 || !fn) continue;
+    // pack3x3 writes all of its size and nothing past it: two differently filled buffers.
+    Guarded pa(psize * 2), pb(psize * 2);
+    std::memset(pb.data(), 0x3C, psize * 2);
+    set_running(fmt("%s pack3x3: %s", v.name, describe(c).c_str()));
+    uk.pack3x3(c.channels, 9, d.w.data(), c.w_u8, d.w_zp.data(), reinterpret_cast<int16_t*>(pa.data()));
+    uk.pack3x3(c.channels, 9, d.w.data(), c.w_u8, d.w_zp.data(), reinterpret_cast<int16_t*>(pb.data()));
+    fam.check(pa.guard_intact() && first_diff(pa.data(), pb.data(), psize * 2) == SIZE_MAX,
+              fmt("%s pack3x3 leaves bytes unwritten or writes past its size: %s", v.name,
+                  describe(c).c_str()));
+    std::vector<int16_t> w(psize);
+    std::memcpy(w.data(), pa.data(), psize * 2);
+    const Fenced<int16_t> packed(w);
+    Guarded got(bytes);
+    set_running(fmt("%s: %s", v.name, describe(c).c_str()));
+    fn(c.channels, c.npix, d.row_ptr, packed.data(), d.fbias.data(), d.fscale.data(), got.data(),
+       ys, d.rq);
+    const size_t at = first_diff(got.data(), want.data(), bytes);
+    fam.check(at == SIZE_MAX && got.guard_intact(),
+              fmt("%s: %s, byte %zu%s", v.name, describe(c).c_str(), at,
+                  got.guard_intact() ? "" : ", wrote past the output"));
+  }
+}
+
+}  // namespace
+
+// Adds the row-kernel checks to the q8-dwconv family; returns the names of the variants that
+// have row kernels (for the report line).
+std::string check_q8_dwconv_rows(Family& fam, Rng& rng) {
+  std::string names;
+  for (const Variant<Q8DwConvUKernel>& v : variants<Q8DwConvUKernel>())
+    if (v.table->pack3x3 && isa_runnable(v.isa)) names += std::string(names.empty() ? "" : ", ") + v.name;
+  auto random_case = [&](size_t s, size_t ch, size_t npix, int values) {
+    return RowCase{s, ch, npix, rng.below(3) ? 0 : 1 + rng.below(40), rng.coin(), rng.coin(),
+                   int(rng.below(3)), values};
+  };
+  for (size_t s : {1, 2})
+    for (size_t ch : {16, 32, 48, 64, 96, 144, 160, 192})
+      for (size_t npix : {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 17, 28, 56})
+        check_row_case(fam, random_case(s, ch, npix, int(rng.below(4))), rng);
+  // Every (input, weight, output) type at both strides, with extreme and maximal values.
+  for (int combo = 0; combo < 48; ++combo) {
+    RowCase c = random_case(1 + combo % 2, combo % 3 == 0 ? 144 : 48, 1 + rng.below(19), 1 + combo / 24);
+    c.x_u8 = combo & 2, c.w_u8 = combo & 4, c.out = combo / 8 % 3;
+    check_row_case(fam, c, rng);
+  }
+  return names.empty() ? "none" : names;
+}
+
+}  // namespace test
+}  // namespace edgert
