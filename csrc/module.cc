@@ -3,11 +3,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <string>
 
 #include "isa.h"
 #include "runtime/crc32c.h"
 #include "runtime/executor.h"
+#include "runtime/plan_io.h"
 #include "runtime/registry.h"
 
 namespace py = pybind11;
@@ -67,6 +69,55 @@ class PyExecutor {
     for (size_t i = 0; i < ops.size(); ++i) plan.ops.push_back(op(ops[i], i));
     py::gil_scoped_release nogil;  // creating ops may pack large weights
     ex_ = std::make_unique<Executor>(std::move(plan), threads);
+  }
+
+  // A plan in the binary form of an .edgert file (runtime/plan_io.h), its arrays used in place:
+  // the buffer (an mmap, bytes, ...) stays exported, so alive and unmovable, while this lives.
+  static std::unique_ptr<PyExecutor> from_buffer(const py::object& buf, size_t plan_off,
+                                                 size_t plan_len, size_t blob_off,
+                                                 size_t blob_len, int threads) {
+    std::unique_ptr<PyExecutor> self(new PyExecutor());
+    if (PyObject_GetBuffer(buf.ptr(), &self->view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+    self->has_view_ = true;
+    const size_t n = static_cast<size_t>(self->view_.len);
+    if (plan_off > n || plan_len > n - plan_off || blob_off > n || blob_len > n - blob_off) {
+      throw ModelError("plan or weights lie outside the model's " + std::to_string(n) + " bytes");
+    }
+    const uint8_t* base = static_cast<const uint8_t*>(self->view_.buf);
+    py::gil_scoped_release nogil;  // reading is quick; creating ops may pack weights
+    Plan plan = read_binary_plan(base + plan_off, plan_len, base + blob_off, blob_len);
+    self->ex_ = std::make_unique<Executor>(std::move(plan), threads);
+    return self;
+  }
+
+  ~PyExecutor() {
+    ex_.reset();  // ops may point into the buffer
+    if (has_view_) PyBuffer_Release(&view_);
+  }
+
+  // Op i's packed state (see PackedAttrs): (names to drop, {name: value}); arrays are copies.
+  py::tuple packed_attrs(size_t i) const {
+    if (i >= ex_->plan().ops.size()) throw py::index_error("op index out of range");
+    PackedAttrs pa = ex_->op(i).packed_attrs();
+    py::dict add;
+    for (const auto& kv : pa.add) {
+      const Attrs::Value& v = kv.second;
+      switch (v.kind) {
+        case Attrs::Value::Int: add[kv.first.c_str()] = v.i; break;
+        case Attrs::Value::Float: add[kv.first.c_str()] = v.f; break;
+        case Attrs::Value::Ints: add[kv.first.c_str()] = v.ints; break;
+        case Attrs::Value::Floats: add[kv.first.c_str()] = v.floats; break;
+        case Attrs::Value::Str: add[kv.first.c_str()] = v.s; break;
+        case Attrs::Value::Arr: {
+          const auto& sh = v.arr.shape;
+          py::array a(to_np(v.arr.dtype), std::vector<py::ssize_t>(sh.begin(), sh.end()));
+          std::memcpy(a.mutable_data(), v.arr.data, a.nbytes());
+          add[kv.first.c_str()] = a;
+          break;
+        }
+      }
+    }
+    return py::make_tuple(pa.drop, add);
   }
 
   py::list run(const py::sequence& inputs) const {
@@ -231,7 +282,11 @@ class PyExecutor {
     }
   }
 
+  PyExecutor() = default;
+
   std::vector<py::object> keep_;
+  Py_buffer view_{};
+  bool has_view_ = false;
   std::unique_ptr<Executor> ex_;
 };
 
@@ -273,6 +328,10 @@ PYBIND11_MODULE(_core, m) {
                     int>(),
            py::arg("arena_bytes"), py::arg("tensors"), py::arg("ops"), py::arg("input_ids"),
            py::arg("output_ids"), py::arg("threads") = 0)
+      .def_static("from_buffer", &PyExecutor::from_buffer, py::arg("buffer"),
+                  py::arg("plan_offset"), py::arg("plan_length"), py::arg("blob_offset"),
+                  py::arg("blob_length"), py::arg("threads") = 0)
+      .def("packed_attrs", &PyExecutor::packed_attrs, py::arg("op"))
       .def("run", &PyExecutor::run, py::arg("inputs"))
       .def_property_readonly("arena_bytes", &PyExecutor::arena_bytes)
       .def_property_readonly("threads", &PyExecutor::threads);

@@ -33,7 +33,8 @@ def test_reference_matches_known_vector():
     assert ref_crc32c(b"123456789") == 0xE3069283
 
 
-@pytest.mark.parametrize("n", [1, 7, 8, 9, 63, 64, 65, 1000, 4099])
+# 24576 = three 8 KiB blocks: where the hardware form starts running three chains at once.
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 63, 64, 65, 1000, 4099, 24575, 24576, 24577, 73733])
 def test_random_data_all_forms_agree(n):
     rng = np.random.default_rng(n)
     data = rng.integers(0, 256, n + 3).astype(np.uint8)

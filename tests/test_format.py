@@ -1,5 +1,6 @@
 """The .edgert file: equal outputs, no onnx at load, versioning, and corruption of every kind."""
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -8,7 +9,9 @@ import numpy as np
 import pytest
 
 import edgert
+from edgert import _core
 from edgert import format as fmt
+import edgert_file as ef
 from nets import quantize, tiny_cnn
 
 
@@ -67,22 +70,34 @@ def test_loading_imports_neither_onnx_nor_protobuf(models):
     subprocess.run([sys.executable, "-c", code, path], check=True)
 
 
-def _rewrite(data, doc=None, version=None, text=None):
-    """The file with its JSON replaced by doc or raw text (or its version changed), CRCs recomputed."""
-    magic, ver, res, jlen, boff, blen, jcrc, bcrc = fmt._HEADER.unpack_from(data, 0)
-    blobs = data[boff:]
-    if text is None:
-        text = json.dumps(json.loads(data[64:64 + jlen]) if doc is None else doc).encode()
-    new_off = -(-(64 + len(text)) // 64) * 64
-    header = fmt._HEADER.pack(magic, ver if version is None else version, res, len(text), new_off,
-                              len(blobs), fmt._crc(text), fmt._crc(blobs))
-    return header.ljust(64, b"\0") + text + b"\0" * (new_off - 64 - len(text)) + blobs
+def _parts(models, kind="static"):
+    data = open(models[kind][1], "rb").read()
+    return data, *ef.split(data)
+
+
+def test_round_trip_of_the_test_reader(models):
+    """The tests' own reader and writer agree with edgert's files byte for byte."""
+    data, h, doc, plan, blobs = _parts(models)
+    assert ef.encode_plan(ef.decode_plan(plan)) == plan
+    assert ef.join(h, doc, plan, blobs, text=data[64:64 + h[3]]) == data
+
+
+def test_weights_are_stored_packed(models):
+    """Byte-form GEMM layers keep only their packed weights (what the kernels read)."""
+    _, h, doc, plan, blobs = _parts(models)
+    convs = [op for op in ef.decode_plan(plan)["ops"] if op["type"] in ("qconv", "qgemm")]
+    packed = [op for op in convs if "x8_weight" in op["attrs"]]
+    if "avx2" not in _core.available_isas():
+        pytest.skip("no byte-form kernel on this machine")
+    assert packed and all("weight" not in op["attrs"] for op in packed)
 
 
 def test_version_mismatch_is_explained(models):
-    data = open(models["static"][1], "rb").read()
+    _, h, doc, plan, blobs = _parts(models)
     with pytest.raises(edgert.ModelError, match="version 99 by a newer edgert.*recompile"):
-        edgert.load(_rewrite(data, version=99))
+        edgert.load(ef.join(h, doc, plan, blobs, version=99))
+    with pytest.raises(edgert.ModelError, match="version 2 by an older edgert.*recompile"):
+        edgert.load(ef.join(h, doc, plan, blobs, version=2))
 
 
 def test_truncation_at_many_offsets(models):
@@ -102,23 +117,124 @@ def test_bit_flips_are_detected(models):
             edgert.load(bytes(d))
 
 
+def _op_index(p, attr):
+    return next(i for i, op in enumerate(p["ops"]) if attr in op["attrs"])
+
+
+def test_hostile_plans_with_valid_checksums(models):
+    """Structural lies in the binary plan, checksums recomputed: each is a ModelError."""
+    _, h, doc, plan, blobs = _parts(models)
+    base = ef.decode_plan(plan)
+    edits = {
+        "blob shape overflows": lambda p: p["blobs"][0].update(shape=[1 << 40, 1 << 40]),
+        "blob past the file": lambda p: p["blobs"][0].update(offset=1 << 50),
+        "blob size lies": lambda p: p["blobs"][0].update(nbytes=p["blobs"][0]["nbytes"] + 64),
+        "blob dtype unknown": lambda p: p["blobs"][0].update(dtype=9),
+        "blob misaligned": lambda p: p["blobs"][-1].update(offset=p["blobs"][-1]["offset"] + 1)
+        if p["blobs"][-1]["dtype"] != 0 else p["blobs"][-1].update(dtype=2, offset=1),
+        "arena too small": lambda p: p.update(arena=64),
+        "negative dim": lambda p: p["tensors"][0].update(shape=[-1, 3]),
+        "rank 17": lambda p: p["tensors"][0].update(shape=[1] * 17),
+        "tensor kind unknown": lambda p: p["tensors"][0].update(kind=7),
+        "op input out of range": lambda p: p["ops"][0].update(inputs=[10 ** 6]),
+        "op type unknown": lambda p: p["ops"][0].update(type="rm_rf"),
+        "blob index out of range": lambda p: p["ops"][_op_index(p, "scale")]["attrs"].update(
+            scale=(5, 10 ** 6)),
+        "attr kind unknown": lambda p: p["ops"][_op_index(p, "scale")]["attrs"].update(
+            scale=(9, 0)),
+        "packed weights cut": lambda p: p["ops"][_op_index(p, "x8_weight")]["attrs"].update(
+            x8_weight=p["ops"][_op_index(p, "x8_weight")]["attrs"]["x8_bias"]),
+        "packed form unknown": lambda p: p["ops"][_op_index(p, "x8_weight")]["attrs"].update(
+            x8_form=(0, 7)),
+        "plan output missing": lambda p: p.update(outputs=[]),
+    }
+    for what, edit in edits.items():
+        p = json.loads(json.dumps(base))
+        edit(p)
+        with pytest.raises(edgert.ModelError):
+            edgert.load(ef.join(h, doc, ef.encode_plan(p), blobs))
+            pytest.fail(what)
+    # Counts that would ask for huge allocations, and a plan cut short or overlong.
+    for raw in (plan[:8] + b"\xff\xff\xff\xff" + plan[12:], plan[:-3], plan + b"\0"):
+        with pytest.raises(edgert.ModelError, match="corrupt plan"):
+            edgert.load(ef.join(h, doc, raw, blobs))
+
+
+def test_random_plan_mutations_never_crash(models):
+    """Random byte changes in the plan with valid checksums: a ModelError, or a model that
+    loads and runs (the change was harmless or only changed numbers); never a crash. The
+    AddressSanitizer CI run repeats this."""
+    _, h, doc, plan, blobs = _parts(models)
+    rng = np.random.default_rng(3)
+    x = _x()
+    loaded = 0
+    for _ in range(400):
+        p = bytearray(plan)
+        for pos in rng.integers(0, len(p), int(rng.integers(1, 4))):
+            p[pos] = int(rng.integers(0, 256))
+        try:
+            s = edgert.load(ef.join(h, doc, bytes(p), blobs), threads=1)
+        except edgert.ModelError:
+            continue
+        loaded += 1
+        try:
+            s.run(None, {"input": x})
+        except edgert.EdgertError:
+            pass
+    assert loaded < 300, loaded  # most mutations must be caught
+
+
 def test_hostile_metadata_with_valid_checksums(models):
-    data = open(models["static"][1], "rb").read()
-    doc = json.loads(data[64:64 + struct.unpack_from("<Q", data, 16)[0]])
+    _, h, doc, plan, blobs = _parts(models)
     cases = []
-    d = json.loads(json.dumps(doc)); d["blobs"][0]["shape"] = [1 << 40, 1 << 40]; cases.append(d)
-    d = json.loads(json.dumps(doc)); d["blobs"][0]["offset"] = 1 << 50; cases.append(d)
-    d = json.loads(json.dumps(doc)); d["blobs"][0]["nbytes"] = -5; cases.append(d)
-    d = json.loads(json.dumps(doc)); d["plan"]["arena_bytes"] = 64; cases.append(d)
-    d = json.loads(json.dumps(doc)); d["plan"]["tensors"][0]["shape"] = [-1, 3]; cases.append(d)
-    d = json.loads(json.dumps(doc)); d["plan"]["ops"][0]["inputs"] = [10 ** 6]; cases.append(d)
-    d = json.loads(json.dumps(doc)); d["plan"]["ops"][0]["type"] = "rm_rf"; cases.append(d)
     d = json.loads(json.dumps(doc)); del d["plan"]; cases.append(d)
     d = json.loads(json.dumps(doc)); d["inputs"][0]["dtype"] = "complex"; cases.append(d)
-    for i, d in enumerate(cases):
+    d = json.loads(json.dumps(doc)); d["plan"]["output_ids"] = []; cases.append(d)
+    d = json.loads(json.dumps(doc)); d["plan"]["output_consts"] = {"0": {"$blob": 99}}
+    cases.append(d)
+    for d in cases:
         with pytest.raises(edgert.ModelError):
-            edgert.load(_rewrite(data, d))
+            edgert.load(ef.join(h, d, plan, blobs))
     with pytest.raises(edgert.ModelError, match="corrupt metadata"):
-        edgert.load(_rewrite(data, text=b"[" * 100000 + b"]" * 100000))
+        edgert.load(ef.join(h, doc, plan, blobs, text=b"[" * 100000 + b"]" * 100000))
     with pytest.raises(edgert.ModelError, match="corrupt metadata"):
-        edgert.load(_rewrite(data, text=b"{not json"))
+        edgert.load(ef.join(h, doc, plan, blobs, text=b"{not json"))
+
+
+def test_dynamic_graph_blobs_are_checked(models):
+    _, h, doc, plan, blobs = _parts(models, "dynamic")
+    d = json.loads(json.dumps(doc))
+    d["blobs"][-1]["shape"] = [1 << 40, 1 << 40]
+    with pytest.raises(edgert.ModelError):
+        edgert.load(ef.join(h, d, plan, blobs))
+
+
+_ISA_SCRIPT = r"""
+import sys, numpy as np, edgert
+x = np.random.default_rng(0).normal(0, 1, (1, 3, 16, 16)).astype(np.float32)
+a = edgert.load(sys.argv[1]).run(None, {"input": x})[0]
+b = edgert.load(sys.argv[2]).run(None, {"input": x})[0]
+np.save(sys.argv[3], np.stack([a, b]))
+print(edgert.isa())
+"""
+
+
+@pytest.mark.parametrize("isa", _core.available_isas())
+@pytest.mark.parametrize("rr", [False, True])
+def test_packed_file_runs_on_every_isa(tmp_path, isa, rr):
+    """A file compiled here (weights packed for this machine's kernels) gives the same bytes
+    under every ISA: another ISA unpacks and repacks the weights its own way."""
+    src = quantize(tiny_cnn(batch=1, seed=4), tmp_path / "m.onnx", per_channel=True,
+                   reduce_range=rr)
+    compiled = tmp_path / "m.edgert"
+    edgert.compile(src, compiled)
+    x = _x()
+    want = edgert.load(src).run(None, {"input": x})[0]
+    out = tmp_path / "out.npy"
+    env = dict(os.environ, EDGERT_ISA=isa)
+    r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(src), str(compiled), str(out)],
+                       env=env, check=True, capture_output=True, text=True)
+    assert r.stdout.strip() == isa
+    got = np.load(out)
+    np.testing.assert_array_equal(got[0], want)
+    np.testing.assert_array_equal(got[1], want)

@@ -25,14 +25,14 @@ class ConvOp : public Op {
     expect_all_f32(spec);
     const auto& xs = spec.inputs[0].shape;
     const auto& ys = spec.outputs[0].shape;
-    spec.expect(xs.size() == 4 && ys.size() == 4, "X and Y must be NHWC (rank 4)");
+    EDGERT_EXPECT(spec, xs.size() == 4 && ys.size() == 4, "X and Y must be NHWC (rank 4)");
     const auto kernel = ints_n(spec, "kernel", 2, 1);
     const auto strides = ints_n(spec, "strides", 2, 1, {1, 1});
     const auto pads = ints_n(spec, "pads", 4, 0, {0, 0, 0, 0});
     const auto dil = ints_n(spec, "dilations", 2, 1, {1, 1});
     group_ = spec.attrs.i("group", 1);
     const int64_t c = xs[3], m = ys[3];
-    spec.expect(group_ >= 1 && c % group_ == 0 && m % group_ == 0,
+    EDGERT_EXPECT(spec, group_ >= 1 && c % group_ == 0 && m % group_ == 0,
                 "group must divide input and output channels");
     cg_ = static_cast<size_t>(c / group_);
     mg_ = static_cast<size_t>(m / group_);
@@ -42,12 +42,12 @@ class ConvOp : public Op {
       const int64_t in = xs[1 + axis] + pads[axis] + pads[axis + 2];
       const int64_t span = dil[axis] * (kernel[axis] - 1) + 1;
       const int64_t out = in < span ? 0 : (in - span) / strides[axis] + 1;
-      spec.expect(ys[1 + axis] == out, "Y spatial dim " + std::to_string(ys[1 + axis]) +
+      EDGERT_EXPECT(spec, ys[1 + axis] == out, "Y spatial dim " + std::to_string(ys[1 + axis]) +
                                            ", expected " + std::to_string(out));
     }
-    spec.expect(ys[0] == xs[0], "batch mismatch");
+    EDGERT_EXPECT(spec, ys[0] == xs[0], "batch mismatch");
     const Array& w = spec.attrs.array("weight", DType::f32);
-    spec.expect(w.shape == std::vector<int64_t>{m, kernel[0], kernel[1], c / group_},
+    EDGERT_EXPECT(spec, (w.shape == std::vector<int64_t>{m, kernel[0], kernel[1], c / group_}),
                 "weight must be [M,KH,KW,C/group] = " +
                     shape_to_string({m, kernel[0], kernel[1], c / group_}));
     std::vector<float> bias(static_cast<size_t>(m), 0.0f);

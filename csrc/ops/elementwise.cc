@@ -32,19 +32,19 @@ class BinaryOp : public Op {
     const std::string kind = spec.attrs.s("kind");
     const F32BinaryKind* k = nullptr;
     for (const auto& e : kKinds) if (kind == e.first) k = &e.second;
-    spec.expect(k != nullptr, "unknown kind '" + kind + "'");
+    EDGERT_EXPECT(spec, k != nullptr, "unknown kind '" + kind + "'");
     clamp_ = parse_clamp(spec);
     const auto& as = spec.inputs[0].shape;
     const auto& bs = spec.inputs[1].shape;
     const auto& ys = spec.outputs[0].shape;
     const size_t r = ys.size();
-    spec.expect(r <= 6 && as.size() <= r && bs.size() <= r, "rank must be <= 6 and A, B <= Y");
+    EDGERT_EXPECT(spec, r <= 6 && as.size() <= r && bs.size() <= r, "rank must be <= 6 and A, B <= Y");
     struct Dim { int64_t n; bool a_bc, b_bc; };
     std::vector<Dim> dims;
     for (size_t d = 0; d < r; ++d) {
       const int64_t a = d + as.size() >= r ? as[d + as.size() - r] : 1;
       const int64_t b = d + bs.size() >= r ? bs[d + bs.size() - r] : 1;
-      spec.expect((a == b || a == 1 || b == 1) && ys[d] == (a == 1 ? b : a),
+      EDGERT_EXPECT(spec, (a == b || a == 1 || b == 1) && ys[d] == (a == 1 ? b : a),
                   "shapes " + shape_to_string(as) + " and " + shape_to_string(bs) +
                       " do not broadcast to " + shape_to_string(ys));
       if (ys[d] == 1) continue;
@@ -105,7 +105,7 @@ class UnaryOp : public Op {
   explicit UnaryOp(const OpSpec& spec) {
     spec.expect_arity(1, 1);
     expect_all_f32(spec);
-    spec.expect(spec.inputs[0].shape == spec.outputs[0].shape, "Y shape must equal X shape");
+    EDGERT_EXPECT(spec, spec.inputs[0].shape == spec.outputs[0].shape, "Y shape must equal X shape");
     n_ = static_cast<size_t>(spec.inputs[0].numel());
     static const std::pair<const char*, F32UnaryKind> kKinds[] = {
         {"relu", F32UnaryKind::relu}, {"clip", F32UnaryKind::clip},
@@ -119,12 +119,12 @@ class UnaryOp : public Op {
     for (const auto& e : kKinds) {
       if (kind == e.first) { kind_ = e.second; found = true; }
     }
-    spec.expect(found, "unknown kind '" + kind + "'");
+    EDGERT_EXPECT(spec, found, "unknown kind '" + kind + "'");
     const float inf = std::numeric_limits<float>::infinity();
     if (kind_ == F32UnaryKind::clip) {
       p_.lo = static_cast<float>(spec.attrs.f("min", -inf));
       p_.hi = static_cast<float>(spec.attrs.f("max", inf));
-      spec.expect(p_.lo <= p_.hi, "clip min must be <= max (and not NaN)");
+      EDGERT_EXPECT(spec, p_.lo <= p_.hi, "clip min must be <= max (and not NaN)");
     } else if (kind_ == F32UnaryKind::leaky_relu) {
       p_.alpha = static_cast<float>(spec.attrs.f("alpha", 0.01));
     } else if (kind_ == F32UnaryKind::hard_sigmoid) {
@@ -132,7 +132,7 @@ class UnaryOp : public Op {
       p_.beta = static_cast<float>(spec.attrs.f("beta", 0.5));
     } else if (kind_ == F32UnaryKind::gelu) {
       const std::string approx = spec.attrs.s("approximate", "none");
-      spec.expect(approx == "none" || approx == "tanh", "gelu approximate must be none or tanh");
+      EDGERT_EXPECT(spec, approx == "none" || approx == "tanh", "gelu approximate must be none or tanh");
       if (approx == "tanh") kind_ = F32UnaryKind::gelu_tanh;
     }
   }
@@ -157,7 +157,7 @@ class ChannelAffineOp : public Op {
     spec.expect_arity(1, 1);
     expect_all_f32(spec);
     const auto& xs = spec.inputs[0].shape;
-    spec.expect(xs == spec.outputs[0].shape, "Y shape must equal X shape");
+    EDGERT_EXPECT(spec, xs == spec.outputs[0].shape, "Y shape must equal X shape");
     const int64_t r = static_cast<int64_t>(xs.size());
     const int64_t axis = static_cast<int64_t>(spec.axis(spec.attrs.i("axis"), xs.size()));
     c_ = static_cast<size_t>(xs[axis]);

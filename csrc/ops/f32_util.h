@@ -13,8 +13,8 @@
 namespace edgert {
 
 inline void expect_all_f32(const OpSpec& spec) {
-  for (const auto& t : spec.inputs) spec.expect(t.dtype == DType::f32, "inputs must be f32");
-  for (const auto& t : spec.outputs) spec.expect(t.dtype == DType::f32, "outputs must be f32");
+  for (const auto& t : spec.inputs) EDGERT_EXPECT(spec, t.dtype == DType::f32, "inputs must be f32");
+  for (const auto& t : spec.outputs) EDGERT_EXPECT(spec, t.dtype == DType::f32, "outputs must be f32");
 }
 
 // act_min / act_max, defaulting to the identity clamp; NaN or lo > hi is a model error.
@@ -26,13 +26,13 @@ inline F32Clamp parse_clamp(const OpSpec& spec) {
   F32Clamp c;
   c.lo = static_cast<float>(spec.attrs.f("act_min", c.lo));
   c.hi = static_cast<float>(spec.attrs.f("act_max", c.hi));
-  spec.expect(c.lo <= c.hi, "act_min must be <= act_max (and not NaN)");
+  EDGERT_EXPECT(spec, c.lo <= c.hi, "act_min must be <= act_max (and not NaN)");
   return c;
 }
 
 // a * b for sizes, failing instead of wrapping; the executor already caps tensor sizes.
 inline int64_t mul_checked(const OpSpec& spec, int64_t a, int64_t b) {
-  spec.expect(a >= 0 && b >= 0, "negative size");
+  EDGERT_EXPECT(spec, a >= 0 && b >= 0, "negative size");
   if (a != 0 && b > (int64_t(1) << 48) / a) spec.fail("size overflow");
   return a * b;
 }
@@ -47,9 +47,9 @@ inline std::string shape_to_string(const std::vector<int64_t>& s) {
 inline std::vector<int64_t> ints_n(const OpSpec& spec, const char* name, size_t n,
                                    int64_t min_value, std::vector<int64_t> def = {}) {
   std::vector<int64_t> v = spec.attrs.has(name) || def.empty() ? spec.attrs.ints(name) : def;
-  spec.expect(v.size() == n, std::string(name) + " must have " + std::to_string(n) + " values");
+  EDGERT_EXPECT(spec, v.size() == n, std::string(name) + " must have " + std::to_string(n) + " values");
   for (int64_t x : v) {
-    spec.expect(x >= min_value && x <= (int64_t(1) << 30),
+    EDGERT_EXPECT(spec, x >= min_value && x <= (int64_t(1) << 30),
                 std::string(name) + " value out of range: " + std::to_string(x));
   }
   return v;

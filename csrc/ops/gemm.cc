@@ -42,15 +42,15 @@ class GemmOp : public Op {
     expect_all_f32(spec);
     const auto& as = spec.inputs[0].shape;
     const auto& ys = spec.outputs[0].shape;
-    spec.expect(!as.empty(), "A must have rank >= 1");
+    EDGERT_EXPECT(spec, !as.empty(), "A must have rank >= 1");
     const Array& w = spec.attrs.array("weight", DType::f32);
-    spec.expect(w.shape.size() == 2, "weight must be [N,K]");
+    EDGERT_EXPECT(spec, w.shape.size() == 2, "weight must be [N,K]");
     const int64_t n = w.shape[0], k = w.shape[1];
-    spec.expect(as.back() == k, "A's last dim " + std::to_string(as.back()) +
+    EDGERT_EXPECT(spec, as.back() == k, "A's last dim " + std::to_string(as.back()) +
                                     " != weight K " + std::to_string(k));
     std::vector<int64_t> want(as.begin(), as.end() - 1);
     want.push_back(n);
-    spec.expect(ys == want, "Y shape " + shape_to_string(ys) + ", expected " +
+    EDGERT_EXPECT(spec, ys == want, "Y shape " + shape_to_string(ys) + ", expected " +
                                 shape_to_string(want));
     const float* bias = nullptr;
     if (spec.attrs.has("bias")) bias = spec.attrs.array("bias", DType::f32, n).as<float>();
@@ -107,27 +107,27 @@ class MatMulOp : public Op {
     spec.expect_arity(2, 1);
     expect_all_f32(spec);
     auto as = spec.inputs[0].shape, bs = spec.inputs[1].shape;
-    spec.expect(!as.empty() && !bs.empty(), "operands must have rank >= 1");
+    EDGERT_EXPECT(spec, !as.empty() && !bs.empty(), "operands must have rank >= 1");
     const bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
     if (a_vec) as.insert(as.begin(), 1);  // numpy: a vector A is one row, dropped from Y
     if (b_vec) bs.push_back(1);           // a vector B is one column, dropped from Y
     const int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
-    spec.expect(bs[bs.size() - 2] == k, "K mismatch: A " + shape_to_string(spec.inputs[0].shape) +
+    EDGERT_EXPECT(spec, bs[bs.size() - 2] == k, "K mismatch: A " + shape_to_string(spec.inputs[0].shape) +
                                             ", B " + shape_to_string(spec.inputs[1].shape));
     std::vector<int64_t> ab(as.begin(), as.end() - 2), bb(bs.begin(), bs.end() - 2);
     const size_t r = std::max(ab.size(), bb.size());
-    spec.expect(r <= 8, "too many batch dims");
+    EDGERT_EXPECT(spec, r <= 8, "too many batch dims");
     std::vector<int64_t> yb(r);
     for (size_t d = 0; d < r; ++d) {
       const int64_t x = d + ab.size() >= r ? ab[d + ab.size() - r] : 1;
       const int64_t z = d + bb.size() >= r ? bb[d + bb.size() - r] : 1;
-      spec.expect(x == z || x == 1 || z == 1, "batch dims do not broadcast");
+      EDGERT_EXPECT(spec, x == z || x == 1 || z == 1, "batch dims do not broadcast");
       yb[d] = x == 1 ? z : x;
     }
     std::vector<int64_t> want = yb;
     if (!a_vec) want.push_back(m);
     if (!b_vec) want.push_back(n);
-    spec.expect(spec.outputs[0].shape == want, "Y shape " +
+    EDGERT_EXPECT(spec, spec.outputs[0].shape == want, "Y shape " +
                 shape_to_string(spec.outputs[0].shape) + ", expected " + shape_to_string(want));
     // An empty Y has nothing to compute (and its batch count may be huge with M or N zero).
     empty_ = spec.outputs[0].numel() == 0;

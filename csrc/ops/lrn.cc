@@ -18,11 +18,11 @@ class LrnOp : public Op {
     spec.expect_arity(1, 1);
     expect_all_f32(spec);
     const auto& xs = spec.inputs[0].shape;
-    spec.expect(xs == spec.outputs[0].shape, "Y shape must equal X shape");
+    EDGERT_EXPECT(spec, xs == spec.outputs[0].shape, "Y shape must equal X shape");
     const int64_t r = static_cast<int64_t>(xs.size());
     const int64_t axis = static_cast<int64_t>(spec.axis(spec.attrs.i("axis"), xs.size()));
     const int64_t size = spec.attrs.i("size");
-    spec.expect(size >= 1 && size <= (int64_t(1) << 30), "size must be >= 1");
+    EDGERT_EXPECT(spec, size >= 1 && size <= (int64_t(1) << 30), "size must be >= 1");
     size_ = static_cast<size_t>(size);
     alpha_ = static_cast<float>(spec.attrs.f("alpha", 1e-4));
     beta_ = static_cast<float>(spec.attrs.f("beta", 0.75));

@@ -27,19 +27,19 @@ size_t grain_for(size_t bytes_per_item) {
 
 void expect_same_dtype(const OpSpec& spec) {
   DType t = spec.outputs[0].dtype;
-  for (const auto& d : spec.inputs) spec.expect(d.dtype == t, "all tensors must share one dtype");
+  for (const auto& d : spec.inputs) EDGERT_EXPECT(spec, d.dtype == t, "all tensors must share one dtype");
 }
 
 // concat: Y rows are the inputs' rows side by side; a "row" is everything from `axis` inward.
 class ConcatOp : public Op {
  public:
   explicit ConcatOp(const OpSpec& spec) {
-    spec.expect(!spec.inputs.empty() && spec.outputs.size() == 1,
+    EDGERT_EXPECT(spec, !spec.inputs.empty() && spec.outputs.size() == 1,
                 "expects >= 1 inputs and 1 output");
     expect_same_dtype(spec);
     const Shape& ys = spec.outputs[0].shape;
     const int64_t rank = static_cast<int64_t>(ys.size()), axis = spec.attrs.i("axis");
-    spec.expect(axis >= 0 && axis < rank, "axis " + std::to_string(axis) + " not in [0, " +
+    EDGERT_EXPECT(spec, axis >= 0 && axis < rank, "axis " + std::to_string(axis) + " not in [0, " +
                                               std::to_string(rank) + ")");
     const size_t es = dtype_size(spec.outputs[0].dtype);
     size_t inner = es;
@@ -48,13 +48,13 @@ class ConcatOp : public Op {
     for (const auto& in : spec.inputs) {
       Shape want = ys;
       want[axis] = in.shape.size() == ys.size() ? in.shape[axis] : -1;
-      spec.expect(want[axis] >= 0 && in.shape == want,
+      EDGERT_EXPECT(spec, want[axis] >= 0 && in.shape == want,
                   "input shape " + str(in.shape) + " does not fit output " + str(ys) +
                       " on axis " + std::to_string(axis));
       sum += in.shape[axis];
       row_bytes_.push_back(in.shape[axis] * inner);
     }
-    spec.expect(sum == ys[axis], "inputs sum to " + std::to_string(sum) + " on axis, output has " +
+    EDGERT_EXPECT(spec, sum == ys[axis], "inputs sum to " + std::to_string(sum) + " on axis, output has " +
                                      std::to_string(ys[axis]));
     outer_ = 1;
     for (int64_t d = 0; d < axis; ++d) outer_ *= ys[d];
@@ -85,7 +85,7 @@ class CopyOp : public Op {
   explicit CopyOp(const OpSpec& spec) {
     spec.expect_arity(1, 1);
     bytes_ = spec.inputs[0].bytes();
-    spec.expect(bytes_ == spec.outputs[0].bytes(),
+    EDGERT_EXPECT(spec, bytes_ == spec.outputs[0].bytes(),
                 "input has " + std::to_string(bytes_) + " bytes, output " +
                     std::to_string(spec.outputs[0].bytes()));
   }
@@ -124,17 +124,17 @@ class TransposeOp : public Op {
     const Shape& ys = spec.outputs[0].shape;
     const size_t r = xs.size();
     Shape perm = spec.attrs.ints("perm");
-    spec.expect(r <= 6, "rank above 6");
-    spec.expect(perm.size() == r, "perm has " + std::to_string(perm.size()) +
+    EDGERT_EXPECT(spec, r <= 6, "rank above 6");
+    EDGERT_EXPECT(spec, perm.size() == r, "perm has " + std::to_string(perm.size()) +
                                       " entries for rank " + std::to_string(r));
     std::vector<char> seen(r, 0);
     for (int64_t p : perm) {
-      spec.expect(p >= 0 && p < static_cast<int64_t>(r) && !seen[p]++,
+      EDGERT_EXPECT(spec, p >= 0 && p < static_cast<int64_t>(r) && !seen[p]++,
                   "perm " + str(perm) + " is not a permutation");
     }
     Shape want(r), xstride(r, 1);
     for (size_t i = 0; i < r; ++i) want[i] = xs[perm[i]];
-    spec.expect(ys == want, "output shape " + str(ys) + ", expected " + str(want));
+    EDGERT_EXPECT(spec, ys == want, "output shape " + str(ys) + ", expected " + str(want));
     for (size_t d = r; d-- > 1;) xstride[d - 1] = xstride[d] * xs[d];
     es_ = dtype_size(spec.inputs[0].dtype);
     numel_ = spec.outputs[0].numel();
@@ -245,7 +245,7 @@ class PadOp : public Op {
     const Shape& ys = spec.outputs[0].shape;
     const size_t r = xs_.size();
     Shape pads = spec.attrs.ints("pads");
-    spec.expect(pads.size() == 2 * r, "pads must have 2*rank = " + std::to_string(2 * r) +
+    EDGERT_EXPECT(spec, pads.size() == 2 * r, "pads must have 2*rank = " + std::to_string(2 * r) +
                                           " entries, got " + std::to_string(pads.size()));
     std::string mode = spec.attrs.s("mode", "constant");
     if (mode == "constant") mode_ = kConstant;
@@ -255,17 +255,17 @@ class PadOp : public Op {
     Shape want(r);
     for (size_t d = 0; d < r; ++d) {
       const int64_t b = pads[d], e = pads[r + d];
-      spec.expect(b >= 0 && e >= 0, "pads must be non-negative, got " + str(pads));
+      EDGERT_EXPECT(spec, b >= 0 && e >= 0, "pads must be non-negative, got " + str(pads));
       if (mode_ == kReflect && (b || e)) {
-        spec.expect(b < xs_[d] && e < xs_[d], "reflect pads must be < the dim (" +
+        EDGERT_EXPECT(spec, b < xs_[d] && e < xs_[d], "reflect pads must be < the dim (" +
                                                   std::to_string(xs_[d]) + ")");
       }
-      if (mode_ == kEdge && (b || e)) spec.expect(xs_[d] > 0, "edge pad of an empty dim");
-      spec.expect(b <= kMaxNumel && e <= kMaxNumel, "pads too large");
+      if (mode_ == kEdge && (b || e)) EDGERT_EXPECT(spec, xs_[d] > 0, "edge pad of an empty dim");
+      EDGERT_EXPECT(spec, b <= kMaxNumel && e <= kMaxNumel, "pads too large");
       want[d] = xs_[d] + b + e;
       begin_.push_back(b);
     }
-    spec.expect(ys == want, "output shape " + str(ys) + ", expected " + str(want));
+    EDGERT_EXPECT(spec, ys == want, "output shape " + str(ys) + ", expected " + str(want));
     ys_ = ys;
     es_ = dtype_size(spec.inputs[0].dtype);
     numel_ = spec.outputs[0].numel();
@@ -299,7 +299,7 @@ class PadOp : public Op {
                                                                                   : -9.2233720368547758e18;
     const double hi = t == DType::u8 ? 255 : t == DType::i8 ? 127 : t == DType::i32 ? 2147483647.0
                                                                                    : 9.2233720368547748e18;
-    spec.expect(std::isfinite(v) && v == std::floor(v) && v >= lo && v <= hi,
+    EDGERT_EXPECT(spec, std::isfinite(v) && v == std::floor(v) && v >= lo && v <= hi,
                 "value " + std::to_string(v) + " is not representable in " + dtype_name(t));
     const int64_t i = static_cast<int64_t>(v);
     if (t == DType::u8) value_[0] = static_cast<uint8_t>(i);

@@ -19,14 +19,14 @@ class AvgPoolOp : public Op {
     expect_all_f32(spec);
     const auto& xs = spec.inputs[0].shape;
     const auto& ys = spec.outputs[0].shape;
-    spec.expect(xs.size() == 4 && ys.size() == 4, "X and Y must be NHWC (rank 4)");
-    spec.expect(xs[0] == ys[0] && xs[3] == ys[3], "batch and channels of X and Y must match");
+    EDGERT_EXPECT(spec, xs.size() == 4 && ys.size() == 4, "X and Y must be NHWC (rank 4)");
+    EDGERT_EXPECT(spec, xs[0] == ys[0] && xs[3] == ys[3], "batch and channels of X and Y must match");
     const auto kernel = ints_n(spec, "kernel", 2, 1);
     const auto strides = ints_n(spec, "strides", 2, 1, {1, 1});
     const auto pads = ints_n(spec, "pads", 4, 0, {0, 0, 0, 0});
     const auto dil = ints_n(spec, "dilations", 2, 1, {1, 1});
     const int64_t cip = spec.attrs.i("count_include_pad", 0);
-    spec.expect(cip == 0 || cip == 1, "count_include_pad must be 0 or 1");
+    EDGERT_EXPECT(spec, cip == 0 || cip == 1, "count_include_pad must be 0 or 1");
     include_pad_ = cip == 1;
     g_ = F32ConvGeometry{xs[1], xs[2], xs[3], ys[1], ys[2], kernel[0], kernel[1], strides[0],
                          strides[1], pads[0], pads[1], dil[0], dil[1]};
@@ -37,13 +37,13 @@ class AvgPoolOp : public Op {
       // require every window to start inside X or its leading padding.
       const int64_t in = xs[1 + axis] + pads[axis] + pads[axis + 2];
       const int64_t span = dil[axis] * (kernel[axis] - 1) + 1;
-      spec.expect(in >= span, "kernel larger than padded input");
+      EDGERT_EXPECT(spec, in >= span, "kernel larger than padded input");
       const int64_t fl = (in - span) / strides[axis] + 1;
       const int64_t ce = (in - span + strides[axis] - 1) / strides[axis] + 1;
       const int64_t out = ys[1 + axis];
-      spec.expect(out == fl || out == ce, "Y spatial dim " + std::to_string(out) +
+      EDGERT_EXPECT(spec, out == fl || out == ce, "Y spatial dim " + std::to_string(out) +
                                               " is neither floor nor ceil mode");
-      spec.expect((out - 1) * strides[axis] < xs[1 + axis] + pads[axis],
+      EDGERT_EXPECT(spec, (out - 1) * strides[axis] < xs[1 + axis] + pads[axis],
                   "last window starts past the input");
     }
     rows_ = static_cast<size_t>(ys[0] * ys[1]);

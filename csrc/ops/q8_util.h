@@ -17,7 +17,7 @@ inline int32_t q8_min(DType t) { return t == DType::i8 ? -128 : 0; }
 inline int32_t q8_max(DType t) { return t == DType::i8 ? 127 : 255; }
 
 inline void expect_q8(const OpSpec& spec, const TensorDesc& t, const char* what) {
-  spec.expect(is_q8(t.dtype), std::string(what) + " must be u8 or i8, got " +
+  EDGERT_EXPECT(spec, is_q8(t.dtype), std::string(what) + " must be u8 or i8, got " +
                                   dtype_name(t.dtype));
 }
 
@@ -25,18 +25,18 @@ inline void expect_q8(const OpSpec& spec, const TensorDesc& t, const char* what)
 inline float q8_scale(const OpSpec& spec, const std::string& name) {
   const double v = spec.attrs.f(name);
   const float f = static_cast<float>(v);
-  spec.expect(std::isfinite(f) && f > 0.0f, name + " must be a positive finite float");
+  EDGERT_EXPECT(spec, std::isfinite(f) && f > 0.0f, name + " must be a positive finite float");
   return f;
 }
 inline float q8_scale_value(const OpSpec& spec, const std::string& name, double v) {
   const float f = static_cast<float>(v);
-  spec.expect(std::isfinite(f) && f > 0.0f, name + " must be a positive finite float");
+  EDGERT_EXPECT(spec, std::isfinite(f) && f > 0.0f, name + " must be a positive finite float");
   return f;
 }
 
 // A zero point within the range of the tensor type it belongs to (default 0).
 inline int32_t q8_zp_value(const OpSpec& spec, const std::string& name, int64_t v, DType t) {
-  spec.expect(v >= q8_min(t) && v <= q8_max(t),
+  EDGERT_EXPECT(spec, v >= q8_min(t) && v <= q8_max(t),
               name + " = " + std::to_string(v) + " is outside the range of " + dtype_name(t));
   return static_cast<int32_t>(v);
 }
@@ -50,7 +50,7 @@ struct Q8Clamp {
 };
 inline Q8Clamp q8_clamp(const OpSpec& spec, DType t) {
   const int64_t lo = spec.attrs.i("qmin", q8_min(t)), hi = spec.attrs.i("qmax", q8_max(t));
-  spec.expect(lo >= q8_min(t) && hi <= q8_max(t) && lo <= hi,
+  EDGERT_EXPECT(spec, lo >= q8_min(t) && hi <= q8_max(t) && lo <= hi,
               "qmin/qmax [" + std::to_string(lo) + ", " + std::to_string(hi) +
                   "] must be an ordered range within " + dtype_name(t));
   return {static_cast<int32_t>(lo), static_cast<int32_t>(hi)};

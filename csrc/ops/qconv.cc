@@ -17,7 +17,7 @@ int64_t type_max(DType t) { return t == DType::u8 ? 255 : 127; }
 // An int attribute within [lo, hi] (or def when absent and def is given).
 int32_t int_in(const OpSpec& spec, const char* name, int64_t lo, int64_t hi, const int64_t* def) {
   const int64_t v = (def && !spec.attrs.has(name)) ? *def : spec.attrs.i(name);
-  spec.expect(v >= lo && v <= hi, std::string(name) + " = " + std::to_string(v) +
+  EDGERT_EXPECT(spec, v >= lo && v <= hi, std::string(name) + " = " + std::to_string(v) +
                                       " outside [" + std::to_string(lo) + ", " +
                                       std::to_string(hi) + "]");
   return static_cast<int32_t>(v);
@@ -25,21 +25,46 @@ int32_t int_in(const OpSpec& spec, const char* name, int64_t lo, int64_t hi, con
 
 }  // namespace
 
+std::vector<int64_t> q8_weight_shape(const OpSpec& spec, DType* w_type) {
+  const auto it = spec.attrs.values.find("weight");
+  if (it == spec.attrs.values.end() && spec.attrs.has("x8_weight")) {
+    const std::string t = spec.attrs.s("weight_dtype");
+    EDGERT_EXPECT(spec, parse_dtype(t, w_type), "unknown weight_dtype '" + t + "'");
+    return spec.attrs.ints("weight_shape");
+  }
+  EDGERT_EXPECT(spec, it != spec.attrs.values.end() && it->second.kind == Attrs::Value::Arr,
+              "attribute 'weight' must be an array");
+  *w_type = it->second.arr.dtype;
+  return it->second.arr.shape;
+}
+
 void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8ConvDesc& d) {
   d.x_type = spec.inputs[0].dtype;
   d.y_type = spec.outputs[0].dtype;
-  spec.expect(is_q8(d.x_type), std::string("input must be u8 or i8, got ") + dtype_name(d.x_type));
-  spec.expect(is_q8(d.y_type) || d.y_type == DType::f32,
+  EDGERT_EXPECT(spec, is_q8(d.x_type), std::string("input must be u8 or i8, got ") + dtype_name(d.x_type));
+  EDGERT_EXPECT(spec, is_q8(d.y_type) || d.y_type == DType::f32,
               std::string("output must be u8, i8 or f32, got ") + dtype_name(d.y_type));
-  spec.expect(k >= 1 && k <= kQ8GemmMaxK, "weight has " + std::to_string(k) +
+  EDGERT_EXPECT(spec, k >= 1 && k <= kQ8GemmMaxK, "weight has " + std::to_string(k) +
                   " elements per output channel; int32 accumulation is exact only up to " +
                   std::to_string(kQ8GemmMaxK));
-  const auto it = spec.attrs.values.find("weight");
-  spec.expect(it != spec.attrs.values.end() && it->second.kind == Attrs::Value::Arr,
-              "attribute 'weight' must be an array");
-  d.w_type = it->second.arr.dtype;
-  spec.expect(is_q8(d.w_type), "weight must be u8 or i8");
-  d.w = spec.attrs.array("weight", d.w_type, static_cast<int64_t>(m * k)).data;
+  d.w_shape = q8_weight_shape(spec, &d.w_type);
+  EDGERT_EXPECT(spec, is_q8(d.w_type), "weight must be u8 or i8");
+  if (spec.attrs.has("x8_weight")) {
+    // Sizes are checked by the engine, which knows the layout.
+    Q8Prepacked& p = d.pre;
+    const Array& w = spec.attrs.array("x8_weight", DType::i8);
+    const Array& b = spec.attrs.array("x8_bias", DType::i32);
+    const Array& s = spec.attrs.array("x8_scale", DType::f32);
+    p.w = w.as<int8_t>(), p.w_len = w.numel();
+    p.bias = b.as<int32_t>(), p.bias_len = b.numel();
+    p.scale = s.as<float>(), p.scale_len = s.numel();
+    const int64_t form = spec.attrs.i("x8_form"), nr = spec.attrs.i("x8_nr");
+    EDGERT_EXPECT(spec, form == 0 || form == 1, "x8_form " + std::to_string(form) + " is not 0 or 1");
+    EDGERT_EXPECT(spec, nr >= 1 && nr <= 64, "x8_nr " + std::to_string(nr) + " outside [1, 64]");
+    p.form = int(form), p.nr = size_t(nr);
+  } else {
+    d.w = spec.attrs.array("weight", d.w_type, static_cast<int64_t>(m * k)).data;
+  }
   d.w_zp = spec.attrs.array("w_zp", DType::i32, static_cast<int64_t>(m)).as<int32_t>();
   d.bias = spec.attrs.array("bias", DType::i32, static_cast<int64_t>(m)).as<int32_t>();
   d.scale = spec.attrs.array("scale", DType::f32, static_cast<int64_t>(m)).as<float>();
@@ -57,7 +82,7 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
   const int32_t y_zp = int_in(spec, "y_zp", lo, hi, nullptr);
   const int32_t qmin = int_in(spec, "qmin", lo, hi, &lo);
   const int32_t qmax = int_in(spec, "qmax", lo, hi, &hi);
-  spec.expect(qmin <= qmax, "qmin " + std::to_string(qmin) + " > qmax " + std::to_string(qmax));
+  EDGERT_EXPECT(spec, qmin <= qmax, "qmin " + std::to_string(qmin) + " > qmax " + std::to_string(qmax));
   d.rq.lo = static_cast<float>(qmin - y_zp);
   d.rq.hi = static_cast<float>(qmax - y_zp);
   d.rq.y_zp = y_zp;
@@ -69,24 +94,22 @@ std::unique_ptr<Op> make_qconv(const OpSpec& spec) {
   spec.expect_arity(1, 1);
   const auto& xs = spec.inputs[0].shape;
   const auto& ys = spec.outputs[0].shape;
-  spec.expect(xs.size() == 4, "X must be NHWC (rank 4), got " + shape_to_string(xs));
+  EDGERT_EXPECT(spec, xs.size() == 4, "X must be NHWC (rank 4), got " + shape_to_string(xs));
   for (size_t i = 0; i < 4; ++i)
-    spec.expect(xs[i] >= (i == 0 ? 0 : 1), "X has an empty dim: " + shape_to_string(xs));
-  const auto wit = spec.attrs.values.find("weight");
-  spec.expect(wit != spec.attrs.values.end() && wit->second.kind == Attrs::Value::Arr,
-              "attribute 'weight' must be an array");
-  const auto& ws = wit->second.arr.shape;
-  spec.expect(ws.size() == 4 && ws[0] >= 1 && ws[1] >= 1 && ws[2] >= 1 && ws[3] >= 1,
+    EDGERT_EXPECT(spec, xs[i] >= (i == 0 ? 0 : 1), "X has an empty dim: " + shape_to_string(xs));
+  DType w_type;
+  const std::vector<int64_t> ws = q8_weight_shape(spec, &w_type);
+  EDGERT_EXPECT(spec, ws.size() == 4 && ws[0] >= 1 && ws[1] >= 1 && ws[2] >= 1 && ws[3] >= 1,
               "weight must be [M,KH,KW,C/group] with positive dims, got " + shape_to_string(ws));
   const int64_t c = xs[3], m = ws[0];
   const int64_t group = spec.attrs.i("group", 1);
-  spec.expect(group >= 1 && c % group == 0 && m % group == 0,
+  EDGERT_EXPECT(spec, group >= 1 && c % group == 0 && m % group == 0,
               "group " + std::to_string(group) + " must divide C " + std::to_string(c) +
                   " and M " + std::to_string(m));
-  spec.expect(ws[3] == c / group, "weight " + shape_to_string(ws) + " needs C/group = " +
+  EDGERT_EXPECT(spec, ws[3] == c / group, "weight " + shape_to_string(ws) + " needs C/group = " +
                                       std::to_string(c / group) + " in its last dim");
   const auto kernel = ints_n(spec, "kernel", 2, 1, {ws[1], ws[2]});
-  spec.expect(kernel[0] == ws[1] && kernel[1] == ws[2],
+  EDGERT_EXPECT(spec, kernel[0] == ws[1] && kernel[1] == ws[2],
               "kernel " + shape_to_string(kernel) + " differs from weight " + shape_to_string(ws));
   const auto strides = ints_n(spec, "strides", 2, 1, {1, 1});
   const auto dil = ints_n(spec, "dilations", 2, 1, {1, 1});
@@ -94,12 +117,12 @@ std::unique_ptr<Op> make_qconv(const OpSpec& spec) {
   int64_t out_hw[2];
   for (int i = 0; i < 2; ++i) {
     const int64_t span = dil[i] * (kernel[i] - 1) + 1, in = xs[1 + i] + pads[i] + pads[2 + i];
-    spec.expect(in >= span, "kernel span " + std::to_string(span) +
+    EDGERT_EXPECT(spec, in >= span, "kernel span " + std::to_string(span) +
                                 " exceeds the padded input " + std::to_string(in));
     out_hw[i] = (in - span) / strides[i] + 1;
   }
   const std::vector<int64_t> want = {xs[0], out_hw[0], out_hw[1], m};
-  spec.expect(ys == want, "Y shape " + shape_to_string(ys) + ", expected " + shape_to_string(want));
+  EDGERT_EXPECT(spec, ys == want, "Y shape " + shape_to_string(ys) + ", expected " + shape_to_string(want));
   mul_checked(spec, mul_checked(spec, ws[1], ws[2]), ws[3]);
 
   Q8ConvDesc d;
@@ -110,7 +133,7 @@ std::unique_ptr<Op> make_qconv(const OpSpec& spec) {
   d.group = static_cast<size_t>(group);
   d.m = static_cast<size_t>(m);
   const int64_t k = ws[1] * ws[2] * ws[3];
-  spec.expect(k <= int64_t(kQ8GemmMaxK), "weight has " + std::to_string(k) +
+  EDGERT_EXPECT(spec, k <= int64_t(kQ8GemmMaxK), "weight has " + std::to_string(k) +
                   " elements per output channel; at most " + std::to_string(kQ8GemmMaxK));
   parse_q8_quant(spec, d.m, static_cast<size_t>(k), true, d);
   return make_q8_conv(spec, d);

@@ -6,12 +6,25 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "kernels/q8-gemm/q8-gemm.h"
 #include "kernels/q8-im2col/q8-im2col.h"
 #include "runtime/op.h"
 
 namespace edgert {
+
+// Weights a compiled model stores already packed in the byte form (see Q8ConvOp::packed_attrs):
+// used in place when the running ISA's byte kernel has the same column block, else unpacked.
+struct Q8Prepacked {
+  const int8_t* w = nullptr;  // q8_gemm_x8_packed_size(M/group, K, nr) bytes per group
+  int64_t w_len = 0;
+  int form = 0;               // Q8GemmForm: pair_u8 or sign_s8
+  size_t nr = 0;
+  const int32_t* bias = nullptr;  // corrected for the form and input type, padded per group
+  const float* scale = nullptr;   // padded per group like bias
+  int64_t bias_len = 0, scale_len = 0;
+};
 
 struct Q8ConvDesc {
   DType x_type, y_type, w_type;  // u8/i8; u8/i8/f32; u8/i8
@@ -24,7 +37,13 @@ struct Q8ConvDesc {
   const float* scale = nullptr;  // [m]
   int32_t x_zp = 0;
   Q8Requant rq{};
+  std::vector<int64_t> w_shape;  // the weight's shape as the model gives it
+  Q8Prepacked pre;               // pre.w == nullptr: w holds the weights
 };
+
+// The weight's shape and type: from the 'weight' array, or for prepacked weights from
+// 'weight_shape' and 'weight_dtype'.
+std::vector<int64_t> q8_weight_shape(const OpSpec& spec, DType* w_type);
 
 // Reads weight ([m, ...] u8/i8), w_zp, bias, scale, x_zp (if use_x_zp), y_zp, qmin, qmax and the
 // input/output dtypes of spec into d, validating every range; k is the weight's elements per

@@ -29,8 +29,49 @@ int out_index(DType t) { return t == DType::u8 ? 0 : t == DType::i8 ? 1 : 2; }
 
 class Q8ConvOp : public Op {
  public:
-  explicit Q8ConvOp(const Q8ConvDesc& d)
-      : d_(d), bias_(d.bias, d.bias + d.m), scale_(d.scale, d.scale + d.m) {
+  Q8ConvOp(const OpSpec& spec, const Q8ConvDesc& desc)
+      : d_(desc), bias_(desc.bias, desc.bias + desc.m), scale_(desc.scale, desc.scale + desc.m) {
+    std::vector<uint8_t> raw;  // prepacked weights unpacked for another layout
+    init(spec, raw);
+    d_.w = nullptr;  // the model's weights are not read after creation
+  }
+
+  // The byte-form weights as packed here, so a compiled model can skip the packing (and the
+  // form scan) at load; only for the byte-form GEMM path.
+  PackedAttrs packed_attrs() const override {
+    PackedAttrs pa;
+    if (!xk_ || depthwise_) return pa;
+    auto arr = [](DType t, size_t n, const void* data) {
+      Attrs::Value v;
+      v.kind = Attrs::Value::Arr;
+      v.arr.dtype = t;
+      v.arr.shape = {int64_t(n)};
+      v.arr.data = data;
+      return v;
+    };
+    auto num = [](int64_t i) {
+      Attrs::Value v;
+      v.kind = Attrs::Value::Int;
+      v.i = i;
+      return v;
+    };
+    Attrs::Value shape, wt;
+    shape.kind = Attrs::Value::Ints, shape.ints = d_.w_shape;
+    wt.kind = Attrs::Value::Str, wt.s = dtype_name(d_.w_type);
+    pa.drop = {"weight"};
+    pa.add = {{"x8_weight", arr(DType::i8, group_packed_ * d_.group, w8_)},
+              {"x8_bias", arr(DType::i32, bias_.size(), bias_.data())},
+              {"x8_scale", arr(DType::f32, scale_.size(), scale_.data())},
+              {"x8_form", num(sign_ ? 1 : 0)},
+              {"x8_nr", num(int64_t(xk_->nr))},
+              {"weight_shape", shape},
+              {"weight_dtype", wt}};
+    return pa;
+  }
+
+ private:
+  void init(const OpSpec& spec, std::vector<uint8_t>& raw) {
+    const Q8ConvDesc& d = d_;
     const Q8ConvGeom& g = d.geom;
     cg_ = g.c / d.group;
     ng_ = d.m / d.group;
@@ -38,6 +79,13 @@ class Q8ConvOp : public Op {
     pixels_ = d.batch * g.oh * g.ow;
     y_size_ = d.y_type == DType::f32 ? 4 : 1;
     depthwise_ = d.group == g.c && d.m == g.c && d.group > 1;
+    if (d.pre.w) {
+      EDGERT_EXPECT(spec, !depthwise_, "prepacked byte-form weights given for a depthwise conv");
+      check_prepacked(spec);
+      const Q8GemmX8UKernel* xk = q8_gemm_x8_ukernel();
+      if (xk && xk->nr == d.pre.nr) return adopt_x8(xk);
+      unpack_prepacked(spec, raw);  // this ISA packs its own way
+    }
     if (depthwise_) {
       const Q8DwConvUKernel& uk = q8_dwconv_ukernel();
       dw_fn_ = uk.fn[d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
@@ -68,6 +116,7 @@ class Q8ConvOp : public Op {
     col_block_ = std::max(nr, kWeightBlockBytes / (kp_ * 2) / nr * nr);
   }
 
+ public:
   void run(const void* const* in, void* const* out, ThreadPool& pool) const override {
     if (pixels_ == 0) return;
     if (depthwise_) return run_dw(static_cast<const uint8_t*>(in[0]),
@@ -104,6 +153,7 @@ class Q8ConvOp : public Op {
       packed8_.reset();
       return (xk_ = nullptr), false;
     }
+    w8_ = packed8_.get();
     x8_fn_ = xk_->fn[form == Q8GemmForm::pair_u8 ? 0 : 1][d.x_type == DType::u8 ? 0 : 1]
                     [out_index(d.y_type)];
     sign_ = form == Q8GemmForm::sign_s8;
@@ -122,6 +172,60 @@ class Q8ConvOp : public Op {
       std::copy(d.scale + gi * ng_, d.scale + (gi + 1) * ng_, scale_.begin() + gi * ngp_);
     }
     return finish_x8(mr, nr);
+  }
+
+  // Sizes of prepacked weights against this layer's layout for their column block.
+  void check_prepacked(const OpSpec& spec) const {
+    const Q8Prepacked& p = d_.pre;
+    const size_t ngp = (ng_ + p.nr - 1) / p.nr * p.nr;
+    const int64_t w_len = int64_t(q8_gemm_x8_packed_size(ng_, k_, p.nr) * d_.group);
+    const int64_t b_len = int64_t(ngp == ng_ ? d_.m : ngp * d_.group);
+    EDGERT_EXPECT(spec, p.w_len == w_len, "x8_weight has " + std::to_string(p.w_len) +
+                                      " bytes, the layout needs " + std::to_string(w_len));
+    EDGERT_EXPECT(spec, p.bias_len == b_len && p.scale_len == b_len,
+                "x8_bias and x8_scale need " + std::to_string(b_len) + " entries, have " +
+                    std::to_string(p.bias_len) + " and " + std::to_string(p.scale_len));
+  }
+
+  // Uses the stored packing in place (the executor keeps the model's buffer alive).
+  void adopt_x8(const Q8GemmX8UKernel* xk) {
+    const Q8ConvDesc& d = d_;
+    const Q8Prepacked& p = d.pre;
+    xk_ = xk;
+    sign_ = p.form == int(Q8GemmForm::sign_s8);
+    x8_fn_ = xk_->fn[sign_ ? 1 : 0][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
+    srow_ = q8_gemm_x8_sign_row_bytes(k_);
+    ngp_ = (ng_ + p.nr - 1) / p.nr * p.nr;
+    group_packed_ = q8_gemm_x8_packed_size(ng_, k_, p.nr);
+    w8_ = p.w;
+    bias_.assign(p.bias, p.bias + p.bias_len);
+    scale_.assign(p.scale, p.scale + p.scale_len);
+    finish_x8(xk_->mr, xk_->nr);
+  }
+
+  // The model's weights back from the byte-form packing (w = w' + w_zp), for an ISA that packs
+  // another way; a value outside the weight type's range means a corrupt file.
+  void unpack_prepacked(const OpSpec& spec, std::vector<uint8_t>& raw) {
+    const Q8Prepacked& p = d_.pre;
+    const size_t nr = p.nr, kq = (k_ + 3) / 4, gp = q8_gemm_x8_packed_size(ng_, k_, nr);
+    const int lo = d_.w_type == DType::u8 ? 0 : -128, hi = lo + 255;
+    raw.resize(d_.m * k_);
+    for (size_t gi = 0; gi < d_.group; ++gi) {
+      for (size_t i = 0; i < ng_; ++i) {
+        const size_t col = gi * ng_ + i, j = i % nr;
+        const int8_t* blk = p.w + gi * gp + (i - j) * kq * 4;
+        const int zp = d_.w_zp[col];
+        for (size_t kk = 0; kk < k_; ++kk) {
+          const int v = blk[((kk / 4) * nr + j) * 4 + kk % 4] + zp;
+          if (v < lo || v > hi)
+            spec.fail("x8_weight holds " + std::to_string(v) + " for output channel " +
+                      std::to_string(col) + ", outside the weight type's range");
+          raw[col * k_ + kk] = static_cast<uint8_t>(v);
+        }
+      }
+    }
+    d_.w = raw.data();
+    d_.pre = Q8Prepacked{};
   }
 
   bool finish_x8(size_t mr, size_t nr) {
@@ -206,7 +310,7 @@ class Q8ConvOp : public Op {
           built = tile_group;
         }
         const size_t c_begin = part * part_cols, c_end = std::min(ng_, c_begin + part_cols);
-        const int8_t* w = packed8_.get() + gi * group_packed_;
+        const int8_t* w = w8_ + gi * group_packed_;
         for (size_t c0 = c_begin; c0 < c_end; c0 += col_block_) {
           const size_t nc = std::min(col_block_, c_end - c0), ch = gi * ng_ + c0;
           const size_t pc = gi * ngp_ + c0;
@@ -325,6 +429,7 @@ class Q8ConvOp : public Op {
   std::vector<float> scale_;
   std::vector<int16_t> packed_;
   std::unique_ptr<int8_t[]> packed8_;
+  const int8_t* w8_ = nullptr;  // packed8_, or prepacked weights in the model's buffer
   std::vector<uint8_t> pad_row_;
   size_t cg_ = 0, ng_ = 0, k_ = 0, kp_ = 0, pixels_ = 0, y_size_ = 1;
   size_t group_packed_ = 0, tile_rows_ = 0, col_block_ = 0;
@@ -343,8 +448,8 @@ class Q8ConvOp : public Op {
 
 }  // namespace
 
-std::unique_ptr<Op> make_q8_conv(const OpSpec&, const Q8ConvDesc& d) {
-  return std::make_unique<Q8ConvOp>(d);
+std::unique_ptr<Op> make_q8_conv(const OpSpec& spec, const Q8ConvDesc& d) {
+  return std::make_unique<Q8ConvOp>(spec, d);
 }
 
 }  // namespace edgert

@@ -26,7 +26,7 @@ struct QuantParams {
     } else {
       scale.push_back(static_cast<float>(spec.attrs.f("scale")));
     }
-    spec.expect(!scale.empty(), "scale must not be empty");
+    EDGERT_EXPECT(spec, !scale.empty(), "scale must not be empty");
     for (float s : scale) q8_scale_value(spec, "scale", s);
     if (spec.attrs.has("zp") && spec.attrs.values.at("zp").kind == Attrs::Value::Arr) {
       const Array& a = spec.attrs.array("zp", DType::i32);
@@ -35,11 +35,11 @@ struct QuantParams {
       zp.assign(scale.size(), static_cast<int32_t>(0));
       if (spec.attrs.has("zp")) {
         const int64_t z = spec.attrs.i("zp");
-        spec.expect(z >= INT32_MIN && z <= INT32_MAX, "zp out of int32 range");
+        EDGERT_EXPECT(spec, z >= INT32_MIN && z <= INT32_MAX, "zp out of int32 range");
         zp.assign(scale.size(), static_cast<int32_t>(z));
       }
     }
-    spec.expect(zp.size() == scale.size(), "zp must have as many values as scale");
+    EDGERT_EXPECT(spec, zp.size() == scale.size(), "zp must have as many values as scale");
     if (qtype != DType::i32) {
       for (int32_t z : zp) q8_zp_value(spec, "zp", z, qtype);
     }
@@ -50,9 +50,9 @@ struct QuantParams {
     }
     const int64_t r = static_cast<int64_t>(shape.size());
     int64_t axis = spec.attrs.i("axis", 1);
-    spec.expect(axis >= -r && axis < r, "axis out of range");
+    EDGERT_EXPECT(spec, axis >= -r && axis < r, "axis out of range");
     if (axis < 0) axis += r;
-    spec.expect(shape[axis] == static_cast<int64_t>(scale.size()),
+    EDGERT_EXPECT(spec, shape[axis] == static_cast<int64_t>(scale.size()),
                 "per-axis scale needs shape[axis] = " + std::to_string(scale.size()) + " values");
     channels = scale.size();
     for (int64_t d = 0; d < axis; ++d) outer *= static_cast<size_t>(shape[d]);
@@ -76,9 +76,9 @@ class QuantizeOp : public Op {
  public:
   explicit QuantizeOp(const OpSpec& spec)
       : p_((spec.expect_arity(1, 1), spec), spec.inputs[0].shape, spec.outputs[0].dtype) {
-    spec.expect(spec.inputs[0].dtype == DType::f32, "X must be f32");
+    EDGERT_EXPECT(spec, spec.inputs[0].dtype == DType::f32, "X must be f32");
     expect_q8(spec, spec.outputs[0], "Y");
-    spec.expect(spec.inputs[0].shape == spec.outputs[0].shape, "X and Y must have one shape");
+    EDGERT_EXPECT(spec, spec.inputs[0].shape == spec.outputs[0].shape, "X and Y must have one shape");
     signed_ = spec.outputs[0].dtype == DType::i8;
   }
 
@@ -107,9 +107,9 @@ class DequantizeOp : public Op {
   explicit DequantizeOp(const OpSpec& spec)
       : p_((spec.expect_arity(1, 1), spec), spec.inputs[0].shape, spec.inputs[0].dtype) {
     type_ = spec.inputs[0].dtype;
-    spec.expect(is_q8(type_) || type_ == DType::i32, "X must be u8, i8 or i32");
-    spec.expect(spec.outputs[0].dtype == DType::f32, "Y must be f32");
-    spec.expect(spec.inputs[0].shape == spec.outputs[0].shape, "X and Y must have one shape");
+    EDGERT_EXPECT(spec, is_q8(type_) || type_ == DType::i32, "X must be u8, i8 or i32");
+    EDGERT_EXPECT(spec, spec.outputs[0].dtype == DType::f32, "Y must be f32");
+    EDGERT_EXPECT(spec, spec.inputs[0].shape == spec.outputs[0].shape, "X and Y must have one shape");
   }
 
   void run(const void* const* in, void* const* out, ThreadPool& pool) const override {

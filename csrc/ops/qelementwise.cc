@@ -36,18 +36,18 @@ struct Broadcast {
 
   Broadcast(const OpSpec& spec, const std::vector<int64_t>& as, const std::vector<int64_t>& bs,
             const std::vector<int64_t>& ys) {
-    spec.expect(as.size() <= kMaxRank && bs.size() <= kMaxRank,
+    EDGERT_EXPECT(spec, as.size() <= kMaxRank && bs.size() <= kMaxRank,
                 "operands of rank > 6 are not supported");
     const size_t r = std::max(as.size(), bs.size());
     std::vector<int64_t> a(r, 1), b(r, 1), want(r);
     std::copy(as.begin(), as.end(), a.begin() + (r - as.size()));
     std::copy(bs.begin(), bs.end(), b.begin() + (r - bs.size()));
     for (size_t d = 0; d < r; ++d) {
-      spec.expect(a[d] == b[d] || a[d] == 1 || b[d] == 1,
+      EDGERT_EXPECT(spec, a[d] == b[d] || a[d] == 1 || b[d] == 1,
                   "shapes " + shape_str(as) + " and " + shape_str(bs) + " do not broadcast");
       want[d] = a[d] == 1 ? b[d] : a[d];
     }
-    spec.expect(ys == want, "Y shape " + shape_str(ys) + ", expected " + shape_str(want));
+    EDGERT_EXPECT(spec, ys == want, "Y shape " + shape_str(ys) + ", expected " + shape_str(want));
     // Drop size-1 output dims, then merge neighbours with the same advance pattern.
     struct Dim { size_t n; bool a, b; };
     std::vector<Dim> ds;

@@ -14,19 +14,17 @@ std::unique_ptr<Op> make_qgemm(const OpSpec& spec) {
   spec.expect_arity(1, 1);
   const auto& as = spec.inputs[0].shape;
   const auto& ys = spec.outputs[0].shape;
-  spec.expect(as.size() >= 2, "A must have rank >= 2, got " + shape_to_string(as));
-  const auto wit = spec.attrs.values.find("weight");
-  spec.expect(wit != spec.attrs.values.end() && wit->second.kind == Attrs::Value::Arr,
-              "attribute 'weight' must be an array");
-  const auto& ws = wit->second.arr.shape;
-  spec.expect(ws.size() == 2 && ws[0] >= 1 && ws[1] >= 1,
+  EDGERT_EXPECT(spec, as.size() >= 2, "A must have rank >= 2, got " + shape_to_string(as));
+  DType w_type;
+  const std::vector<int64_t> ws = q8_weight_shape(spec, &w_type);
+  EDGERT_EXPECT(spec, ws.size() == 2 && ws[0] >= 1 && ws[1] >= 1,
               "weight must be [N,K] with positive dims, got " + shape_to_string(ws));
   const int64_t n = ws[0], k = ws[1];
-  spec.expect(as.back() == k, "A's last dim " + std::to_string(as.back()) + " != weight K " +
+  EDGERT_EXPECT(spec, as.back() == k, "A's last dim " + std::to_string(as.back()) + " != weight K " +
                                   std::to_string(k));
   std::vector<int64_t> want(as.begin(), as.end() - 1);
   want.push_back(n);
-  spec.expect(ys == want, "Y shape " + shape_to_string(ys) + ", expected " + shape_to_string(want));
+  EDGERT_EXPECT(spec, ys == want, "Y shape " + shape_to_string(ys) + ", expected " + shape_to_string(want));
   int64_t m = 1;
   for (size_t i = 0; i + 1 < as.size(); ++i) m = mul_checked(spec, m, as[i]);
 

@@ -28,20 +28,20 @@ int64_t prod(const std::vector<int64_t>& s, size_t from, size_t to) {
 class QConcatOp : public Op {
  public:
   explicit QConcatOp(const OpSpec& spec) {
-    spec.expect(spec.inputs.size() >= 1 && spec.outputs.size() == 1,
+    EDGERT_EXPECT(spec, spec.inputs.size() >= 1 && spec.outputs.size() == 1,
                 "needs at least one input and one output");
     const auto& ys = spec.outputs[0].shape;
     const DType yt = spec.outputs[0].dtype;
     expect_q8(spec, spec.outputs[0], "Y");
     const size_t rank = ys.size();
-    spec.expect(rank >= 1, "Y must have rank >= 1");
+    EDGERT_EXPECT(spec, rank >= 1, "Y must have rank >= 1");
     const size_t axis = spec.axis(spec.attrs.i("axis"), rank);
     const float y_scale = q8_scale(spec, "y_scale");
     const int32_t y_zp = q8_zp(spec, "y_zp", yt);
     const std::vector<double> scales = spec.attrs.floats("in_scales");
     const std::vector<int64_t> zps = spec.attrs.ints("in_zps");
     const size_t n = spec.inputs.size();
-    spec.expect(scales.size() == n && zps.size() == n, "in_scales and in_zps need one value per input");
+    EDGERT_EXPECT(spec, scales.size() == n && zps.size() == n, "in_scales and in_zps need one value per input");
     outer_ = static_cast<size_t>(prod(ys, 0, axis));
     const int64_t tail = prod(ys, axis + 1, rank);
     int64_t axis_sum = 0;
@@ -50,9 +50,9 @@ class QConcatOp : public Op {
       const TensorDesc& x = spec.inputs[i];
       const std::string name = "input " + std::to_string(i);
       expect_q8(spec, x, name.c_str());
-      spec.expect(x.shape.size() == rank, name + " must have Y's rank");
+      EDGERT_EXPECT(spec, x.shape.size() == rank, name + " must have Y's rank");
       for (size_t d = 0; d < rank; ++d) {
-        spec.expect(d == axis || x.shape[d] == ys[d],
+        EDGERT_EXPECT(spec, d == axis || x.shape[d] == ys[d],
                     name + " shape " + shape_to_string(x.shape) + " does not fit Y " +
                         shape_to_string(ys));
       }
@@ -77,7 +77,7 @@ class QConcatOp : public Op {
         }
       }
     }
-    spec.expect(axis_sum == ys[axis], "input sizes along the axis do not add up to Y's");
+    EDGERT_EXPECT(spec, axis_sum == ys[axis], "input sizes along the axis do not add up to Y's");
     y_row_ = static_cast<size_t>(ys[axis] * tail);
   }
 
@@ -118,9 +118,9 @@ class QLutOp : public Op {
     spec.expect_arity(1, 1);
     expect_q8(spec, spec.inputs[0], "X");
     expect_q8(spec, spec.outputs[0], "Y");
-    spec.expect(spec.inputs[0].shape == spec.outputs[0].shape, "X and Y must have one shape");
+    EDGERT_EXPECT(spec, spec.inputs[0].shape == spec.outputs[0].shape, "X and Y must have one shape");
     auto it = spec.attrs.values.find("table");
-    spec.expect(it != spec.attrs.values.end() && it->second.kind == Attrs::Value::Arr,
+    EDGERT_EXPECT(spec, it != spec.attrs.values.end() && it->second.kind == Attrs::Value::Arr,
                 "needs the array attribute 'table'");
     // The table holds output bytes; either signedness of the array is accepted.
     const DType want = it->second.arr.dtype == DType::u8 ? DType::u8 : DType::i8;
@@ -148,9 +148,9 @@ class QSoftmaxOp : public Op {
     spec.expect_arity(1, 1);
     const TensorDesc& x = spec.inputs[0];
     expect_q8(spec, x, "X");
-    spec.expect(spec.outputs[0].dtype == x.dtype && spec.outputs[0].shape == x.shape,
+    EDGERT_EXPECT(spec, spec.outputs[0].dtype == x.dtype && spec.outputs[0].shape == x.shape,
                 "Y must have X's dtype and shape");
-    spec.expect(!x.shape.empty(), "X must have rank >= 1");
+    EDGERT_EXPECT(spec, !x.shape.empty(), "X must have rank >= 1");
     const size_t axis = spec.axis(spec.attrs.i("axis", -1), x.shape.size());
     const float xs = q8_scale(spec, "x_scale"), ys = q8_scale(spec, "y_scale");
     q8_zp(spec, "x_zp", x.dtype);  // validated; softmax does not depend on it

@@ -26,12 +26,12 @@ struct PoolGeometry {
     spec.expect_arity(1, 1);
     const auto& xs = spec.inputs[0].shape;
     const auto& ys = spec.outputs[0].shape;
-    spec.expect(xs.size() == 4 && ys.size() == 4, "X and Y must be NHWC (rank 4)");
+    EDGERT_EXPECT(spec, xs.size() == 4 && ys.size() == 4, "X and Y must be NHWC (rank 4)");
     n = xs[0], h = xs[1], w = xs[2], c = xs[3], oh = ys[1], ow = ys[2];
-    spec.expect(ys[0] == n && ys[3] == c, "Y " + shape_to_string(ys) +
+    EDGERT_EXPECT(spec, ys[0] == n && ys[3] == c, "Y " + shape_to_string(ys) +
                                               " must keep X's batch and channels " +
                                               shape_to_string(xs));
-    spec.expect(spec.inputs[0].dtype == spec.outputs[0].dtype, "X and Y must have one dtype");
+    EDGERT_EXPECT(spec, spec.inputs[0].dtype == spec.outputs[0].dtype, "X and Y must have one dtype");
     kernel = ints_n(spec, "kernel", 2, 1);
     strides = ints_n(spec, "strides", 2, 1, {1, 1});
     pads = ints_n(spec, "pads", 4, 0, {0, 0, 0, 0});
@@ -56,8 +56,8 @@ class QAvgPoolOp : public Op {
     global_ = g_.kernel[0] == g_.h && g_.kernel[1] == g_.w && g_.pads[0] == 0 &&
               g_.pads[1] == 0 && g_.pads[2] == 0 && g_.pads[3] == 0;
     if (global_) {
-      spec.expect(g_.oh == 1 && g_.ow == 1, "a whole-image window gives a 1x1 output");
-      spec.expect(g_.h * g_.w < (int64_t(1) << 23), "image too large for a global pool");
+      EDGERT_EXPECT(spec, g_.oh == 1 && g_.ow == 1, "a whole-image window gives a 1x1 output");
+      EDGERT_EXPECT(spec, g_.h * g_.w < (int64_t(1) << 23), "image too large for a global pool");
       gp_ = q8_gavgpool_params(static_cast<size_t>(g_.h * g_.w), xs, xz, ys, yz, c.lo, c.hi);
     } else {
       q8_avgpool_params(xs, xz, signed_, ys, yz, c.lo, c.hi, &p_);
@@ -129,7 +129,7 @@ class MaxPoolOp : public Op {
  public:
   explicit MaxPoolOp(const OpSpec& spec) : g_(spec, true) {
     type_ = spec.inputs[0].dtype;
-    spec.expect(is_q8(type_) || type_ == DType::f32, "X must be u8, i8 or f32");
+    EDGERT_EXPECT(spec, is_q8(type_) || type_ == DType::f32, "X must be u8, i8 or f32");
   }
 
   void run(const void* const* in, void* const* out, ThreadPool& pool) const override {

@@ -20,11 +20,11 @@ class SoftmaxOp : public Op {
     spec.expect_arity(1, 1);
     expect_all_f32(spec);
     const auto& xs = spec.inputs[0].shape;
-    spec.expect(xs == spec.outputs[0].shape, "Y shape must equal X shape");
+    EDGERT_EXPECT(spec, xs == spec.outputs[0].shape, "Y shape must equal X shape");
     const int64_t r = static_cast<int64_t>(xs.size());
     const int64_t axis = static_cast<int64_t>(spec.axis(spec.attrs.i("axis", -1), xs.size()));
     const int64_t log = spec.attrs.i("log", 0);
-    spec.expect(log == 0 || log == 1, "log must be 0 or 1");
+    EDGERT_EXPECT(spec, log == 0 || log == 1, "log must be 0 or 1");
     log_ = log == 1;
     n_ = static_cast<size_t>(xs[axis]);
     outer_ = inner_ = 1;

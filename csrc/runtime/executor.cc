@@ -167,13 +167,13 @@ Executor::Executor(Plan plan, int threads) : plan_(std::move(plan)) {
   }
   validate();
   ops_.reserve(plan_.ops.size());
-  for (const PlanOp& op : plan_.ops) {
+  for (PlanOp& op : plan_.ops) {
     OpSpec spec;
     spec.type = op.type;
     spec.name = op.name;
     for (int64_t id : op.inputs) spec.inputs.push_back(plan_.tensors[id].desc);
     for (int64_t id : op.outputs) spec.outputs.push_back(plan_.tensors[id].desc);
-    spec.attrs = op.attrs;
+    spec.attrs = std::move(op.attrs);  // the op keeps what it needs; nothing reads them later
     spec.attrs.op_name = oname(op);
     try {
       ops_.push_back(make_op(spec));

@@ -138,8 +138,8 @@ void OpSpec::fail(const std::string& msg) const {
 
 size_t OpSpec::axis(int64_t axis, size_t rank) const {
   const int64_t r = static_cast<int64_t>(rank);
-  expect(axis >= -r && axis < r,
-         "axis " + std::to_string(axis) + " out of range for rank " + std::to_string(rank));
+  if (axis < -r || axis >= r)
+    fail("axis " + std::to_string(axis) + " out of range for rank " + std::to_string(rank));
   return static_cast<size_t>(axis < 0 ? axis + r : axis);
 }
 

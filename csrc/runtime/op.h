@@ -84,21 +84,37 @@ struct OpSpec {
 
   // Helpers for factories: throw ModelError "<type> '<name>': <msg>".
   [[noreturn]] void fail(const std::string& msg) const;
-  void expect(bool cond, const std::string& msg) const { if (!cond) fail(msg); }
   void expect_arity(size_t n_in, size_t n_out) const;
   // An axis attribute (ONNX style, negative counts from the end) normalized to [0, rank).
   size_t axis(int64_t axis, size_t rank) const;
 };
 
+// What an op derived from its attributes when it was created (packed weights, corrected sums),
+// offered so that a compiled model stores it and skips that work at load: attributes to drop and
+// to add. The op's factory must accept the result in place of the original attributes and give
+// bit-identical results, or repack when the running ISA wants another layout.
+struct PackedAttrs {
+  std::vector<std::string> drop;
+  std::map<std::string, Attrs::Value> add;  // Arr values point into the op, valid while it lives
+};
+
 class Op {
  public:
   virtual ~Op() = default;
+  virtual PackedAttrs packed_attrs() const { return {}; }
   // in[i] / out[i] point at the tensors described by spec.inputs[i] / spec.outputs[i]; outputs
   // never alias inputs. Must be safe to call concurrently.
   virtual void run(const void* const* in, void* const* out, ThreadPool& pool) const = 0;
 };
 
 using OpFactory = std::unique_ptr<Op> (*)(const OpSpec&);
+
+// Fails `spec` with the message unless cond holds; the message is built only on failure (every
+// load runs the factories, and most messages format shapes).
+#define EDGERT_EXPECT(spec, cond, ...) \
+  do {                                 \
+    if (!(cond)) (spec).fail(__VA_ARGS__); \
+  } while (0)
 
 // Registry lookup; throws ModelError for an unknown type.
 std::unique_ptr<Op> make_op(const OpSpec& spec);

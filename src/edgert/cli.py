@@ -2,7 +2,6 @@
 import argparse
 import os
 import sys
-from collections import Counter
 from importlib import resources
 
 import numpy as np
@@ -26,24 +25,9 @@ class _Fail(Exception):
 
 
 def plan_facts(sess):
-    """Ops by type, MACs and weight bytes of the session's default plan."""
-    plan = next(iter(sess._plans.values())).plan
-    ops, macs, weights = Counter(), 0, 0
-    for op in plan.ops:
-        ops[op["type"]] += 1
-        shapes = [plan.tensors[i]["shape"] for i in op["inputs"] + op["outputs"]]
-        weights += sum(v.nbytes for v in op["attrs"].values() if isinstance(v, np.ndarray))
-        y = shapes[-1]
-        if op["type"] in ("qconv", "conv"):
-            w = op["attrs"]["weight"].shape
-            macs += int(np.prod(y)) * w[1] * w[2] * w[3]
-        elif op["type"] in ("qgemm", "gemm"):
-            macs += int(np.prod(y)) * op["attrs"]["weight"].shape[1]
-        elif op["type"] == "matmul":
-            macs += int(np.prod(y)) * shapes[0][-1]
-    weights += sum(t["data"].nbytes for t in plan.tensors if t["kind"] == "const")
-    return {"ops": dict(ops), "macs": macs, "weight_bytes": weights,
-            "arena_bytes": plan.arena_bytes}
+    """Ops by type, MACs, weight bytes and arena bytes of the session's default plan."""
+    from .plan import plan_facts as facts
+    return facts(next(iter(sess._plans.values())).plan)
 
 
 def cmd_compile(args):

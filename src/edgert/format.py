@@ -1,13 +1,16 @@
 """The .edgert file: a planned model that loads by memory-mapping, without onnx or protobuf.
 
 Layout (little-endian):
-    [0, 64)        header: magic, format version, JSON length, blob offset and length, CRC32Cs
-    [64, ...)      JSON document: metadata, the plan (tensors, ops, attributes), blob table and,
-                   for models with dynamic input dimensions, the graph to plan other shapes
-    [blobs, end)   every array (weights, tables, constants), each 64-byte aligned, used in place
+    [0, 64)          header: magic, format version, section lengths, blob offset, CRC32Cs
+    [64, +json_len)  JSON metadata: inputs, outputs, output facts, op counts and, for models
+                     with dynamic input dimensions, the graph to plan other shapes
+    [.., +plan_len)  the binary plan (csrc/runtime/plan_io.h), read by C++ straight into the
+                     executor: tensors, ops, attributes, blob table
+    [blobs, end)     every array (weights packed as the kernels read them, tables, constants),
+                     each 64-byte aligned, used in place from the mapping
 
-Every offset, length, dtype and shape is checked before it is used; both CRC32C checksums must match, so a
-truncated or bit-flipped file is an error, never a wrong answer.
+Every offset, length, dtype and shape is checked before it is used; both CRC32C checksums must
+match, so a truncated or bit-flipped file is an error, never a wrong answer.
 """
 import json
 import mmap
@@ -16,18 +19,25 @@ import struct
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import EdgertError, ModelError
 from .graph import Graph, Node, ValueInfo, check_elements
 
 MAGIC = b"EDGERT\x00\x1a"
-VERSION = 2  # 2: CRC32C checksums
-_HEADER = struct.Struct("<8sIIQQQII")   # magic, version, reserved, json_len, blob_off, blob_len, json_crc, blob_crc
+VERSION = 3  # 2: CRC32C checksums; 3: binary plan, prepacked weights
+# magic, version, reserved, json_len, plan_len, blob_off, blob_len, meta_crc (json + plan), blob_crc
+_HEADER = struct.Struct("<8sIIQQQQII")
 _HEADER_SIZE = 64
 _ALIGN = 64
 _DTYPES = {"u8": np.uint8, "i8": np.int8, "i32": np.int32, "i64": np.int64, "f32": np.float32,
            "f16": np.float16, "f64": np.float64, "bool": np.bool_, "i16": np.int16,
            "u16": np.uint16, "u32": np.uint32, "u64": np.uint64}
 _CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
+# The binary plan's codes (plan_io.h): dtypes the executor knows, tensor kinds, attribute kinds.
+_PLAN_DTYPES = {np.dtype(np.uint8): 0, np.dtype(np.int8): 1, np.dtype(np.int32): 2,
+                np.dtype(np.int64): 3, np.dtype(np.float32): 4}
+_PLAN_DTYPE_NAMES = {"u8": 0, "i8": 1, "i32": 2, "i64": 3, "f32": 4}
+_KINDS = {"arena": 0, "input": 1, "output": 2, "const": 3}
+A_INT, A_FLOAT, A_INTS, A_FLOATS, A_STR, A_ARR = range(6)
 
 
 def _crc(data):
@@ -43,6 +53,7 @@ def is_edgert(prefix):
 class _Blobs:
     def __init__(self):
         self.table, self.chunks, self.size = [], [], 0
+        self.json_index = []
 
     def add(self, a):
         a = np.ascontiguousarray(a)
@@ -55,12 +66,90 @@ class _Blobs:
                            "offset": self.size, "nbytes": a.nbytes})
         self.chunks.append(a.tobytes())
         self.size += a.nbytes
-        return {"$blob": len(self.table) - 1}
+        return len(self.table) - 1
+
+
+class _PlanWriter:
+    """The binary plan of plan_io.h; arrays go to the shared blob area."""
+
+    def __init__(self, blobs):
+        self.blobs, self.out, self.index = blobs, [], []
+
+    def u8(self, v): self.out.append(struct.pack("<B", v))
+    def u32(self, v): self.out.append(struct.pack("<I", v))
+    def i64(self, v): self.out.append(struct.pack("<q", v))
+
+    def str(self, s):
+        b = s.encode()
+        self.u32(len(b))
+        self.out.append(b)
+
+    def shape(self, shape):
+        self.u8(len(shape))
+        self.out.append(struct.pack(f"<{len(shape)}q", *shape))
+
+    def array(self, a):
+        a = np.ascontiguousarray(a)
+        if a.dtype not in _PLAN_DTYPES:
+            raise ModelError(f"the executor cannot hold an array of dtype {a.dtype}")
+        self.index.append(self.blobs.add(a))
+        return len(self.index) - 1
+
+    def attr(self, v):
+        if isinstance(v, str):
+            self.u8(A_STR), self.str(v)
+        elif isinstance(v, np.ndarray):
+            self.u8(A_ARR), self.u32(self.array(v))
+        elif isinstance(v, (int, np.integer)):
+            self.u8(A_INT), self.i64(int(v))
+        elif isinstance(v, (float, np.floating)):
+            self.u8(A_FLOAT), self.out.append(struct.pack("<d", float(v)))
+        elif isinstance(v, (list, tuple)):
+            floats = any(isinstance(x, (float, np.floating)) for x in v)
+            self.u8(A_FLOATS if floats else A_INTS), self.u32(len(v))
+            self.out.append(struct.pack(f"<{len(v)}{'d' if floats else 'q'}",
+                                        *(float(x) if floats else int(x) for x in v)))
+        else:
+            raise ModelError(f"cannot store an attribute of type {type(v).__name__}")
+
+    def encode(self, p, ops):
+        self.u32(len(p.tensors))
+        for t in p.tensors:
+            self.u8(_KINDS[t["kind"]]), self.u8(_PLAN_DTYPE_NAMES[t["dtype"]])
+            self.shape(t["shape"])
+            if t["kind"] == "arena":
+                self.i64(t["offset"])
+            elif t["kind"] == "const":
+                self.u32(self.array(t["data"]))
+        self.u32(len(ops))
+        for op in ops:
+            self.str(op["type"]), self.str(op.get("name", ""))
+            for ids in (op["inputs"], op["outputs"]):
+                self.u32(len(ids))
+                self.out.append(struct.pack(f"<{len(ids)}I", *ids))
+            attrs = op.get("attrs", {})
+            self.u32(len(attrs))
+            for k, v in attrs.items():
+                self.str(k), self.attr(v)
+        for ids in (p.input_ids, [i for i in p.output_ids if i is not None]):
+            self.u32(len(ids))
+            self.out.append(struct.pack(f"<{len(ids)}I", *ids))
+        # The blob table goes first, but is known only now.
+        body, self.out = self.out, [struct.pack("<Q", p.arena_bytes)]
+        self.u32(len(self.index))
+        for i in self.index:
+            b = self.blobs.table[i]
+            self.u8(_PLAN_DTYPE_NAMES[b["dtype"]]), self.shape(b["shape"])
+            self.out.append(struct.pack("<QQ", b["offset"], b["nbytes"]))
+        return b"".join(self.out + body)
 
 
 def _encode(v, blobs):
+    """JSON metadata with arrays replaced by {"$blob": index into the JSON's blob table}
+    (blobs.json_index: the JSON's table, a list of indices into the shared one)."""
     if isinstance(v, np.ndarray):
-        return blobs.add(v)
+        blobs.json_index.append(blobs.add(v))
+        return {"$blob": len(blobs.json_index) - 1}
     if isinstance(v, dict):
         return {k: _encode(x, blobs) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
@@ -76,11 +165,27 @@ def _value_info(v):
     return {"name": v.name, "dtype": _CODES[np.dtype(v.dtype)], "shape": v.shape and list(v.shape)}
 
 
+def packed_ops(compiled):
+    """The plan's ops with each op's packed state (weights as its kernels read them) in place of
+    the attributes it was packed from, so loading skips the packing."""
+    ops = []
+    for i, op in enumerate(compiled.plan.ops):
+        drop, add = compiled.executor.packed_attrs(i)
+        if drop or add:
+            op = dict(op, attrs={**{k: v for k, v in op["attrs"].items() if k not in drop}, **add})
+        ops.append(op)
+    return ops
+
+
 def write(session, path):
     """Writes the session's model (default-shape plan, and its graph if shapes may vary)."""
-    blobs = _Blobs()
+    from .plan import plan_facts
     compiled = next(iter(session._plans.values()))
     p = compiled.plan
+    if p.ops is None:
+        raise EdgertError("this session was loaded from an .edgert file; compile the .onnx model")
+    blobs = _Blobs()
+    plan_bytes = _PlanWriter(blobs).encode(p, packed_ops(compiled))
     graph = session._graph
     dynamic = graph is not None and any(d is None for i in session.get_inputs() for d in i.shape)
     doc = {
@@ -88,31 +193,33 @@ def write(session, path):
         "inputs": [_arg(a) for a in session.get_inputs()],
         "outputs": [_arg(a) for a in session.get_outputs()],
         "plan": _encode({
-            "tensors": p.tensors, "ops": p.ops, "input_ids": p.input_ids,
-            "output_ids": p.output_ids, "output_consts": {str(k): v for k, v in p.output_consts.items()},
+            "output_ids": p.output_ids,
+            "output_consts": {str(k): v for k, v in p.output_consts.items()},
             "arena_bytes": p.arena_bytes, "activation_bytes": p.activation_bytes,
             "op_types": p.op_types, "out_dtypes": [_CODES[np.dtype(d)] for d in p.out_dtypes],
-            "out_shapes": p.out_shapes, "out_qparams": p.out_qparams}, blobs),
+            "out_shapes": p.out_shapes, "out_qparams": p.out_qparams,
+            "facts": plan_facts(p)}, blobs),
         "graph": None if not dynamic else _encode({
             "nodes": [[n.op_type, n.domain, n.name, n.inputs, n.outputs, n.attrs] for n in graph.nodes],
             "constants": graph.constants, "opset": graph.opset,
             "inputs": [_value_info(v) for v in graph.inputs],
             "outputs": [_value_info(v) for v in graph.outputs]}, blobs),
     }
-    doc["blobs"] = blobs.table
+    doc["blobs"] = [blobs.table[i] for i in blobs.json_index]
     text = json.dumps(doc, separators=(",", ":")).encode()
-    blob_off = -(-(_HEADER_SIZE + len(text)) // _ALIGN) * _ALIGN
+    meta = text + plan_bytes
+    blob_off = -(-(_HEADER_SIZE + len(meta)) // _ALIGN) * _ALIGN
     body = b"".join(blobs.chunks)
-    header = _HEADER.pack(MAGIC, VERSION, 0, len(text), blob_off, len(body),
-                          _crc(text), _crc(body))
+    header = _HEADER.pack(MAGIC, VERSION, 0, len(text), len(plan_bytes), blob_off, len(body),
+                          _crc(meta), _crc(body))
     # Written beside and renamed into place: a process that has the old file mapped keeps
     # reading the old bytes instead of faulting on a truncated file.
     tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
             f.write(header.ljust(_HEADER_SIZE, b"\0"))
-            f.write(text)
-            f.write(b"\0" * (blob_off - _HEADER_SIZE - len(text)))
+            f.write(meta)
+            f.write(b"\0" * (blob_off - _HEADER_SIZE - len(meta)))
             f.write(body)
         os.replace(tmp, path)
     finally:
@@ -135,7 +242,6 @@ def _producer():
 class _Reader:
     def __init__(self, buf, where):
         self.buf, self.where = buf, where
-        self.views = []
 
     def fail(self, msg):
         raise ModelError(f"{self.where}: {msg}")
@@ -144,53 +250,53 @@ class _Reader:
         size = len(self.buf)
         if size < _HEADER_SIZE:
             self.fail(f"truncated: {size} bytes is shorter than the header")
-        magic, version, reserved, json_len, blob_off, blob_len, json_crc, blob_crc = \
-            _HEADER.unpack_from(self.buf, 0)
+        magic, version = struct.unpack_from("<8sI", self.buf, 0)
         if magic != MAGIC:
             self.fail("not an .edgert file (bad magic number)")
-        mv = memoryview(self.buf)
         if version != VERSION:
             newer = "a newer" if version > VERSION else "an older"
             self.fail(f"written in format version {version} by {newer} edgert; this edgert "
                       f"reads version {VERSION}: recompile the model with this edgert "
                       f"(edgert compile model.onnx)")
-        if (json_len > size or blob_off < _HEADER_SIZE + json_len or blob_off % _ALIGN
+        (_, _, reserved, json_len, plan_len, blob_off, blob_len, meta_crc,
+         blob_crc) = _HEADER.unpack_from(self.buf, 0)
+        meta_end = _HEADER_SIZE + json_len + plan_len
+        if (json_len > size or plan_len > size or blob_off < meta_end or blob_off % _ALIGN
                 or blob_off + blob_len != size):
             self.fail(f"truncated or corrupt: header says {blob_off}+{blob_len} bytes, file has {size}")
+        mv = memoryview(self.buf)
         # Bytes no checksum covers must be zero, so that no bit of the file goes unchecked.
-        if reserved or any(mv[_HEADER.size:_HEADER_SIZE]) or any(mv[_HEADER_SIZE + json_len:blob_off]):
+        if reserved or any(mv[_HEADER.size:_HEADER_SIZE]) or any(mv[meta_end:blob_off]):
             self.fail("corrupt: padding bytes are not zero")
-        text = mv[_HEADER_SIZE:_HEADER_SIZE + json_len]
-        if _crc(text) != json_crc:
+        if _crc(mv[_HEADER_SIZE:meta_end]) != meta_crc:
             self.fail("corrupt: the metadata checksum does not match")
         if _crc(mv[blob_off:]) != blob_crc:
             self.fail("corrupt: the weights checksum does not match")
+        self.plan_off, self.plan_len = _HEADER_SIZE + json_len, plan_len
         self.blob_off, self.blob_len = blob_off, blob_len
         try:
-            return json.loads(bytes(text))
+            return json.loads(bytes(mv[_HEADER_SIZE:_HEADER_SIZE + json_len]))
         except (ValueError, RecursionError) as e:
             self.fail(f"corrupt metadata: {e}")
 
-    def blobs(self, table):
-        out = []
-        whole = np.frombuffer(self.buf, np.uint8, self.blob_len, self.blob_off)
-        for i, b in enumerate(table):
-            dtype = np.dtype(_DTYPES[b["dtype"]])
-            shape = [int(d) for d in b["shape"]]
-            count = check_elements(shape, f"{self.where}: blob {i}")
-            off, nbytes = int(b["offset"]), int(b["nbytes"])
-            if nbytes != count * dtype.itemsize or off < 0 or off + nbytes > self.blob_len:
-                self.fail(f"blob {i} ({shape} {b['dtype']}) lies outside the file")
-            if off % dtype.itemsize:
-                self.fail(f"blob {i} is misaligned")
-            out.append(whole[off:off + nbytes].view(dtype).reshape(shape))
-        return out
+    def array(self, table, i):
+        """Blob i of the JSON's table, as a read-only view of the file."""
+        b = table[i]
+        dtype = np.dtype(_DTYPES[b["dtype"]])
+        shape = [int(d) for d in b["shape"]]
+        count = check_elements(shape, f"{self.where}: blob {i}")
+        off, nbytes = int(b["offset"]), int(b["nbytes"])
+        if nbytes != count * dtype.itemsize or off < 0 or off + nbytes > self.blob_len:
+            self.fail(f"blob {i} ({shape} {b['dtype']}) lies outside the file")
+        if off % dtype.itemsize:
+            self.fail(f"blob {i} is misaligned")
+        return np.frombuffer(self.buf, dtype, count, self.blob_off + off).reshape(shape)
 
 
 def _decode(v, arrays):
     if isinstance(v, dict):
         if "$blob" in v:
-            return arrays[int(v["$blob"])]
+            return arrays(int(v["$blob"]))
         return {k: _decode(x, arrays) for k, x in v.items()}
     if isinstance(v, list):
         return [_decode(x, arrays) for x in v]
@@ -199,8 +305,10 @@ def _decode(v, arrays):
 
 def read(source, threads=None):
     """A Session on an .edgert file (memory-mapped from a path, or in a bytes-like object)."""
+    from . import _core
     from .plan import Plan
-    from .session import NodeArg, Session
+    from .session import NodeArg, Session, _Compiled, check_threads
+    threads = check_threads(threads)
     if isinstance(source, (bytes, bytearray, memoryview)):
         buf, where = source, "model bytes"
     else:
@@ -213,13 +321,14 @@ def read(source, threads=None):
     r = _Reader(buf, where)
     try:
         doc = r.header()
-        arrays = r.blobs(doc["blobs"])
-        p = _decode(doc["plan"], arrays)
-        plan = Plan(p["tensors"], p["ops"], p["input_ids"], p["output_ids"],
-                    {int(k): v for k, v in p["output_consts"].items()}, int(p["arena_bytes"]),
-                    int(p["activation_bytes"]), p["op_types"],
+        table = doc["blobs"]
+        arrays = lambda i: r.array(table, i)  # noqa: E731
+        p = doc["plan"]
+        plan = Plan(None, None, None, p["output_ids"],
+                    {int(k): _decode(v, arrays) for k, v in p["output_consts"].items()},
+                    int(p["arena_bytes"]), int(p["activation_bytes"]), p["op_types"],
                     [np.dtype(_DTYPES[d]) for d in p["out_dtypes"]], p["out_shapes"],
-                    [tuple(q) for q in p["out_qparams"]])
+                    [tuple(q) for q in p["out_qparams"]], p["facts"])
         inputs = [NodeArg(a["name"], a["shape"], _DTYPES[a["dtype"]], a["scale"], a["zero_point"])
                   for a in doc["inputs"]]
         outputs = [NodeArg(a["name"], a["shape"], _DTYPES[a["dtype"]], a["scale"], a["zero_point"])
@@ -227,16 +336,19 @@ def read(source, threads=None):
         graph = _graph(_decode(doc["graph"], arrays)) if doc["graph"] else None
         for a in inputs:
             check_elements([1 if d is None else d for d in a.shape], f"{where}: input '{a.name}'")
+        if len(plan.output_ids) != len(outputs):
+            r.fail("corrupt metadata: outputs and plan disagree")
     except ModelError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as e:
         raise ModelError(f"{where}: corrupt metadata ({type(e).__name__}: {e})") from None
-    session = Session._from_plan(graph, plan, inputs, outputs, threads)
-    if isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
-        # The ops have packed what they need; drop the file's pages from resident memory.
-        # Whatever a run still reads from the file faults back in from the page cache.
-        buf.madvise(mmap.MADV_DONTNEED)
-    return session
+    try:
+        executor = _core.Executor.from_buffer(buf, r.plan_off, r.plan_len, r.blob_off,
+                                              r.blob_len, threads)
+    except _core.ModelError as e:
+        raise ModelError(f"{where}: {e}") from None
+    # The mapping stays: runs read the packed weights from it (shared with the page cache).
+    return Session._from_plan(graph, _Compiled(plan, executor), inputs, outputs, threads)
 
 
 def _graph(g):

@@ -25,6 +25,7 @@ class Plan:
     out_dtypes: list       # per graph output: numpy dtype, logical shape, (scale, zp) or Nones
     out_shapes: list
     out_qparams: list
+    facts: dict = None     # plan_facts(), stored by .edgert files (which keep no ops in Python)
 
 
 def _nbytes(t):
@@ -129,3 +130,24 @@ def _place(buffers, first, last, size):
         placed.append((offset, offset + need, first[b], last[b]))
         top = max(top, offset + need)
     return offsets, top
+
+
+def plan_facts(plan):
+    """Ops by type, MACs, weight bytes and arena bytes of a plan."""
+    if plan.facts is not None:
+        return plan.facts
+    ops, macs, weights = {}, 0, 0
+    for op in plan.ops:
+        ops[op["type"]] = ops.get(op["type"], 0) + 1
+        shapes = [plan.tensors[i]["shape"] for i in op["inputs"] + op["outputs"]]
+        weights += sum(v.nbytes for v in op["attrs"].values() if isinstance(v, np.ndarray))
+        y = shapes[-1]
+        if op["type"] in ("qconv", "conv"):
+            w = op["attrs"]["weight"].shape
+            macs += int(np.prod(y)) * w[1] * w[2] * w[3]
+        elif op["type"] in ("qgemm", "gemm"):
+            macs += int(np.prod(y)) * op["attrs"]["weight"].shape[1]
+        elif op["type"] == "matmul":
+            macs += int(np.prod(y)) * shapes[0][-1]
+    weights += sum(t["data"].nbytes for t in plan.tensors if t["kind"] == "const")
+    return {"ops": ops, "macs": macs, "weight_bytes": weights, "arena_bytes": plan.arena_bytes}

@@ -33,6 +33,14 @@ class NodeArg:
         return f"NodeArg(name={self.name!r}, type={self.type!r}, shape={self.shape}{q})"
 
 
+def check_threads(threads):
+    """The thread count a session runs with: `threads`, or all the CPUs this process may use."""
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
+                                or threads < 0):
+        raise EdgertError(f"threads must be a non-negative int, got {threads!r}")
+    return threads or default_threads()
+
+
 def default_threads():
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -45,15 +53,14 @@ class Session:
 
     def __init__(self, graph, *, threads=None):
         from .qdq import fuse_qdq
-        if threads is not None and (not isinstance(threads, int) or threads < 0):
-            raise EdgertError(f"threads must be a non-negative int, got {threads!r}")
+        threads = check_threads(threads)
         try:
             self._graph = fuse_qdq(graph)
         except EdgertError:
             raise
         except Exception as e:  # malformed quantization parameters
             raise ModelError(f"invalid quantized graph: {type(e).__name__}: {e}") from None
-        self._threads = threads or default_threads()
+        self._threads = threads
         self._lock = threading.Lock()
         self._plans = OrderedDict()
         self._last = None
@@ -67,17 +74,15 @@ class Session:
             self._graph = None  # one shape only: the plan is all a run needs; free the weights
 
     @classmethod
-    def _from_plan(cls, graph, plan, inputs, outputs, threads):
-        """A session from a compiled .edgert file: the plan for the default input shapes, and
-        the graph (None for static-shape models) to plan other shapes."""
+    def _from_plan(cls, graph, compiled, inputs, outputs, threads):
+        """A session from a compiled .edgert file: the executor for the default input shapes,
+        and the graph (None for static-shape models) to plan other shapes."""
         self = cls.__new__(cls)
-        if threads is not None and (not isinstance(threads, int) or threads < 0):
-            raise EdgertError(f"threads must be a non-negative int, got {threads!r}")
-        self._graph, self._threads = graph, threads or default_threads()
+        self._graph, self._threads = graph, threads
         self._lock, self._plans, self._last = threading.Lock(), OrderedDict(), None
         self._inputs, self._outputs = inputs, outputs
         key = tuple(tuple(1 if d is None else d for d in i.shape) for i in inputs)
-        self._plans[key] = _Compiled(plan, self._threads)
+        self._plans[key] = compiled
         return self
 
     # --- metadata -------------------------------------------------------------------------
@@ -254,8 +259,12 @@ class _Compiled:
     """The executor for one plan (one set of input shapes)."""
 
     def __init__(self, plan, threads):
+        """`threads`: the count for a new executor, or the executor itself (an .edgert file's)."""
         from . import _core
         self.plan = p = plan
+        if not isinstance(threads, int):
+            self.executor = threads
+            return
         try:
             self.executor = _core.Executor(p.arena_bytes, p.tensors, p.ops, p.input_ids,
                                            [i for i in p.output_ids if i is not None], threads)

@@ -1,0 +1,220 @@
+#include "runtime/plan_io.h"
+
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace edgert {
+namespace {
+
+constexpr size_t kMaxRank = 16;
+
+// Well-formed UTF-8: no stray continuation bytes, overlong forms, surrogates or code points
+// above U+10FFFF.
+bool utf8(const uint8_t* s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    const uint8_t c = s[i];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) { ++i; continue; }
+    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
+    else return false;
+    if (n - i < len) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xC0) != 0x80) return false;
+      cp = cp << 6 | (s[i + k] & 0x3F);
+    }
+    static const uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+class Cursor {
+ public:
+  Cursor(const uint8_t* p, size_t n) : p_(p), n_(n) {}
+
+  [[noreturn]] void fail(const std::string& msg) const {
+    throw ModelError("corrupt plan at byte " + std::to_string(pos_) + ": " + msg);
+  }
+  size_t left() const { return n_ - pos_; }
+  bool done() const { return pos_ == n_; }
+
+  template <class T> T get() {
+    if (left() < sizeof(T)) fail("truncated");
+    T v;
+    std::memcpy(&v, p_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  // A count of items of at least `item_bytes` each: never more than the bytes left could hold,
+  // so a flipped count cannot ask for a huge allocation.
+  size_t count(size_t item_bytes, const char* what) {
+    const uint32_t n = get<uint32_t>();
+    if (item_bytes && n > left() / item_bytes) {
+      fail(std::string(what) + " count " + std::to_string(n) + " exceeds the plan's size");
+    }
+    return n;
+  }
+  // Names end up in error messages that Python decodes: they must be valid UTF-8.
+  std::string str(const char* what) {
+    const size_t n = count(1, what);
+    if (!utf8(p_ + pos_, n)) fail(std::string(what) + " is not valid UTF-8");
+    std::string s(reinterpret_cast<const char*>(p_ + pos_), n);
+    pos_ += n;
+    return s;
+  }
+  std::vector<int64_t> i64s(size_t n) {
+    std::vector<int64_t> v(n);
+    for (auto& x : v) x = get<int64_t>();
+    return v;
+  }
+
+ private:
+  const uint8_t* p_;
+  size_t n_, pos_ = 0;
+};
+
+DType dtype(Cursor& c) {
+  const uint8_t d = c.get<uint8_t>();
+  if (d > uint8_t(DType::f32)) c.fail("unknown dtype code " + std::to_string(d));
+  return static_cast<DType>(d);
+}
+
+std::vector<int64_t> shape(Cursor& c) {
+  const uint8_t rank = c.get<uint8_t>();
+  if (rank > kMaxRank) c.fail("rank " + std::to_string(rank) + " above 16");
+  return c.i64s(rank);
+}
+
+struct Blob {
+  DType dtype;
+  std::vector<int64_t> shape;
+  const uint8_t* data;
+  int64_t numel;
+};
+
+std::vector<Blob> read_blobs(Cursor& c, const uint8_t* base, size_t len) {
+  const size_t n = c.count(2 + 16, "blob");
+  std::vector<Blob> blobs;
+  blobs.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    Blob b;
+    b.dtype = dtype(c);
+    b.shape = shape(c);
+    const uint64_t off = c.get<uint64_t>(), nbytes = c.get<uint64_t>();
+    const std::string what = "blob " + std::to_string(i);
+    try {
+      b.numel = TensorDesc{b.dtype, b.shape}.numel();
+    } catch (const ModelError& e) {
+      c.fail(what + ": " + e.what());
+    }
+    const size_t es = dtype_size(b.dtype);
+    if (nbytes != uint64_t(b.numel) * es || off > len || nbytes > len - off) {
+      c.fail(what + " lies outside the file's weights");
+    }
+    if (off % es) c.fail(what + " is misaligned");
+    b.data = base + off;
+    blobs.push_back(std::move(b));
+  }
+  return blobs;
+}
+
+const Blob& blob_ref(Cursor& c, const std::vector<Blob>& blobs) {
+  const uint32_t i = c.get<uint32_t>();
+  if (i >= blobs.size()) c.fail("blob index " + std::to_string(i) + " out of range");
+  return blobs[i];
+}
+
+std::vector<int64_t> ids(Cursor& c, const char* what) {
+  const size_t n = c.count(4, what);
+  std::vector<int64_t> v(n);
+  for (auto& x : v) x = c.get<uint32_t>();
+  return v;
+}
+
+Attrs::Value attr(Cursor& c, const std::vector<Blob>& blobs) {
+  Attrs::Value v;
+  const uint8_t kind = c.get<uint8_t>();
+  switch (kind) {
+    case Attrs::Value::Int: v.kind = Attrs::Value::Int; v.i = c.get<int64_t>(); break;
+    case Attrs::Value::Float: v.kind = Attrs::Value::Float; v.f = c.get<double>(); break;
+    case Attrs::Value::Ints:
+      v.kind = Attrs::Value::Ints;
+      v.ints = c.i64s(c.count(8, "ints"));
+      break;
+    case Attrs::Value::Floats: {
+      v.kind = Attrs::Value::Floats;
+      v.floats.resize(c.count(8, "floats"));
+      for (auto& x : v.floats) x = c.get<double>();
+      break;
+    }
+    case Attrs::Value::Str: v.kind = Attrs::Value::Str; v.s = c.str("string"); break;
+    case Attrs::Value::Arr: {
+      const Blob& b = blob_ref(c, blobs);
+      v.kind = Attrs::Value::Arr;
+      v.arr.dtype = b.dtype;
+      v.arr.shape = b.shape;
+      v.arr.data = b.data;
+      break;
+    }
+    default: c.fail("unknown attribute kind " + std::to_string(kind));
+  }
+  return v;
+}
+
+}  // namespace
+
+Plan read_binary_plan(const uint8_t* data, size_t len, const uint8_t* blob_base,
+                      size_t blob_len) {
+  Cursor c(data, len);
+  Plan plan;
+  const uint64_t arena = c.get<uint64_t>();
+  if (arena > uint64_t(kMaxTensorBytes)) c.fail("arena size out of range");
+  plan.arena_bytes = static_cast<int64_t>(arena);
+  const std::vector<Blob> blobs = read_blobs(c, blob_base, blob_len);
+
+  const size_t nt = c.count(3, "tensor");
+  plan.tensors.resize(nt);
+  for (auto& t : plan.tensors) {
+    const uint8_t kind = c.get<uint8_t>();
+    if (kind > PlanTensor::Const) c.fail("unknown tensor kind " + std::to_string(kind));
+    t.kind = static_cast<PlanTensor::Kind>(kind);
+    t.desc.dtype = dtype(c);
+    t.desc.shape = shape(c);
+    if (t.kind == PlanTensor::Arena) {
+      t.offset = c.get<int64_t>();
+    } else if (t.kind == PlanTensor::Const) {
+      const Blob& b = blob_ref(c, blobs);
+      t.data = b.data;
+      t.data_dtype = b.dtype;
+      t.data_numel = b.numel;
+    }
+  }
+
+  const size_t no = c.count(4 * 6, "op");
+  plan.ops.resize(no);
+  for (auto& op : plan.ops) {
+    op.type = c.str("op type");
+    op.name = c.str("op name");
+    op.inputs = ids(c, "op input");
+    op.outputs = ids(c, "op output");
+    const size_t na = c.count(4 + 1, "attribute");
+    for (size_t i = 0; i < na; ++i) {
+      std::string key = c.str("attribute name");
+      if (op.attrs.values.count(key)) c.fail(op.type + " '" + op.name + "': attribute '" + key +
+                                             "' given twice");
+      op.attrs.values.emplace(std::move(key), attr(c, blobs));
+    }
+  }
+  plan.input_ids = ids(c, "plan input");
+  plan.output_ids = ids(c, "plan output");
+  if (!c.done()) c.fail(std::to_string(c.left()) + " bytes after the plan");
+  return plan;
+}
+
+}  // namespace edgert
