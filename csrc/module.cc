@@ -5,6 +5,8 @@
 
 #include <cstring>
 #include <string>
+#include <system_error>
+#include <thread>
 
 #include "isa.h"
 #include "runtime/crc32c.h"
@@ -73,9 +75,13 @@ class PyExecutor {
 
   // A plan in the binary form of an .edgert file (runtime/plan_io.h), its arrays used in place:
   // the buffer (an mmap, bytes, ...) stays exported, so alive and unmovable, while this lives.
+  // blob_crc >= 0: the CRC32C the weights must have, computed on a second thread while the ops
+  // are created (they read weights only as numbers, never as sizes or offsets, so unverified
+  // bytes cannot make them misbehave); a mismatch wins over any error creation raised.
   static std::unique_ptr<PyExecutor> from_buffer(const py::object& buf, size_t plan_off,
                                                  size_t plan_len, size_t blob_off,
-                                                 size_t blob_len, int threads) {
+                                                 size_t blob_len, int64_t blob_crc,
+                                                 int threads) {
     std::unique_ptr<PyExecutor> self(new PyExecutor());
     if (PyObject_GetBuffer(buf.ptr(), &self->view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
     self->has_view_ = true;
@@ -85,8 +91,28 @@ class PyExecutor {
     }
     const uint8_t* base = static_cast<const uint8_t*>(self->view_.buf);
     py::gil_scoped_release nogil;  // reading is quick; creating ops may pack weights
-    Plan plan = read_binary_plan(base + plan_off, plan_len, base + blob_off, blob_len);
-    self->ex_ = std::make_unique<Executor>(std::move(plan), threads);
+    uint32_t crc = 0;
+    std::thread worker;
+    if (blob_crc >= 0) {
+      try {
+        worker = std::thread([&] { crc = crc32c(base + blob_off, blob_len); });
+      } catch (const std::system_error&) {
+        crc = crc32c(base + blob_off, blob_len);
+      }
+    }
+    auto verify = [&] {
+      if (worker.joinable()) worker.join();
+      if (blob_crc >= 0 && crc != static_cast<uint32_t>(blob_crc))
+        throw ModelError("corrupt: the weights checksum does not match");
+    };
+    try {
+      Plan plan = read_binary_plan(base + plan_off, plan_len, base + blob_off, blob_len);
+      self->ex_ = std::make_unique<Executor>(std::move(plan), threads);
+    } catch (...) {
+      verify();
+      throw;
+    }
+    verify();
     return self;
   }
 
@@ -330,7 +356,7 @@ PYBIND11_MODULE(_core, m) {
            py::arg("output_ids"), py::arg("threads") = 0)
       .def_static("from_buffer", &PyExecutor::from_buffer, py::arg("buffer"),
                   py::arg("plan_offset"), py::arg("plan_length"), py::arg("blob_offset"),
-                  py::arg("blob_length"), py::arg("threads") = 0)
+                  py::arg("blob_length"), py::arg("blob_crc") = -1, py::arg("threads") = 0)
       .def("packed_attrs", &PyExecutor::packed_attrs, py::arg("op"))
       .def("run", &PyExecutor::run, py::arg("inputs"))
       .def_property_readonly("arena_bytes", &PyExecutor::arena_bytes)

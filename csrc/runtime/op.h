@@ -9,6 +9,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace edgert {
@@ -59,8 +60,20 @@ class Attrs {
     std::string s;
     Array arr;
   };
+  // Attribute names are short: an inline compare, length first, beats a call to memcmp per
+  // tree node (factories look names up thousands of times per load).
+  struct NameLess {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const {
+      if (a.size() != b.size()) return a.size() < b.size();
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (a[i] != b[i]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[i]);
+      }
+      return false;
+    }
+  };
   std::string op_name;  // for messages: "qconv 'node_name'"
-  std::map<std::string, Value> values;
+  std::map<std::string, Value, NameLess> values;
 
   bool has(const std::string& k) const { return values.count(k) != 0; }
   int64_t i(const std::string& k) const;

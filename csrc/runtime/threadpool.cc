@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <system_error>
 
 #include <sys/resource.h>
 
@@ -67,9 +68,18 @@ bool ThreadPool::spin_until(Pred pred, Keep keep_going) {
   return ok;
 }
 
-ThreadPool::ThreadPool(int threads) : threads_(std::max(threads, 1)) {
+ThreadPool::ThreadPool(int threads) : threads_(std::max(threads, 1)) {}
+
+// Workers start with the first region that can use them, under call_mu_: creating a session stays
+// quick, and a session whose runs never split (small models) never starts a thread. A thread the
+// system refuses is simply not there: the regions run on the threads that are.
+void ThreadPool::start_workers() {
+  started_ = true;
   workers_.reserve(threads_ - 1);
-  for (int i = 0; i < threads_ - 1; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  try {
+    for (int i = 0; i < threads_ - 1; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  } catch (const std::system_error&) {
+  }
 }
 
 ThreadPool::~ThreadPool() {
@@ -138,6 +148,7 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
     fn(0, n);
     return;
   }
+  if (!started_) start_workers();
   size_t chunks = (n + chunk - 1) / chunk;
   uint64_t active = std::min<size_t>(chunks - 1, workers_.size());
   fn_ = &fn;

@@ -61,12 +61,14 @@ class ThreadPool {
 
  private:
   static thread_local bool t_serial;
+  void start_workers();  // with call_mu_ held
   void worker_loop(int index);
   void run_chunks();
   template <class Pred, class Keep>
   bool spin_until(Pred pred, Keep keep_going);
   int threads_;
   std::vector<std::thread> workers_;
+  bool started_ = false;  // guarded by call_mu_
   std::mutex call_mu_;  // one parallel region at a time (concurrent runs take turns per op)
   std::mutex mu_;       // guards sleeping, error_ and the condition variables
   std::condition_variable cv_work_, cv_done_;

@@ -20,6 +20,8 @@ void dw_random_quant(size_t channels, size_t taps, int out, int values, Rng& rng
     float s = rng.uniform(0.2f, 4.0f) * 64.0f / (255.0f * 128.0f * std::sqrt(float(taps)) + 1);
     if (values == 2) s = rng.uniform(50.0f, 300.0f) / (float(taps) * 65025.0f);
     if (values == 3) s = 1.0f / float(2 << rng.below(3)), bias.back() = rng.range(-40, 40);
+    // Scales >= 1 (|float(acc)·scale| past 2^31 and every clamp): the paths that need them.
+    if (values == 1 && rng.below(4) == 0) s = rng.coin() ? rng.uniform(1.0f, 70000.0f) : -rng.uniform(0.5f, 9.0f);
     scale.push_back(s);
   }
   const int32_t qlo = out == 0 ? 0 : -128, qhi = out == 0 ? 255 : 127;

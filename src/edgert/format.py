@@ -270,8 +270,8 @@ class _Reader:
             self.fail("corrupt: padding bytes are not zero")
         if _crc(mv[_HEADER_SIZE:meta_end]) != meta_crc:
             self.fail("corrupt: the metadata checksum does not match")
-        if _crc(mv[blob_off:]) != blob_crc:
-            self.fail("corrupt: the weights checksum does not match")
+        # The weights' checksum is checked by the executor while it creates the ops.
+        self.blob_crc = blob_crc
         self.plan_off, self.plan_len = _HEADER_SIZE + json_len, plan_len
         self.blob_off, self.blob_len = blob_off, blob_len
         try:
@@ -319,8 +319,13 @@ def read(source, threads=None):
         except (OSError, ValueError) as e:
             raise ModelError(f"cannot read {where}: {getattr(e, 'strerror', None) or e}") from None
     r = _Reader(buf, where)
+    doc = r.header()
     try:
-        doc = r.header()
+        executor = _core.Executor.from_buffer(buf, r.plan_off, r.plan_len, r.blob_off,
+                                              r.blob_len, r.blob_crc, threads)
+    except _core.ModelError as e:
+        raise ModelError(f"{where}: {e}") from None
+    try:  # the weights are verified now: arrays the metadata names may be read
         table = doc["blobs"]
         arrays = lambda i: r.array(table, i)  # noqa: E731
         p = doc["plan"]
@@ -342,11 +347,6 @@ def read(source, threads=None):
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as e:
         raise ModelError(f"{where}: corrupt metadata ({type(e).__name__}: {e})") from None
-    try:
-        executor = _core.Executor.from_buffer(buf, r.plan_off, r.plan_len, r.blob_off,
-                                              r.blob_len, threads)
-    except _core.ModelError as e:
-        raise ModelError(f"{where}: {e}") from None
     # The mapping stays: runs read the packed weights from it (shared with the page cache).
     return Session._from_plan(graph, _Compiled(plan, executor), inputs, outputs, threads)
 
