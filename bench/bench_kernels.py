@@ -38,6 +38,8 @@ GEMMS = [(m, k, n, "full") for m, k, n in MBV2_1X1] + [(1024, 1024, 1024, "full"
 DWS = [(112, 112, 32, 3, 1), (112, 112, 96, 3, 2), (56, 56, 144, 3, 1), (56, 56, 144, 3, 2),
        (28, 28, 192, 3, 1), (14, 14, 576, 3, 1), (7, 7, 960, 3, 1), (28, 28, 96, 5, 1),
        (28, 28, 96, 5, 2)]
+# The rest of MobileNetV2's depthwise shapes (the 3x3 row kernels' stride-2 and small-image cases).
+DWS += [(28, 28, 192, 3, 2), (14, 14, 384, 3, 1), (14, 14, 576, 3, 2)]
 
 
 def measured_peak():

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The Python op tests against an AddressSanitizer + UBSan build of the extension.
-#   csrc/tests/asan_op_tests.sh [pytest args...]     (no test paths given: tests/test_op_*.py)
+#   csrc/tests/asan_op_tests.sh [pytest args...]
+# (no test paths given: tests/test_op_*.py and tests/test_format.py, whose hostile and randomly
+# mutated .edgert plans exercise the C++ plan reader)
 # Builds _core with -DEDGERT_SANITIZE=ON out of tree (EDGERT_ASAN_BUILD, default build/asan in
 # this checkout, so two checkouts never share a CMake cache) and runs pytest with libasan
 # preloaded (python itself is not instrumented, so the runtime must come first). Leak checking is off: CPython and numpy keep
@@ -46,5 +48,5 @@ esac
 cd "$root"
 paths=0
 for a in "$@"; do case "$a" in -*) ;; *) paths=1 ;; esac; done
-[ "$paths" = 1 ] || set -- "$@" tests/test_op_*.py
+[ "$paths" = 1 ] || set -- "$@" tests/test_op_*.py tests/test_format.py
 LD_PRELOAD="$preload" "$py" -m pytest -q -p no:cacheprovider "$@"
