@@ -93,7 +93,10 @@ class PyExecutor {
     py::gil_scoped_release nogil;  // reading is quick; creating ops may pack weights
     uint32_t crc = 0;
     std::thread worker;
-    if (blob_crc >= 0) {
+    // A thread costs tens of microseconds to start: small models check their weights inline.
+    if (blob_crc >= 0 && blob_len < (size_t(256) << 10)) {
+      crc = crc32c(base + blob_off, blob_len);
+    } else if (blob_crc >= 0) {
       try {
         worker = std::thread([&] { crc = crc32c(base + blob_off, blob_len); });
       } catch (const std::system_error&) {

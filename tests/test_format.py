@@ -147,6 +147,8 @@ def test_hostile_plans_with_valid_checksums(models):
         "packed form unknown": lambda p: p["ops"][_op_index(p, "x8_weight")]["attrs"].update(
             x8_form=(0, 7)),
         "plan output missing": lambda p: p.update(outputs=[]),
+        "packed by another layout": lambda p: p["ops"][_op_index(p, "x8_weight")]["attrs"].update(
+            x8_layout=(4, "q8-gemm-x8/0000000000000000")),
     }
     for what, edit in edits.items():
         p = json.loads(json.dumps(base))
@@ -238,3 +240,18 @@ def test_packed_file_runs_on_every_isa(tmp_path, isa, rr):
     got = np.load(out)
     np.testing.assert_array_equal(got[0], want)
     np.testing.assert_array_equal(got[1], want)
+
+
+def test_depthwise_packed_by_another_layout_is_repacked(models):
+    """Depthwise weights stored packed for a kernel this machine does not run (another layout
+    fingerprint) are packed anew from the stored weights: same outputs."""
+    data, h, doc, plan, blobs = _parts(models)
+    p = ef.decode_plan(plan)
+    dw = [op for op in p["ops"] if "dw_layout" in op["attrs"]]
+    assert dw, "the tiny CNN has a depthwise conv"
+    for op in dw:
+        op["attrs"]["dw_layout"] = (4, "some_other_kernel/0123456789abcdef")
+    x = _x()
+    want = edgert.load(data).run(None, {"input": x})[0]
+    got = edgert.load(ef.join(h, doc, ef.encode_plan(p), blobs)).run(None, {"input": x})[0]
+    np.testing.assert_array_equal(got, want)

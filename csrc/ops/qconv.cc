@@ -62,8 +62,22 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
     EDGERT_EXPECT(spec, form == 0 || form == 1, "x8_form " + std::to_string(form) + " is not 0 or 1");
     EDGERT_EXPECT(spec, nr >= 1 && nr <= 64, "x8_nr " + std::to_string(nr) + " outside [1, 64]");
     p.form = int(form), p.nr = size_t(nr);
+    p.layout = spec.attrs.s("x8_layout");
   } else {
     d.w = spec.attrs.array("weight", d.w_type, static_cast<int64_t>(m * k)).data;
+  }
+  if (spec.attrs.has("dw_layout")) {  // sizes and the layout are checked by the engine
+    Q8DwPrepacked& p = d.dw_pre;
+    p.layout = spec.attrs.s("dw_layout");
+    const Array& w = spec.attrs.array("dw_packed", DType::u8);
+    p.w = static_cast<const int16_t*>(w.data), p.w_bytes = w.numel();
+    if (spec.attrs.has("dw_packed3")) {
+      const Array& w3 = spec.attrs.array("dw_packed3", DType::u8);
+      p.w3 = static_cast<const int16_t*>(w3.data), p.w3_bytes = w3.numel();
+    }
+    EDGERT_EXPECT(spec, reinterpret_cast<uintptr_t>(p.w) % 2 == 0 &&
+                            reinterpret_cast<uintptr_t>(p.w3) % 2 == 0,
+                  "dw_packed arrays are misaligned");
   }
   d.w_zp = spec.attrs.array("w_zp", DType::i32, static_cast<int64_t>(m)).as<int32_t>();
   d.bias = spec.attrs.array("bias", DType::i32, static_cast<int64_t>(m)).as<int32_t>();

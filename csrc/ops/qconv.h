@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/q8-gemm/q8-gemm.h"
@@ -24,6 +25,17 @@ struct Q8Prepacked {
   const int32_t* bias = nullptr;  // corrected for the form and input type, padded per group
   const float* scale = nullptr;   // padded per group like bias
   int64_t bias_len = 0, scale_len = 0;
+  std::string layout;             // the packing's fingerprint (see qconv_engine.cc)
+};
+
+// Depthwise weights a compiled model stores as the running kernel packed them (int16 arrays as
+// bytes), tagged with that packing's fingerprint: used in place when it matches, else repacked
+// from `weight` (which stays in the model).
+struct Q8DwPrepacked {
+  std::string layout;
+  const int16_t* w = nullptr;   // the variant's pack
+  const int16_t* w3 = nullptr;  // its pack3x3, or nullptr
+  int64_t w_bytes = 0, w3_bytes = 0;
 };
 
 struct Q8ConvDesc {
@@ -39,6 +51,7 @@ struct Q8ConvDesc {
   Q8Requant rq{};
   std::vector<int64_t> w_shape;  // the weight's shape as the model gives it
   Q8Prepacked pre;               // pre.w == nullptr: w holds the weights
+  Q8DwPrepacked dw_pre;          // dw_pre.w == nullptr: pack the depthwise weights at creation
 };
 
 // The weight's shape and type: from the 'weight' array, or for prepacked weights from

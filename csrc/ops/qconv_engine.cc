@@ -4,6 +4,8 @@
 // int16 q8-gemm on im2col tiles. Work items are (pixel tile, group, column part); each output
 // element is one exact integer sum, so results do not depend on how items are split over threads.
 #include <algorithm>
+#include <cstdio>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -20,6 +22,62 @@ constexpr size_t kWeightBlockBytes = 32 << 10;  // packed W columns reused acros
 // Waking a worker costs tens of microseconds on a busy machine: a chunk gets at least this many
 // multiply-adds (about 10 us of kernel time), so small layers run on the calling thread alone.
 constexpr size_t kMinChunkMacs = 256 << 10;
+
+// Fingerprints of packing layouts, stored with prepacked weights: a kernel's name plus a hash of
+// what its packing writes for a fixed probe, so weights packed by any other layout (another ISA,
+// another edgert) are never used as they are.
+uint64_t fnv1a(const void* data, size_t n, uint64_t h = 1469598103934665603ull) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+std::string fingerprint(const char* name, uint64_t h) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return std::string(name) + "/" + hex;
+}
+
+// Probe weights: 48 channels (3 column or channel blocks), 9 taps of varied i8 values and zps.
+constexpr size_t kProbeC = 48, kProbeK = 9;
+struct Probe {
+  int8_t w[kProbeC * kProbeK];
+  int32_t zp[kProbeC];
+  Probe() {
+    for (size_t i = 0; i < kProbeC * kProbeK; ++i) w[i] = int8_t(int((i * 37 + 11) % 251) - 125);
+    for (size_t c = 0; c < kProbeC; ++c) zp[c] = int32_t(c % 3);
+  }
+};
+
+const std::string& dw_layout() {
+  static const std::string fp = [] {
+    const Q8DwConvUKernel& uk = q8_dwconv_ukernel();
+    const Probe pr;
+    std::vector<int16_t> a(q8_dwconv_packed_size(kProbeC, kProbeK), 0);
+    (uk.pack ? uk.pack : q8_dwconv_pack_w)(kProbeC, kProbeK, pr.w, false, pr.zp, a.data());
+    uint64_t h = fnv1a(a.data(), a.size() * 2);
+    if (uk.pack3x3) {
+      std::vector<int16_t> b(q8_dwconv_packed_size_3x3(kProbeC), 0);
+      uk.pack3x3(kProbeC, kProbeK, pr.w, false, pr.zp, b.data());
+      h = fnv1a(b.data(), b.size() * 2, h);
+    }
+    return fingerprint(uk.name, h);
+  }();
+  return fp;
+}
+
+// The byte-form layout is one for every ISA (q8-gemm-x8.h): the generic packing's fingerprint.
+std::string x8_layout_of(size_t nr) {
+  const Probe pr;
+  std::vector<int8_t> a(q8_gemm_x8_packed_size(kProbeC, kProbeK, nr), 0);
+  q8_gemm_pack_x8(kProbeC, kProbeK, pr.w, false, kProbeK, pr.zp, nr, a.data());
+  return fingerprint("q8-gemm-x8", fnv1a(a.data(), a.size()));
+}
+
+std::string x8_layout(size_t nr) {
+  static const std::string fp16 = x8_layout_of(16);  // every byte kernel's block so far
+  return nr == 16 ? fp16 : x8_layout_of(nr);
+}
 
 size_t grain_for(size_t item_macs) {
   return std::max<size_t>(1, kMinChunkMacs / std::max<size_t>(1, item_macs));
@@ -40,7 +98,6 @@ class Q8ConvOp : public Op {
   // form scan) at load; only for the byte-form GEMM path.
   PackedAttrs packed_attrs() const override {
     PackedAttrs pa;
-    if (!xk_ || depthwise_) return pa;
     auto arr = [](DType t, size_t n, const void* data) {
       Attrs::Value v;
       v.kind = Attrs::Value::Arr;
@@ -55,6 +112,20 @@ class Q8ConvOp : public Op {
       v.i = i;
       return v;
     };
+    auto str = [](const std::string& s) {
+      Attrs::Value v;
+      v.kind = Attrs::Value::Str;
+      v.s = s;
+      return v;
+    };
+    if (depthwise_) {  // the model's weight stays too: another ISA packs it its own way
+      pa.add = {{"dw_layout", str(dw_layout())},
+                {"dw_packed", arr(DType::u8, 2 * q8_dwconv_packed_size(d_.m, k_), dw_w_)}};
+      if (dw_row_fn_)
+        pa.add["dw_packed3"] = arr(DType::u8, 2 * q8_dwconv_packed_size_3x3(d_.m), dw_w3_);
+      return pa;
+    }
+    if (!xk_) return pa;
     Attrs::Value shape, wt;
     shape.kind = Attrs::Value::Ints, shape.ints = d_.w_shape;
     wt.kind = Attrs::Value::Str, wt.s = dtype_name(d_.w_type);
@@ -64,6 +135,7 @@ class Q8ConvOp : public Op {
               {"x8_scale", arr(DType::f32, scale_.size(), scale_.data())},
               {"x8_form", num(sign_ ? 1 : 0)},
               {"x8_nr", num(int64_t(xk_->nr))},
+              {"x8_layout", str(x8_layout(xk_->nr))},
               {"weight_shape", shape},
               {"weight_dtype", wt}};
     return pa;
@@ -82,6 +154,9 @@ class Q8ConvOp : public Op {
     if (d.pre.w) {
       EDGERT_EXPECT(spec, !depthwise_, "prepacked byte-form weights given for a depthwise conv");
       check_prepacked(spec);
+      EDGERT_EXPECT(spec, d.pre.layout == x8_layout(d.pre.nr),
+                    "byte-form weights packed in layout '" + d.pre.layout + "', this edgert "
+                    "packs '" + x8_layout(d.pre.nr) + "': recompile the model");
       const Q8GemmX8UKernel* xk = q8_gemm_x8_ukernel();
       if (xk && xk->nr == d.pre.nr) return adopt_x8(xk);
       unpack_prepacked(spec, raw);  // this ISA packs its own way
@@ -89,9 +164,15 @@ class Q8ConvOp : public Op {
     if (depthwise_) {
       const Q8DwConvUKernel& uk = q8_dwconv_ukernel();
       dw_fn_ = uk.fn[d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
-      packed_.resize(q8_dwconv_packed_size(d.m, k_));
-      (uk.pack ? uk.pack : q8_dwconv_pack_w)(d.m, k_, d.w, d.w_type == DType::u8, d.w_zp,
-                                             packed_.data());
+      const size_t size = q8_dwconv_packed_size(d.m, k_);
+      if (d.dw_pre.w && d.dw_pre.layout == dw_layout() && d.dw_pre.w_bytes == int64_t(2 * size)) {
+        dw_w_ = d.dw_pre.w;  // in place, in the model's buffer
+      } else {
+        packed_.resize(size);
+        (uk.pack ? uk.pack : q8_dwconv_pack_w)(d.m, k_, d.w, d.w_type == DType::u8, d.w_zp,
+                                               packed_.data());
+        dw_w_ = packed_.data();
+      }
       pad_row_.assign(g.c, static_cast<uint8_t>(d.x_zp));  // two's complement for i8 too
       init_dw_rows(uk);
       return;
@@ -338,8 +419,14 @@ class Q8ConvOp : public Op {
     ow_lo_ = std::min(g.ow, (g.pl + s - 1) / s);
     ow_hi_ = std::max(ow_lo_, std::min(g.ow, (g.w + g.pl - 3) / s + 1));
     if (ow_hi_ == ow_lo_) return (dw_row_fn_ = nullptr), void();
-    packed_row_.resize(q8_dwconv_packed_size_3x3(d.m));
-    uk.pack3x3(d.m, 9, d.w, d.w_type == DType::u8, d.w_zp, packed_row_.data());
+    const size_t size = q8_dwconv_packed_size_3x3(d.m);
+    if (d.dw_pre.w3 && d.dw_pre.layout == dw_layout() && d.dw_pre.w3_bytes == int64_t(2 * size)) {
+      dw_w3_ = d.dw_pre.w3;
+    } else {
+      packed_row_.resize(size);
+      uk.pack3x3(d.m, 9, d.w, d.w_type == DType::u8, d.w_zp, packed_row_.data());
+      dw_w3_ = packed_row_.data();
+    }
     pad_row_.assign(g.w * g.c, static_cast<uint8_t>(d.x_zp));  // whole padding rows
   }
 
@@ -365,7 +452,7 @@ class Q8ConvOp : public Op {
           const size_t iw = ow_lo_ * g.sw - g.pl;
           for (size_t ky = 0; ky < 3; ++ky)
             rows3[ky] = (in_rows[ky] ? in_rows[ky] : pad_row_.data()) + iw * g.c;
-          dw_row_fn_(g.c, ow_hi_ - ow_lo_, rows3, packed_row_.data(), bias_.data(),
+          dw_row_fn_(g.c, ow_hi_ - ow_lo_, rows3, dw_w3_, bias_.data(),
                      scale_.data(), yr + ow_lo_ * d_.m * y_size_, d_.m, d_.rq);
         }
         for (size_t ow = 0; ow < g.ow; ++ow) {
@@ -378,7 +465,7 @@ class Q8ConvOp : public Op {
               taps[t] = in_rows[ky] && iw < g.w ? in_rows[ky] + iw * g.c : pad_row_.data();
             }
           }
-          dw_fn_(g.c, k_, taps.data(), packed_.data(), bias_.data(), scale_.data(),
+          dw_fn_(g.c, k_, taps.data(), dw_w_, bias_.data(), scale_.data(),
                  yr + ow * d_.m * y_size_, d_.rq);
         }
       }
@@ -443,6 +530,8 @@ class Q8ConvOp : public Op {
   Q8DwConvFn dw_fn_ = nullptr;
   Q8DwConvRowFn dw_row_fn_ = nullptr;
   std::vector<int16_t> packed_row_;
+  const int16_t* dw_w_ = nullptr;   // packed_, or prepacked weights in the model's buffer
+  const int16_t* dw_w3_ = nullptr;  // packed_row_, or the same
   size_t ow_lo_ = 0, ow_hi_ = 0;
 };
 
