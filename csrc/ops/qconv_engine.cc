@@ -397,8 +397,8 @@ class Q8ConvOp : public Op {
           const size_t pc = gi * ngp_ + c0;
           for (size_t r = 0; r < rows; r += mr) {
             x8_fn_(std::min(mr, rows - r), nc, k_, rowp.data() + r, w + c0 * ((k_ + 3) / 4 * 4),
-                   bias_.data() + pc, scale_.data() + pc, y + ((p0 + r) * d_.m + ch) * y_size_,
-                   d_.m, d_.rq);
+                   bias_.data() + pc, 0, scale_.data() + pc,
+                   y + ((p0 + r) * d_.m + ch) * y_size_, d_.m, d_.rq);
           }
         }
       }

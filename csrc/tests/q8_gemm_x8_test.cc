@@ -35,6 +35,7 @@ struct Data {
   std::vector<int32_t> w_zp, bias;
   std::vector<float> scale;
   Q8Requant rq{};
+  std::vector<int32_t> row_delta;  // [m][n] added to row i's bias (per-row biases), or empty
 };
 
 Data make_data(const Case& c, Rng& rng) {
@@ -92,7 +93,9 @@ void reference(const Case& c, const Data& d, uint8_t* out) {
         const int64_t w = c.w_u8 ? wb : static_cast<int8_t>(wb);
         s += x * (w - d.w_zp[n]);
       }
-      const int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(s) + uint32_t(d.bias[n]));
+      const uint32_t delta = d.row_delta.empty() ? 0 : uint32_t(d.row_delta[i * c.n + n]);
+      const int32_t acc =
+          static_cast<int32_t>(static_cast<uint32_t>(s) + uint32_t(d.bias[n]) + delta);
       float v = float(acc) * d.scale[n];
       uint8_t* dst = out + (i * c.c_stride + n) * es;
       if (c.out == 2) {
@@ -117,6 +120,15 @@ void run(const Q8GemmX8UKernel& uk, Q8GemmForm form, const Case& c, const Data& 
   q8_gemm_x8_bias(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data(), form, c.x_u8, d.bias.data(),
                   bias.data());
   std::copy(d.scale.begin(), d.scale.end(), scale.begin());
+  // Per-row biases: an [m][np] matrix, row i = the corrected bias + row_delta[i].
+  const size_t bstride = d.row_delta.empty() ? 0 : np;
+  if (bstride) {
+    std::vector<int32_t> rows(c.m * np, 0);
+    for (size_t i = 0; i < c.m; ++i)
+      for (size_t n = 0; n < c.n; ++n)
+        rows[i * np + n] = int32_t(uint32_t(bias[n]) + uint32_t(d.row_delta[i * c.n + n]));
+    bias = rows;
+  }
   const Fenced<int8_t> fw(w);
   const Fenced<int32_t> fb(bias);
   const Fenced<float> fs(scale);
@@ -138,12 +150,16 @@ void run(const Q8GemmX8UKernel& uk, Q8GemmForm form, const Case& c, const Data& 
   for (size_t c0 = 0; c0 < c.n; c0 += chunk)
     for (size_t r = 0; r < c.m; r += uk.mr)
       fn(std::min(uk.mr, c.m - r), std::min(chunk, c.n - c0), c.k, a.data() + r,
-         fw.data() + c0 * kq4, fb.data() + c0, fs.data() + c0, out + (r * c.c_stride + c0) * es,
-         c.c_stride, d.rq);
+         fw.data() + c0 * kq4, fb.data() + r * bstride + c0, bstride, fs.data() + c0,
+         out + (r * c.c_stride + c0) * es, c.c_stride, d.rq);
 }
 
 void check_case(Family& fam, const Case& c, Rng& rng) {
-  const Data d = make_data(c, rng);
+  Data d = make_data(c, rng);
+  if (rng.below(3) == 0) {  // per-row biases (the engine's pair_u8 corrections)
+    d.row_delta.resize(c.m * c.n);
+    for (auto& v : d.row_delta) v = rng.range(-(1 << 16), 1 << 16);
+  }
   const Q8GemmForm chosen =
       q8_gemm_choose_form(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data());
   // Every |w'| <= 127 here, so the choice must be a byte form; narrow weights allow pair_u8.

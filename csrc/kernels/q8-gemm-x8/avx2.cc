@@ -120,8 +120,8 @@ inline void store_row(__m256i acc0, __m256i acc1, const float* scale, size_t nj,
 
 template <int Form, class In, class Out>
 void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
-               const int32_t* bias, const float* scale, void* c_out, size_t c_stride,
-               const Q8Requant& rq) {
+               const int32_t* bias, size_t bias_stride, const float* scale, void* c_out,
+               size_t c_stride, const Q8Requant& rq) {
   // pair_u8 wants u8 operands, sign_s8 wants s8 ones: flip the sign bit when the input differs.
   constexpr bool kFlip = (Form == 0) != std::is_same<In, uint8_t>::value;
   Out* c = static_cast<Out*>(c_out);
@@ -135,6 +135,15 @@ void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
     __m256i c00 = _mm256_loadu_si256((const __m256i*)(bias + n0));
     __m256i c01 = _mm256_loadu_si256((const __m256i*)(bias + n0 + 8));
     __m256i c10 = c00, c11 = c01, c20 = c00, c21 = c01, c30 = c00, c31 = c01;
+    if (bias_stride) {  // per-row biases, for the rows this tile has
+      const int32_t* b = bias + n0;
+      if (mr > 1) c10 = _mm256_loadu_si256((const __m256i*)(b + bias_stride)),
+                  c11 = _mm256_loadu_si256((const __m256i*)(b + bias_stride + 8));
+      if (mr > 2) c20 = _mm256_loadu_si256((const __m256i*)(b + 2 * bias_stride)),
+                  c21 = _mm256_loadu_si256((const __m256i*)(b + 2 * bias_stride + 8));
+      if (mr > 3) c30 = _mm256_loadu_si256((const __m256i*)(b + 3 * bias_stride)),
+                  c31 = _mm256_loadu_si256((const __m256i*)(b + 3 * bias_stride + 8));
+    }
     size_t off = 0;
     if constexpr (Form == 1) {  // prepared rows: whole quads, no tail
       sign_loop(kq, wb, a0, a1, a2, a3, c00, c01, c10, c11, c20, c21, c30, c31);

@@ -70,8 +70,8 @@ EDGERT_DOT inline int8x16_t operand(uint8x16_t bytes) {
 
 template <bool Pair, class In, class Out>
 EDGERT_DOT void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
-                          const int32_t* bias, const float* scale, void* c_out, size_t c_stride,
-                          const Q8Requant& rq) {
+                          const int32_t* bias, size_t bias_stride, const float* scale,
+                          void* c_out, size_t c_stride, const Q8Requant& rq) {
   const size_t kq = (k + 3) / 4;
   const uint8_t* ar[MR];
   for (size_t r = 0; r < MR; ++r) ar[r] = static_cast<const uint8_t*>(a[r < mr ? r : 0]);
@@ -114,7 +114,8 @@ EDGERT_DOT void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, 
     for (size_t r = 0; r < mr; ++r) {
       if (Pair)  // operand + 128: add 128·Σw' (wraps like the int32 sum it completes)
         for (size_t v = 0; v < 4; ++v) acc[r][v] = vaddq_s32(acc[r][v], vshlq_n_s32(sw[v], 7));
-      store_row<Out>(acc[r], bias + n0, scale + n0, nj, static_cast<Out*>(c_out) + r * c_stride + n0, rq);
+      store_row<Out>(acc[r], bias + r * bias_stride + n0, scale + n0, nj,
+                     static_cast<Out*>(c_out) + r * c_stride + n0, rq);
     }
   }
 }

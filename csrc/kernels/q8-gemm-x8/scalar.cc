@@ -145,8 +145,8 @@ int32_t operand(uint8_t byte) {
 
 template <int Form, class In, class Out>
 void gemm_1x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
-               const int32_t* bias, const float* scale, void* c_out, size_t c_stride,
-               const Q8Requant& rq) {
+               const int32_t* bias, size_t bias_stride, const float* scale, void* c_out,
+               size_t c_stride, const Q8Requant& rq) {
   const size_t kq = (k + 3) / 4;
   for (size_t i = 0; i < mr; ++i) {
     const uint8_t* ar = static_cast<const uint8_t*>(a[i]);
@@ -160,7 +160,7 @@ void gemm_1x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
                                     : int32_t{static_cast<int8_t>(ar[j / 4 * 8 + 4 + j % 4])};
         acc += v * int32_t{blk[j / 4 * NR * 4 + j % 4]};
       }
-      c[n] = q8_output<Out>(q8_add_wrap(acc, bias[n]), scale[n], rq);
+      c[n] = q8_output<Out>(q8_add_wrap(acc, bias[i * bias_stride + n]), scale[n], rq);
     }
   }
 }
