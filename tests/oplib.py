@@ -10,6 +10,12 @@ _DT = {np.dtype(np.uint8): "u8", np.dtype(np.int8): "i8", np.dtype(np.int32): "i
 def run_op(op_type, inputs, outputs, attrs, threads=1):
     """inputs: arrays; outputs: [(shape, dtype)]; returns the op's outputs as arrays."""
     inputs = [np.ascontiguousarray(a) for a in inputs]
+    return make_executor(op_type, inputs, outputs, attrs, threads).run(inputs)
+
+
+def make_executor(op_type, inputs, outputs, attrs, threads=1):
+    """The one-op executor run_op runs (for its packed_attrs)."""
+    inputs = [np.ascontiguousarray(a) for a in inputs]
     tensors, offset = [], 0
     for a in inputs:
         tensors.append({"dtype": _DT[a.dtype], "shape": list(a.shape), "kind": "input"})
@@ -18,6 +24,5 @@ def run_op(op_type, inputs, outputs, attrs, threads=1):
     n_in = len(inputs)
     op = {"type": op_type, "name": op_type + "_under_test", "inputs": list(range(n_in)),
           "outputs": list(range(n_in, n_in + len(outputs))), "attrs": attrs}
-    ex = _core.Executor(offset, tensors, [op], list(range(n_in)),
-                        list(range(n_in, n_in + len(outputs))), threads)
-    return ex.run(inputs)
+    return _core.Executor(offset, tensors, [op], list(range(n_in)),
+                          list(range(n_in, n_in + len(outputs))), threads)

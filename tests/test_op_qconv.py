@@ -383,6 +383,17 @@ def shape_weights(cs, form, rng):
     elif form == "rr":
         cs["wzp"][:] = 0 if w.dtype == np.int8 else 128
         w[:] = rng.integers(int(cs["wzp"][0]) - 63, int(cs["wzp"][0]) + 64, w.shape)
+    elif form == "sparse":  # small weights and a few pairs past the pair_u8 limit (±127 twins)
+        z = 0 if w.dtype == np.int8 else 128
+        cs["wzp"][:] = z
+        flat = w.reshape(w.shape[0], -1)
+        flat[:] = z + rng.integers(-40, 41, flat.shape)
+        kk = flat.shape[1]
+        for col in rng.choice(flat.shape[0], max(1, flat.shape[0] // 3), replace=False):
+            if kk >= 2 and rng.integers(0, 64) < kk:
+                j = int(rng.integers(0, kk // 2)) * 2
+                sgn = 1 if rng.integers(0, 2) else -1
+                flat[col, j], flat[col, j + 1] = z + sgn * 127, z + sgn * int(rng.integers(2, 128))
     m = w.shape[0]
     folded = (cs["bias"].astype(np.int64) - cs["x_zp"] *
               (w.astype(np.int64) - cs["wzp"][:, None, None, None]).reshape(m, -1).sum(1))
@@ -422,7 +433,7 @@ def test_qconv_every_isa_bit_exact():
     for i, (name, cfg) in enumerate(sorted(ISA_CONFIGS.items())):
         for j, combo in enumerate(COMBOS):
             xt, wt = COMBOS[combo]
-            for form in ("full", "rr", "m128"):
+            for form in ("full", "rr", "m128", "sparse"):
                 seed = zlib.crc32(f"isa-{name}-{combo}-{form}".encode())
                 yt = (xt, F32, I8 if xt == U8 else U8)[(i + j) % 3]
                 ext = dict(x_zp=trange(xt)[0], y_zp=trange(yt)[1] if yt != F32 else None) \
@@ -439,3 +450,38 @@ def test_qconv_every_isa_bit_exact():
     for isa in other_isas():
         for y, o, c in zip(here, run_under_isa(isa, cases), cases):
             np.testing.assert_array_equal(y, o[0], err_msg=f"{isa}: {c[3]['weight'].shape}")
+
+
+SPARSE_CONFIGS = {
+    "1x1_flat": dict(h=9, w=8, c=96, m=40, k=(1, 1)),
+    "1x1_s2": dict(h=9, w=9, c=64, m=33, k=(1, 1), s=(2, 2)),
+    "3x3_pad1": dict(h=8, w=7, c=24, m=48, k=(3, 3), pads=(1, 1, 1, 1)),
+    "group2_1x1": dict(h=6, w=6, c=64, m=64, k=(1, 1), group=2),
+    "many_pixels": dict(h=40, w=40, c=32, m=20, k=(1, 1)),
+}
+
+
+@pytest.mark.parametrize("combo", ["u8i8", "i8i8"])
+@pytest.mark.parametrize("name", list(SPARSE_CONFIGS))
+def test_qconv_pair_with_moved_weights(name, combo):
+    """Full-range layers failing the pair_u8 test on a few pairs run pair_u8 with those weights
+    moved into per-row biases: exact, also from their packed form and after unpacking on
+    another ISA."""
+    from edgert import _core
+    from oplib import make_executor
+    xt, wt = COMBOS[combo]
+    seed = zlib.crc32(f"sparse-{name}-{combo}".encode())
+    cs = make_case(seed, xt=xt, wt=wt, yt=xt, **SPARSE_CONFIGS[name])
+    shape_weights(cs, "sparse", np.random.default_rng(seed))
+    outs = [(cs["expect"].shape, cs["yt"])]
+    for threads in (1, 2):
+        ex = make_executor("qconv", [cs["x"]], outs, cs["attrs"], threads)
+        np.testing.assert_array_equal(ex.run([cs["x"]])[0], cs["expect"])
+    drop, add = ex.packed_attrs(0)
+    if _core.isa() == "avx2":
+        assert add["x8_form"] == 0 and len(add["x8_corr"]) > 0
+    packed = {**{k: v for k, v in cs["attrs"].items() if k not in drop}, **add}
+    np.testing.assert_array_equal(run_op("qconv", [cs["x"]], outs, packed, 2)[0], cs["expect"])
+    for isa in other_isas():  # unpacks the weights (the moved ones back in) and packs anew
+        got = run_under_isa(isa, [("qconv", [cs["x"]], outs, packed, 1)])[0][0]
+        np.testing.assert_array_equal(got, cs["expect"])

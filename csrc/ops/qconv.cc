@@ -63,6 +63,10 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
     EDGERT_EXPECT(spec, nr >= 1 && nr <= 64, "x8_nr " + std::to_string(nr) + " outside [1, 64]");
     p.form = int(form), p.nr = size_t(nr);
     p.layout = spec.attrs.s("x8_layout");
+    if (spec.attrs.has("x8_corr")) {
+      const Array& c = spec.attrs.array("x8_corr", DType::i32);
+      p.corr = c.as<int32_t>(), p.corr_len = c.numel();
+    }
   } else {
     d.w = spec.attrs.array("weight", d.w_type, static_cast<int64_t>(m * k)).data;
   }

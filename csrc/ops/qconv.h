@@ -26,6 +26,8 @@ struct Q8Prepacked {
   const float* scale = nullptr;   // padded per group like bias
   int64_t bias_len = 0, scale_len = 0;
   std::string layout;             // the packing's fingerprint (see qconv_engine.cc)
+  const int32_t* corr = nullptr;  // pair_u8 weights moved out: (channel, k, w') triples
+  int64_t corr_len = 0;
 };
 
 // Depthwise weights a compiled model stores as the running kernel packed them (int16 arrays as

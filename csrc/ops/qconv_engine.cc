@@ -86,6 +86,11 @@ size_t grain_for(size_t item_macs) {
 int out_index(DType t) { return t == DType::u8 ? 0 : t == DType::i8 ? 1 : 2; }
 
 class Q8ConvOp : public Op {
+  struct Corr {  // a weight moved out of the pair_u8 packing: its column (in the group), k, w'
+    uint32_t col, k;
+    int32_t d;
+  };
+
  public:
   Q8ConvOp(const OpSpec& spec, const Q8ConvDesc& desc)
       : d_(desc), bias_(desc.bias, desc.bias + desc.m), scale_(desc.scale, desc.scale + desc.m) {
@@ -138,6 +143,13 @@ class Q8ConvOp : public Op {
               {"x8_layout", str(x8_layout(xk_->nr))},
               {"weight_shape", shape},
               {"weight_dtype", wt}};
+    if (!corr_.empty()) {  // the moved weights: (output channel, k, w') triples
+      corr_flat_.clear();
+      for (size_t gi = 0; gi < corr_.size(); ++gi)
+        for (const Corr& c : corr_[gi])
+          corr_flat_.insert(corr_flat_.end(), {int32_t(gi * ng_ + c.col), int32_t(c.k), c.d});
+      pa.add["x8_corr"] = arr(DType::i32, corr_flat_.size(), corr_flat_.data());
+    }
     return pa;
   }
 
@@ -158,7 +170,7 @@ class Q8ConvOp : public Op {
                     "byte-form weights packed in layout '" + d.pre.layout + "', this edgert "
                     "packs '" + x8_layout(d.pre.nr) + "': recompile the model");
       const Q8GemmX8UKernel* xk = q8_gemm_x8_ukernel();
-      if (xk && xk->nr == d.pre.nr) return adopt_x8(xk);
+      if (xk && xk->nr == d.pre.nr) return adopt_x8(spec, xk);
       unpack_prepacked(spec, raw);  // this ISA packs its own way
     }
     if (depthwise_) {
@@ -234,6 +246,8 @@ class Q8ConvOp : public Op {
       packed8_.reset();
       return (xk_ = nullptr), false;
     }
+    if (form == Q8GemmForm::sign_s8 && pair_with_corrections(scan_pack, sums))
+      form = Q8GemmForm::pair_u8;
     w8_ = packed8_.get();
     x8_fn_ = xk_->fn[form == Q8GemmForm::pair_u8 ? 0 : 1][d.x_type == DType::u8 ? 0 : 1]
                     [out_index(d.y_type)];
@@ -255,6 +269,55 @@ class Q8ConvOp : public Op {
     return finish_x8(mr, nr);
   }
 
+  // pair_u8 with corrections. Most full-range layers fail the pair_u8 test on a few columns only
+  // (a column holding ±127 whose pair partner has the same sign): the layer then runs the faster
+  // pair_u8 form on weights with the second weight of each failing pair moved out (w' = 0 in the
+  // packing), and each run adds x[k]·w' of every moved weight to its row's bias (per-row biases
+  // of the kernel). The sum is the same exact integer. Taken when the moved weights cost at most
+  // 1/64 of the layer's multiply-adds; the packing and sums are replaced only on success.
+  template <class ScanPack>
+  bool pair_with_corrections(ScanPack scan_pack, std::vector<int32_t>& sums) {
+    const Q8ConvDesc& d = d_;
+    const bool w_u8 = d.w_type == DType::u8;
+    const uint8_t* w = static_cast<const uint8_t*>(d.w);
+    std::vector<std::vector<Corr>> corr(d.group);
+    size_t total = 0;
+    const size_t limit = ng_ * d.group * k_ / 64;
+    auto value = [&](size_t col, size_t kk) {
+      return (w_u8 ? int32_t{w[col * k_ + kk]} : int32_t{static_cast<int8_t>(w[col * k_ + kk])}) -
+             d.w_zp[col];
+    };
+    for (size_t gi = 0; gi < d.group; ++gi) {
+      for (size_t i = 0; i < ng_; ++i) {
+        const size_t col = gi * ng_ + i;
+        for (size_t k1 = 1; k1 < k_; k1 += 2) {
+          const int32_t w0 = value(col, k1 - 1), w1 = value(col, k1);
+          const int32_t pos = std::max(w0, 0) + std::max(w1, 0);
+          const int32_t neg = std::min(w0, 0) + std::min(w1, 0);
+          if (255 * pos <= 32767 && 255 * neg >= -32768) continue;
+          if (++total > limit) return false;
+          corr[gi].push_back({uint32_t(i), uint32_t(k1), w1});
+        }
+      }
+    }
+    std::vector<uint8_t> moved(w, w + d.m * k_);
+    for (size_t gi = 0; gi < d.group; ++gi)
+      for (const Corr& c : corr[gi])
+        moved[(gi * ng_ + c.col) * k_ + c.k] = static_cast<uint8_t>(d.w_zp[gi * ng_ + c.col]);
+    std::unique_ptr<int8_t[]> packed(new int8_t[group_packed_ * d.group]);
+    std::vector<int32_t> msums(d.m);
+    for (size_t gi = 0; gi < d.group; ++gi) {
+      if (scan_pack(ng_, k_, moved.data() + gi * ng_ * k_, w_u8, k_, d.w_zp + gi * ng_,
+                    xk_->nr, packed.get() + gi * group_packed_, msums.data() + gi * ng_) !=
+          Q8GemmForm::pair_u8)
+        return false;
+    }
+    packed8_ = std::move(packed);
+    sums = std::move(msums);
+    corr_ = std::move(corr);
+    return true;
+  }
+
   // Sizes of prepacked weights against this layer's layout for their column block.
   void check_prepacked(const OpSpec& spec) const {
     const Q8Prepacked& p = d_.pre;
@@ -269,7 +332,7 @@ class Q8ConvOp : public Op {
   }
 
   // Uses the stored packing in place (the executor keeps the model's buffer alive).
-  void adopt_x8(const Q8GemmX8UKernel* xk) {
+  void adopt_x8(const OpSpec& spec, const Q8GemmX8UKernel* xk) {
     const Q8ConvDesc& d = d_;
     const Q8Prepacked& p = d.pre;
     xk_ = xk;
@@ -279,9 +342,29 @@ class Q8ConvOp : public Op {
     ngp_ = (ng_ + p.nr - 1) / p.nr * p.nr;
     group_packed_ = q8_gemm_x8_packed_size(ng_, k_, p.nr);
     w8_ = p.w;
+    corr_ = prepacked_corrections(spec);
+    EDGERT_EXPECT(spec, corr_.empty() || !sign_, "x8_corr given for a sign_s8 layer");
     bias_.assign(p.bias, p.bias + p.bias_len);
     scale_.assign(p.scale, p.scale + p.scale_len);
     finish_x8(xk_->mr, xk_->nr);
+  }
+
+  // The stored moved weights (x8_corr triples), checked and grouped; sorted by column.
+  std::vector<std::vector<Corr>> prepacked_corrections(const OpSpec& spec) const {
+    const Q8Prepacked& p = d_.pre;
+    std::vector<std::vector<Corr>> corr;
+    if (!p.corr) return corr;
+    EDGERT_EXPECT(spec, p.corr_len % 3 == 0, "x8_corr must hold (channel, k, w') triples");
+    corr.resize(d_.group);
+    for (int64_t i = 0; i < p.corr_len; i += 3) {
+      const int32_t col = p.corr[i], kk = p.corr[i + 1], v = p.corr[i + 2];
+      if (col < 0 || size_t(col) >= d_.m || kk < 0 || size_t(kk) >= k_ || v < -255 || v > 255)
+        spec.fail("x8_corr entry " + std::to_string(i / 3) + " out of range");
+      corr[size_t(col) / ng_].push_back({uint32_t(size_t(col) % ng_), uint32_t(kk), v});
+    }
+    for (auto& g : corr)
+      std::stable_sort(g.begin(), g.end(), [](const Corr& a, const Corr& b) { return a.col < b.col; });
+    return corr;
   }
 
   // The model's weights back from the byte-form packing (w = w' + w_zp), for an ISA that packs
@@ -303,6 +386,16 @@ class Q8ConvOp : public Op {
                       std::to_string(col) + ", outside the weight type's range");
           raw[col * k_ + kk] = static_cast<uint8_t>(v);
         }
+      }
+    }
+    // Weights moved out of a pair_u8 packing go back in (their packed w' is 0).
+    const auto corr = prepacked_corrections(spec);
+    for (size_t gi = 0; gi < corr.size(); ++gi) {
+      for (const Corr& c : corr[gi]) {
+        const size_t at = (gi * ng_ + c.col) * k_ + c.k;
+        const int v = (d_.w_type == DType::u8 ? int{raw[at]} : int{static_cast<int8_t>(raw[at])}) + c.d;
+        if (v < lo || v > hi) spec.fail("x8_corr moves a weight outside the weight type's range");
+        raw[at] = static_cast<uint8_t>(v);
       }
     }
     d_.w = raw.data();
@@ -345,6 +438,7 @@ class Q8ConvOp : public Op {
       std::vector<uint8_t> a(direct_ ? 0 : tile_rows_ * lda_, zero_s);
       std::vector<uint8_t> prep(sign_ ? tile_rows_ * srow_ : 0);  // sign_s8 operand rows
       std::vector<const void*> rowp(tile_rows_);
+      std::vector<int32_t> rb;  // per-row biases (pair_u8 with corrections)
       size_t built = SIZE_MAX;
       for (size_t i = b; i < e; ++i) {
         const size_t tile_group = i / parts, part = i % parts;
@@ -395,14 +489,60 @@ class Q8ConvOp : public Op {
         for (size_t c0 = c_begin; c0 < c_end; c0 += col_block_) {
           const size_t nc = std::min(col_block_, c_end - c0), ch = gi * ng_ + c0;
           const size_t pc = gi * ngp_ + c0;
-          for (size_t r = 0; r < rows; r += mr) {
-            x8_fn_(std::min(mr, rows - r), nc, k_, rowp.data() + r, w + c0 * ((k_ + 3) / 4 * 4),
-                   bias_.data() + pc, 0, scale_.data() + pc,
-                   y + ((p0 + r) * d_.m + ch) * y_size_, d_.m, d_.rq);
+          // Columns [a, b) of this chunk with one bias row, or per-row biases (stride bs).
+          auto gemm = [&](size_t a, size_t b, const int32_t* bias, size_t bs) {
+            for (size_t r = 0; r < rows; r += mr) {
+              x8_fn_(std::min(mr, rows - r), b - a, k_, rowp.data() + r,
+                     w + a * ((k_ + 3) / 4 * 4), bias + r * bs, bs, scale_.data() + pc + (a - c0),
+                     y + ((p0 + r) * d_.m + ch + (a - c0)) * y_size_, d_.m, d_.rq);
+            }
+          };
+          if (corr_.empty()) {
+            gemm(c0, c0 + nc, bias_.data() + pc, 0);
+            continue;
+          }
+          // Column blocks holding moved weights get per-row biases, built for the tile's rows
+          // right before their call (a few KiB, in L1); the blocks between run as usual.
+          const std::vector<Corr>& cs = corr_[gi];
+          auto it = std::lower_bound(cs.begin(), cs.end(), c0,
+                                     [](const Corr& c, size_t v) { return c.col < v; });
+          for (size_t a = c0; a < c0 + nc;) {
+            const size_t next = it != cs.end() && it->col < c0 + nc ? it->col / nr * nr : c0 + nc;
+            if (next > a) {
+              gemm(a, next, bias_.data() + pc + (a - c0), 0);
+              a = next;
+              continue;
+            }
+            const size_t b = std::min(a + nr, c0 + nc);
+            rb.resize(rows * nr);
+            for (size_t r = 0; r < rows; ++r)
+              std::copy_n(bias_.data() + pc + (a - c0), nr, rb.begin() + r * nr);
+            for (; it != cs.end() && it->col < b; ++it) add_moved(*it, a, rows, rowp.data(), rb);
+            gemm(a, b, rb.data(), nr);
+            a = b;
           }
         }
       }
     });
+  }
+
+  // Adds x[k]·w' of moved weight c to the per-row biases rb ([rows][nr], block starting at
+  // column a); rowp: the raw operand rows of pair_u8.
+  void add_moved(const Corr& c, size_t a, size_t rows, const void* const* rowp,
+                 std::vector<int32_t>& rb) const {
+    const size_t nr = xk_->nr;
+    int32_t* dst = rb.data() + (c.col - a);
+    if (d_.x_type == DType::u8) {
+      for (size_t r = 0; r < rows; ++r, dst += nr) {
+        const int32_t x = static_cast<const uint8_t*>(rowp[r])[c.k];
+        *dst = static_cast<int32_t>(static_cast<uint32_t>(*dst) + static_cast<uint32_t>(x * c.d));
+      }
+    } else {
+      for (size_t r = 0; r < rows; ++r, dst += nr) {
+        const int32_t x = static_cast<const int8_t*>(rowp[r])[c.k];
+        *dst = static_cast<int32_t>(static_cast<uint32_t>(*dst) + static_cast<uint32_t>(x * c.d));
+      }
+    }
   }
 
   // 3x3 depthwise with a row kernel: output pixels whose taps are all inside the image go to it
@@ -515,6 +655,8 @@ class Q8ConvOp : public Op {
   std::vector<int32_t> bias_;
   std::vector<float> scale_;
   std::vector<int16_t> packed_;
+  std::vector<std::vector<Corr>> corr_;  // per group, by column; empty: none
+  mutable std::vector<int32_t> corr_flat_;  // corr_ as packed_attrs exports it
   std::unique_ptr<int8_t[]> packed8_;
   const int8_t* w8_ = nullptr;  // packed8_, or prepacked weights in the model's buffer
   std::vector<uint8_t> pad_row_;
