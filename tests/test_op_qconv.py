@@ -389,8 +389,10 @@ def shape_weights(cs, form, rng):
         flat = w.reshape(w.shape[0], -1)
         flat[:] = z + rng.integers(-40, 41, flat.shape)
         kk = flat.shape[1]
-        for col in rng.choice(flat.shape[0], max(1, flat.shape[0] // 3), replace=False):
-            if kk >= 2 and rng.integers(0, 64) < kk:
+        # One such pair per 2048 weights: within what the engine moves out (1 per 1024).
+        count = min(flat.shape[0], max(1, flat.size // 2048))
+        for col in rng.choice(flat.shape[0], count, replace=False):
+            if kk >= 2:
                 j = int(rng.integers(0, kk // 2)) * 2
                 sgn = 1 if rng.integers(0, 2) else -1
                 flat[col, j], flat[col, j + 1] = z + sgn * 127, z + sgn * int(rng.integers(2, 128))
@@ -457,7 +459,7 @@ SPARSE_CONFIGS = {
     "1x1_s2": dict(h=9, w=9, c=64, m=33, k=(1, 1), s=(2, 2)),
     "3x3_pad1": dict(h=8, w=7, c=24, m=48, k=(3, 3), pads=(1, 1, 1, 1)),
     "group2_1x1": dict(h=6, w=6, c=64, m=64, k=(1, 1), group=2),
-    "many_pixels": dict(h=40, w=40, c=32, m=20, k=(1, 1)),
+    "many_pixels": dict(h=40, w=40, c=64, m=32, k=(1, 1)),
 }
 
 
