@@ -492,16 +492,18 @@ class Q8ConvOp : public Op {
         for (size_t c0 = c_begin; c0 < c_end; c0 += col_block_) {
           const size_t nc = std::min(col_block_, c_end - c0), ch = gi * ng_ + c0;
           const size_t pc = gi * ngp_ + c0;
-          // Columns [a, b) of this chunk with one bias row, or per-row biases (stride bs).
-          auto gemm = [&](size_t a, size_t b, const int32_t* bias, size_t bs) {
-            for (size_t r = 0; r < rows; r += mr) {
-              x8_fn_(std::min(mr, rows - r), b - a, k_, rowp.data() + r,
-                     w + a * ((k_ + 3) / 4 * 4), bias + r * bs, bs, scale_.data() + pc + (a - c0),
-                     y + ((p0 + r) * d_.m + ch + (a - c0)) * y_size_, d_.m, d_.rq);
-            }
+          // Rows [r, r + rr) and columns [a, b) of this chunk; bias: one row, or rr rows of nr.
+          auto call = [&](size_t r, size_t rr, size_t a, size_t b, const int32_t* bias, size_t bs) {
+            x8_fn_(rr, b - a, k_, rowp.data() + r, w + a * ((k_ + 3) / 4 * 4), bias, bs,
+                   scale_.data() + pc + (a - c0), y + ((p0 + r) * d_.m + ch + (a - c0)) * y_size_,
+                   d_.m, d_.rq);
+          };
+          auto gemm = [&](size_t a, size_t b) {
+            for (size_t r = 0; r < rows; r += mr)
+              call(r, std::min(mr, rows - r), a, b, bias_.data() + pc + (a - c0), 0);
           };
           if (corr_.empty()) {
-            gemm(c0, c0 + nc, bias_.data() + pc, 0);
+            gemm(c0, c0 + nc);
             continue;
           }
           // Column blocks holding moved weights get per-row biases, built for the tile's rows
@@ -512,7 +514,7 @@ class Q8ConvOp : public Op {
           for (size_t a = c0; a < c0 + nc;) {
             const size_t next = it != cs.end() && it->col < c0 + nc ? it->col / nr * nr : c0 + nc;
             if (next > a) {
-              gemm(a, next, bias_.data() + pc + (a - c0), 0);
+              gemm(a, next);
               a = next;
               continue;
             }
@@ -529,9 +531,7 @@ class Q8ConvOp : public Op {
                 std::copy_n(shared, nr, row);
                 add_moved(it, last, a, rowp[r + q], row);
               }
-              x8_fn_(rr, b - a, k_, rowp.data() + r, w + a * ((k_ + 3) / 4 * 4), rb.data(), nr,
-                     scale_.data() + pc + (a - c0), y + ((p0 + r) * d_.m + ch + (a - c0)) * y_size_,
-                     d_.m, d_.rq);
+              call(r, rr, a, b, rb.data(), nr);
             }
             it = last;
             a = b;
