@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/q8-gemm/q8-gemm.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -164,6 +166,22 @@ std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
 void set_running(const std::string& what);
 
 // Families: each runs its cases over every registered variant and returns its counts.
+// A random output stage for u8 (u8_out) or i8 outputs, with the zero point and clamps at
+// their extremes as often as in between: full range, relu-like, a single value, random.
+inline Q8Requant random_requant(Rng& rng, bool u8_out) {
+  const int32_t qlo = u8_out ? 0 : -128, qhi = u8_out ? 255 : 127;
+  const int32_t pick = rng.range(0, 4);
+  const int32_t y_zp = pick == 0 ? qlo : pick == 1 ? qhi : rng.range(qlo, qhi);
+  int32_t qmin = qlo, qmax = qhi;
+  switch (rng.range(0, 3)) {
+    case 1: qmin = y_zp; break;
+    case 2: qmin = qmax = rng.range(qlo, qhi); break;
+    case 3: qmin = rng.range(qlo, qhi), qmax = rng.range(qmin, qhi); break;
+    default: break;
+  }
+  return {float(qmin - y_zp), float(qmax - y_zp), y_zp};
+}
+
 Family run_q8_gemm(Rng& rng);
 Family run_q8_dwconv(Rng& rng);
 Family run_q8_gemm_x8(Rng& rng);

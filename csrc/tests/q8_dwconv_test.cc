@@ -24,17 +24,7 @@ void dw_random_quant(size_t channels, size_t taps, int out, int values, Rng& rng
     if (values == 1 && rng.below(4) == 0) s = rng.coin() ? rng.uniform(1.0f, 70000.0f) : -rng.uniform(0.5f, 9.0f);
     scale.push_back(s);
   }
-  const int32_t qlo = out == 0 ? 0 : -128, qhi = out == 0 ? 255 : 127;
-  const int32_t pick = rng.range(0, 4);
-  const int32_t y_zp = pick == 0 ? qlo : pick == 1 ? qhi : rng.range(qlo, qhi);
-  int32_t qmin = qlo, qmax = qhi;
-  switch (rng.range(0, 3)) {
-    case 1: qmin = y_zp; break;
-    case 2: qmin = qmax = rng.range(qlo, qhi); break;
-    case 3: qmin = rng.range(qlo, qhi), qmax = rng.range(qmin, qhi); break;
-    default: break;
-  }
-  rq = {float(qmin - y_zp), float(qmax - y_zp), y_zp};
+  rq = random_requant(rng, out == 0);
 }
 
 namespace {

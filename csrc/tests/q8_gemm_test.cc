@@ -86,18 +86,7 @@ Data make_data(const Case& c, Rng& rng) {
     if (c.values == kMaxAcc) d.scale[i] = 1.0f / 32768.0f / 65025.0f * rng.uniform(50.0f, 300.0f);
     if (c.values == kTies) d.bias[i] = rng.range(-40, 40), d.scale[i] = 1.0f / float(2 << rng.below(3));
   }
-  // Zero point and clamps at their extremes (full range, relu-like, one value, random).
-  const int32_t qlo = c.out == kU8 ? 0 : -128, qhi = c.out == kU8 ? 255 : 127;
-  const int32_t pick = rng.range(0, 4);
-  const int32_t y_zp = pick == 0 ? qlo : pick == 1 ? qhi : rng.range(qlo, qhi);
-  int32_t qmin = qlo, qmax = qhi;
-  switch (rng.range(0, 3)) {
-    case 1: qmin = y_zp; break;
-    case 2: qmin = qmax = rng.range(qlo, qhi); break;
-    case 3: qmin = rng.range(qlo, qhi), qmax = rng.range(qmin, qhi); break;
-    default: break;
-  }
-  d.rq = {float(qmin - y_zp), float(qmax - y_zp), y_zp};
+  d.rq = random_requant(rng, c.out == kU8);
   d.fa = Fenced<int16_t>(d.a), d.fbias = Fenced<int32_t>(d.bias), d.fscale = Fenced<float>(d.scale);
   return d;
 }

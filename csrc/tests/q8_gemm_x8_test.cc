@@ -68,17 +68,7 @@ Data make_data(const Case& c, Rng& rng) {
     d.scale.push_back(rng.uniform(0.2f, 4.0f) * 64.0f / typical);
     if (c.ties) d.bias.back() = rng.range(-40, 40), d.scale.back() = 1.0f / float(2 << rng.below(3));
   }
-  const int32_t qlo = c.out == 0 ? 0 : -128, qhi = c.out == 0 ? 255 : 127;
-  const int32_t pick = rng.range(0, 4);
-  const int32_t y_zp = pick == 0 ? qlo : pick == 1 ? qhi : rng.range(qlo, qhi);
-  int32_t qmin = qlo, qmax = qhi;
-  switch (rng.range(0, 3)) {
-    case 1: qmin = y_zp; break;
-    case 2: qmin = qmax = rng.range(qlo, qhi); break;
-    case 3: qmin = rng.range(qlo, qhi), qmax = rng.range(qmin, qhi); break;
-    default: break;
-  }
-  d.rq = {float(qmin - y_zp), float(qmax - y_zp), y_zp};
+  d.rq = random_requant(rng, c.out == 0);
   return d;
 }
 
