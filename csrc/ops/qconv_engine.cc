@@ -424,15 +424,25 @@ class Q8ConvOp : public Op {
     return true;
   }
 
-  void run_x8(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
-    const size_t mr = xk_->mr, nr = xk_->nr;
-    const Q8ConvGeom& g = d_.geom;
+  // Work items: (pixel tile, group, column part). Columns are split only when pixel tiles alone
+  // cannot keep every thread busy (small M); parts of part_cols columns, whole blocks of nr.
+  struct Split {
+    size_t tile_groups, parts, part_cols;
+  };
+  Split split(size_t nr, const ThreadPool& pool) const {
     const size_t tiles = (pixels_ + tile_rows_ - 1) / tile_rows_;
     const size_t blocks = (ng_ + nr - 1) / nr;
     const size_t want = 4 * size_t(pool.threads());
     const size_t tg = tiles * d_.group;
     const size_t parts = tg >= want ? 1 : std::min(blocks, (want + tg - 1) / tg);
-    const size_t part_cols = (blocks + parts - 1) / parts * nr;
+    return {tg, parts, (blocks + parts - 1) / parts * nr};
+  }
+
+  void run_x8(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
+    const size_t mr = xk_->mr, nr = xk_->nr;
+    const Q8ConvGeom& g = d_.geom;
+    const Split sp = split(nr, pool);
+    const size_t tg = sp.tile_groups, parts = sp.parts, part_cols = sp.part_cols;
     const uint8_t pad = static_cast<uint8_t>(d_.x_zp);
     const uint8_t zero_s = d_.x_type == DType::u8 ? 0x80 : 0;
     const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
@@ -621,14 +631,9 @@ class Q8ConvOp : public Op {
   }
 
   void run_gemm(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
-    const size_t mr = uk_->mr, nr = uk_->nr;
-    const size_t tiles = (pixels_ + tile_rows_ - 1) / tile_rows_;
-    const size_t blocks = (ng_ + nr - 1) / nr;
-    // Split columns only when pixel tiles alone cannot keep every thread busy (small M).
-    const size_t want = 4 * size_t(pool.threads());
-    const size_t tg = tiles * d_.group;
-    const size_t parts = tg >= want ? 1 : std::min(blocks, (want + tg - 1) / tg);
-    const size_t part_cols = (blocks + parts - 1) / parts * nr;
+    const size_t mr = uk_->mr;
+    const Split sp = split(uk_->nr, pool);
+    const size_t tg = sp.tile_groups, parts = sp.parts, part_cols = sp.part_cols;
     const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       std::vector<int16_t> a(tile_rows_ * kp_);
