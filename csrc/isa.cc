@@ -18,6 +18,7 @@ const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::scalar: return "scalar";
     case Isa::avx2: return "avx2";
+    case Isa::avx512vnni: return "avx512vnni";
     case Isa::neon: return "neon";
   }
   return "?";
@@ -37,12 +38,26 @@ static bool cpu_has_avx2_fma() {
   __cpuid_count(7, 0, a, b, c, d);
   return b & (1u << 5);
 }
+
+// AVX-512 F, BW, VL and VNNI (vpdpbusd), with the OS saving opmask, ZMM0-15 upper halves and
+// ZMM16-31 (XCR0 bits 5-7) besides XMM/YMM.
+static bool cpu_has_avx512vnni() {
+  if (!cpu_has_avx2_fma()) return false;
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  if ((lo & 0xE6u) != 0xE6u) return false;
+  unsigned a, b, c, d;
+  __cpuid_count(7, 0, a, b, c, d);
+  const bool f = b & (1u << 16), bw = b & (1u << 30), vl = b & (1u << 31), vnni = c & (1u << 11);
+  return f && bw && vl && vnni;
+}
 #endif
 
 std::vector<Isa> available_isas() {
   std::vector<Isa> v{Isa::scalar};
 #ifdef EDGERT_X86
   if (cpu_has_avx2_fma()) v.push_back(Isa::avx2);
+  if (cpu_has_avx512vnni()) v.push_back(Isa::avx512vnni);
 #endif
 #if defined(__aarch64__)
   v.push_back(Isa::neon);  // Advanced SIMD is mandatory on AArch64
@@ -71,6 +86,11 @@ bool neon_has_dot() {
 #else
   return false;
 #endif
+}
+
+bool isa_runs_avx2() {
+  const Isa i = active_isa();
+  return i == Isa::avx2 || i == Isa::avx512vnni;
 }
 
 Isa active_isa() {

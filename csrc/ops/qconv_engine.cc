@@ -83,6 +83,8 @@ size_t grain_for(size_t item_macs) {
   return std::max<size_t>(1, kMinChunkMacs / std::max<size_t>(1, item_macs));
 }
 
+constexpr int64_t kWidePairs = 2;  // x8_form of wide_pairs_ layers
+
 int out_index(DType t) { return t == DType::u8 ? 0 : t == DType::i8 ? 1 : 2; }
 
 class Q8ConvOp : public Op {
@@ -138,7 +140,7 @@ class Q8ConvOp : public Op {
     pa.add = {{"x8_weight", arr(DType::i8, group_packed_ * d_.group, w8_)},
               {"x8_bias", arr(DType::i32, bias_.size(), bias_.data())},
               {"x8_scale", arr(DType::f32, scale_.size(), scale_.data())},
-              {"x8_form", num(sign_ ? 1 : 0)},
+              {"x8_form", num(wide_pairs_ ? kWidePairs : sign_ ? 1 : 0)},
               {"x8_nr", num(int64_t(xk_->nr))},
               {"x8_layout", str(x8_layout(xk_->nr))},
               {"weight_shape", shape},
@@ -170,7 +172,8 @@ class Q8ConvOp : public Op {
                     "byte-form weights packed in layout '" + d.pre.layout + "', this edgert "
                     "packs '" + x8_layout(d.pre.nr) + "': recompile the model");
       const Q8GemmX8UKernel* xk = q8_gemm_x8_ukernel();
-      if (xk && xk->nr == d.pre.nr) return adopt_x8(spec, xk);
+      if (xk && xk->nr == d.pre.nr && (d.pre.form != kWidePairs || xk->exact_pairs))
+        return adopt_x8(spec, xk);
       unpack_prepacked(spec, raw);  // this ISA packs its own way
     }
     if (depthwise_) {
@@ -246,8 +249,12 @@ class Q8ConvOp : public Op {
       packed8_.reset();
       return (xk_ = nullptr), false;
     }
-    if (form == Q8GemmForm::sign_s8 && pair_with_corrections(scan_pack, sums))
+    if (form == Q8GemmForm::sign_s8 && xk_->exact_pairs) {
       form = Q8GemmForm::pair_u8;
+      wide_pairs_ = true;
+    } else if (form == Q8GemmForm::sign_s8 && pair_with_corrections(scan_pack, sums)) {
+      form = Q8GemmForm::pair_u8;
+    }
     w8_ = packed8_.get();
     x8_fn_ = xk_->fn[form == Q8GemmForm::pair_u8 ? 0 : 1][d.x_type == DType::u8 ? 0 : 1]
                     [out_index(d.y_type)];
@@ -340,6 +347,7 @@ class Q8ConvOp : public Op {
     const Q8Prepacked& p = d.pre;
     xk_ = xk;
     sign_ = p.form == int(Q8GemmForm::sign_s8);
+    wide_pairs_ = p.form == kWidePairs;
     x8_fn_ = xk_->fn[sign_ ? 1 : 0][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
     srow_ = q8_gemm_x8_sign_row_bytes(k_);
     ngp_ = (ng_ + p.nr - 1) / p.nr * p.nr;
@@ -414,8 +422,10 @@ class Q8ConvOp : public Op {
     // Stride 1 over the whole image, one group: output pixel p reads input pixel p.
     flat_ = direct_ && d.group == 1 && g.sh == 1 && g.sw == 1 && g.oh == g.h && g.ow == g.w;
     ow_ = g.ow;
+    // Prepared sign_s8 rows: the kernel reads them instead of the raw ones.
+    prep_sign_ = sign_ && !xk_->exact_pairs;
     // sign_s8 rows in whole quads so a tile is prepared in one call; pair_u8 ones 16-aligned.
-    lda_ = sign_ ? (k_ + 3) / 4 * 4 : (k_ + 15) / 16 * 16;
+    lda_ = prep_sign_ ? (k_ + 3) / 4 * 4 : (k_ + 15) / 16 * 16;
     const size_t tile_bytes = direct_ ? (64 << 10) : kScratchBytes / 2;
     tile_rows_ = std::clamp<size_t>(tile_bytes / lda_ / mr * mr, 4 * mr, 512);
     tile_rows_ = std::min(tile_rows_, (pixels_ + mr - 1) / mr * mr);
@@ -449,7 +459,7 @@ class Q8ConvOp : public Op {
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       // im2col never writes a row's bytes past k: sign_s8 rows keep s = 0 there.
       std::vector<uint8_t> a(direct_ ? 0 : tile_rows_ * lda_, zero_s);
-      std::vector<uint8_t> prep(sign_ ? tile_rows_ * srow_ : 0);  // sign_s8 operand rows
+      std::vector<uint8_t> prep(prep_sign_ ? tile_rows_ * srow_ : 0);  // sign_s8 operand rows
       std::vector<const void*> rowp(tile_rows_);
       std::vector<int32_t> rb;  // per-row biases (pair_u8 with corrections)
       size_t built = SIZE_MAX;
@@ -480,7 +490,7 @@ class Q8ConvOp : public Op {
             flat = a.data(), step = lda_;
             for (size_t r = 0; r < rows; ++r) rowp[r] = a.data() + r * lda_;
           }
-          if (sign_) {
+          if (prep_sign_) {
             const bool flip = d_.x_type == DType::u8;
             uint8_t* pr = prep.data();
             // Rows of whole quads (im2col pads them with s = 0 bytes): one call for the tile.
@@ -675,7 +685,10 @@ class Q8ConvOp : public Op {
   std::vector<uint8_t> pad_row_;
   size_t cg_ = 0, ng_ = 0, k_ = 0, kp_ = 0, pixels_ = 0, y_size_ = 1;
   size_t group_packed_ = 0, tile_rows_ = 0, col_block_ = 0;
-  bool depthwise_ = false, direct_ = false, sign_ = false, flat_ = false;
+  bool depthwise_ = false, direct_ = false, sign_ = false, flat_ = false, prep_sign_ = false;
+  // pair_u8 on weights that fail the pair test, run exactly by an exact_pairs kernel; stored as
+  // x8_form 2 so that a kernel with int16 pair sums never takes the packing as it is.
+  bool wide_pairs_ = false;
   size_t ow_ = 1;
   size_t ngp_ = 0, lda_ = 0, srow_ = 0;
   const Q8GemmX8UKernel* xk_ = nullptr;

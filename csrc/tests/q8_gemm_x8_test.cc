@@ -124,10 +124,10 @@ void run(const Q8GemmX8UKernel& uk, Q8GemmForm form, const Case& c, const Data& 
   const Fenced<float> fs(scale);
   const Q8GemmX8Fn fn = uk.fn[form == Q8GemmForm::pair_u8 ? 0 : 1][c.x_u8 ? 0 : 1][c.out];
   // sign_s8 takes prepared rows (the variant's prepare_sign, as the engine calls it), each
-  // against a fence too; pair_u8 the raw rows.
+  // against a fence too, unless the variant has exact pairs; pair_u8 the raw rows.
   std::vector<Fenced<uint8_t>> prepared;
   std::vector<const void*> a = d.a;
-  if (form == Q8GemmForm::sign_s8) {
+  if (form == Q8GemmForm::sign_s8 && !uk.exact_pairs) {
     auto prep = uk.prepare_sign ? uk.prepare_sign : q8_gemm_x8_prepare_sign;
     for (size_t i = 0; i < c.m; ++i) {
       std::vector<uint8_t> row(8 * ((c.k + 3) / 4));
@@ -155,14 +155,15 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
   // Every |w'| <= 127 here, so the choice must be a byte form; narrow weights allow pair_u8.
   fam.check(chosen != Q8GemmForm::int16 && (!c.narrow || chosen == Q8GemmForm::pair_u8),
             fmt("q8_gemm_choose_form picked %d: %s", int(chosen), describe(c).c_str()));
-  std::vector<Q8GemmForm> forms{Q8GemmForm::sign_s8};
-  if (chosen == Q8GemmForm::pair_u8) forms.push_back(Q8GemmForm::pair_u8);
   const size_t bytes = ((c.m - 1) * c.c_stride + c.n) * (c.out == 2 ? 4 : 1);
   Guarded want(bytes);
   reference(c, d, want.data());
-  for (Q8GemmForm form : forms)
+  for (Q8GemmForm form : {Q8GemmForm::sign_s8, Q8GemmForm::pair_u8})
     for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
+      // pair_u8 on wide weights only where the variant sums pairs exactly.
       if (!isa_runnable(v.isa)) continue;
+      if (form == Q8GemmForm::pair_u8 && chosen != Q8GemmForm::pair_u8 && !v.table->exact_pairs)
+        continue;
       for (size_t chunk : {c.n, v.table->nr * (1 + rng.below(2))}) {
         Guarded got(bytes);
         set_running(fmt("%s form %d (chunk %zu): %s", v.name, int(form), chunk, describe(c).c_str()));

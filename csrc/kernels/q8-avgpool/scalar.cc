@@ -96,7 +96,7 @@ template void q8_avgpool_f32acc_ukernel__scalar<int8_t>(size_t, size_t, size_t, 
 template <class T>
 Q8AvgPoolF32AccFn<T> q8_avgpool_f32acc_ukernel() {
 #if defined(__x86_64__)
-  if (active_isa() == Isa::avx2) return q8_avgpool_f32acc_ukernel__avx2<T>;
+  if (isa_runs_avx2()) return q8_avgpool_f32acc_ukernel__avx2<T>;
 #endif
   return q8_avgpool_f32acc_ukernel__scalar<T>;
 }

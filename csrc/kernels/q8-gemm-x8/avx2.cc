@@ -314,15 +314,15 @@ Q8GemmForm scan_pack16(size_t n, size_t k, const uint8_t* w, size_t ldw, const i
   return pos > 128 || neg < -128 ? Q8GemmForm::sign_s8 : Q8GemmForm::pair_u8;
 }
 
-Q8GemmForm scan_pack(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
-                     const int32_t* w_zp, size_t nr, int8_t* out, int32_t* sums) {
+}  // namespace
+
+Q8GemmForm q8_gemm_x8_scan_pack__avx2(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
+                                      const int32_t* w_zp, size_t nr, int8_t* out, int32_t* sums) {
   if (nr != NR || !out) return q8_gemm_x8_scan_pack(n, k, w, w_is_u8, ldw, w_zp, nr, out, sums);
   const uint8_t* wb = static_cast<const uint8_t*>(w);
   return w_is_u8 ? scan_pack16<true>(n, k, wb, ldw, w_zp, out, sums)
                  : scan_pack16<false>(n, k, wb, ldw, w_zp, out, sums);
 }
-
-}  // namespace
 
 #define EDGERT_X8_ROW(F, In) {gemm_4x16<F, In, uint8_t>, gemm_4x16<F, In, int8_t>, \
                               gemm_4x16<F, In, float>}
@@ -330,7 +330,7 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2 = {
     "q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2", MR, NR,
     {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
      {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
-    prepare_sign, scan_pack};
+    prepare_sign, q8_gemm_x8_scan_pack__avx2};
 #undef EDGERT_X8_ROW
 
 }  // namespace edgert

@@ -51,6 +51,10 @@ struct Q8GemmX8UKernel {
   // Optional: q8_gemm_x8_scan_pack, faster (same form, bytes and sums); nullptr: the generic one.
   Q8GemmForm (*scan_pack)(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
                           const int32_t* w_zp, size_t nr, int8_t* out, int32_t* sums) = nullptr;
+  // fn[0] sums each product exactly in int32 (no int16 pair step): pair_u8 is exact for every
+  // w' in [−128, 127], so the engine never needs sign_s8 or moved weights with this kernel, and
+  // fn[1] takes raw rows like fn[0] (not prepared ones; prepare_sign is unused).
+  bool exact_pairs = false;
 };
 
 inline size_t q8_gemm_x8_packed_size(size_t n, size_t k, size_t nr) {
@@ -84,6 +88,12 @@ inline size_t q8_gemm_x8_sign_row_bytes(size_t k) { return (k + 3) / 4 * 8; }
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_1x16__scalar;
 // AVX2: 4x16 tile of vpmaddubsw + vpmaddwd (+ vpabsb/vpsignb for sign_s8).
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2;
+
+// AVX-512 VNNI (F/BW/VL/VNNI): up to 8x16 tile of vpdpbusd on the pair_u8 operand, exact pairs.
+extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni;
+// The AVX2 q8_gemm_x8_scan_pack (also what the avx512vnni kernel packs with: the same layout).
+Q8GemmForm q8_gemm_x8_scan_pack__avx2(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
+                                      const int32_t* w_zp, size_t nr, int8_t* out, int32_t* sums);
 
 // AArch64 with the dot product (hwcap asimddp): 4x16 tile of SDOT on the signed operand.
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot;

@@ -178,7 +178,8 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_1x16__scalar = {
 
 const Q8GemmX8UKernel* q8_gemm_x8_ukernel() {
 #if defined(__x86_64__) || defined(_M_X64)
-  if (active_isa() == Isa::avx2) return &q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2;
+  if (active_isa() == Isa::avx512vnni) return &q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni;
+  if (isa_runs_avx2()) return &q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2;
 #endif
 #if defined(__aarch64__)
   if (neon_has_dot()) return &q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot;

@@ -64,7 +64,7 @@ const Q8GemmUKernel& q8_gemm_ukernel() {
   if (active_isa() == Isa::neon) return q8_gemm_minmax_fp32_ukernel_4x4__neon;
 #endif
 #if defined(__x86_64__) || defined(_M_X64)
-  if (active_isa() == Isa::avx2) return q8_gemm_minmax_fp32_ukernel_2x4__avx2;
+  if (isa_runs_avx2()) return q8_gemm_minmax_fp32_ukernel_2x4__avx2;
 #endif
   return q8_gemm_minmax_fp32_ukernel_2x4__scalar;
 }

@@ -47,7 +47,7 @@ void q8_vadd_fp32_table(const Q8AddParams& p, bool x_signed, bool s_signed, bool
 
 Q8VaddDirectFn q8_vadd_direct() {
 #if defined(__x86_64__)
-  if (active_isa() == Isa::avx2) return q8_vadd_direct__avx2;
+  if (isa_runs_avx2()) return q8_vadd_direct__avx2;
 #endif
   return nullptr;
 }
