@@ -296,11 +296,10 @@ class PyExecutor {
       what = op.type + " '" + op.name + "'";
       op.inputs = d["inputs"].cast<std::vector<int64_t>>();
       op.outputs = d["outputs"].cast<std::vector<int64_t>>();
-      op.attrs.op_name = what;
       if (d.contains("attrs")) {
         for (auto kv : d["attrs"].cast<py::dict>()) {
           std::string k = kv.first.cast<std::string>();
-          op.attrs.values[k] = attr(kv.second, what + ": attribute '" + k + "'");
+          op.attrs.set(k, attr(kv.second, what + ": attribute '" + k + "'"));
         }
       }
       return op;

@@ -176,6 +176,16 @@ def test_attr_conversions_accept_numpy_scalars_and_tuples():
     np.testing.assert_array_equal(ex.run([x])[0], np.pad(x, [(0, 0), (1, 1)], constant_values=4))
 
 
+def test_attr_errors_name_the_op_and_attribute():
+    tensors = [T("i32", (3, 4), "input"), T("i32", (4, 3), "output")]
+    cases = [({}, "attribute 'perm' is missing"),
+             ({"perm": 1.5}, "attribute 'perm' must be a list of ints, got a float"),
+             ({"perm": [1.0, 0.0]}, "attribute 'perm' must be a list of ints, got a list of floats")]
+    for attrs, msg in cases:
+        with pytest.raises(_core.ModelError, match="transpose 'tr': " + msg):
+            _core.Executor(0, tensors, [OP("transpose", [0], [1], attrs, "tr")], [0], [1], 1)
+
+
 def big_copy_chain(n_bytes, n_copies, threads):
     """input -> copy -> A -> copy -> B -> copy -> A ... -> output: arena ping-pong."""
     tensors = [T("u8", (n_bytes,), "input"), T("u8", (n_bytes,), "output")]

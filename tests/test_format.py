@@ -1,6 +1,7 @@
 """The .edgert file: equal outputs, no onnx at load, versioning, and corruption of every kind."""
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -160,6 +161,40 @@ def test_hostile_plans_with_valid_checksums(models):
     for raw in (plan[:8] + b"\xff\xff\xff\xff" + plan[12:], plan[:-3], plan + b"\0"):
         with pytest.raises(edgert.ModelError, match="corrupt plan"):
             edgert.load(ef.join(h, doc, raw, blobs))
+
+
+class _Pairs(list):
+    """Attributes as (name, value) pairs, for ef.encode_plan: may repeat a name."""
+
+    def items(self):
+        return self
+
+
+def test_plan_attributes_are_checked_by_name(models):
+    """Attributes read in place from the plan: a missing one, one of the wrong kind and a name
+    given twice each fail naming the op and the attribute; an int is a float's valid value."""
+    _, h, doc, plan, blobs = _parts(models)
+    base = ef.decode_plan(plan)
+
+    def load(attr, edit):
+        p = json.loads(json.dumps(base))
+        edit(p["ops"][_op_index(p, attr)])
+        return edgert.load(ef.join(h, doc, ef.encode_plan(p), blobs), threads=1)
+
+    conv = base["ops"][_op_index(base, "y_zp")]
+    where = f"{conv['type']} '{conv['name']}': attribute '"
+    cases = {
+        "y_zp' is missing": lambda o: o["attrs"].pop("y_zp"),
+        "kernel' must be a list of ints, got a list of floats":
+            lambda o: o["attrs"].update(kernel=(3, [3.0, 3.0])),
+        "y_zp' must be a int, got a float": lambda o: o["attrs"].update(y_zp=(1, 0.0)),
+        "y_zp' given twice":
+            lambda o: o.update(attrs=_Pairs(list(o["attrs"].items()) + [("y_zp", (0, 0))])),
+    }
+    for msg, edit in cases.items():
+        with pytest.raises(edgert.ModelError, match=re.escape(where + msg)):
+            load("y_zp", edit)
+    assert load("a_scale", lambda o: o["attrs"].update(a_scale=(0, 1))).run(None, {"input": _x()})
 
 
 def test_random_plan_mutations_never_crash(models):

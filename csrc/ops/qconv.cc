@@ -1,6 +1,7 @@
 // qconv (NHWC int8 convolution, any group) and the quantization attributes it shares with qgemm:
 // parse and validate everything here, then hand a Q8ConvDesc to the engine (qconv_engine.cc).
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "ops/f32_util.h"
@@ -16,7 +17,7 @@ int64_t type_max(DType t) { return t == DType::u8 ? 255 : 127; }
 
 // An int attribute within [lo, hi] (or def when absent and def is given).
 int32_t int_in(const OpSpec& spec, const char* name, int64_t lo, int64_t hi, const int64_t* def) {
-  const int64_t v = (def && !spec.attrs.has(name)) ? *def : spec.attrs.i(name);
+  const int64_t v = def ? spec.attrs.i(name, *def) : spec.attrs.i(name);
   EDGERT_EXPECT(spec, v >= lo && v <= hi, std::string(name) + " = " + std::to_string(v) +
                                       " outside [" + std::to_string(lo) + ", " +
                                       std::to_string(hi) + "]");
@@ -26,16 +27,15 @@ int32_t int_in(const OpSpec& spec, const char* name, int64_t lo, int64_t hi, con
 }  // namespace
 
 std::vector<int64_t> q8_weight_shape(const OpSpec& spec, DType* w_type) {
-  const auto it = spec.attrs.values.find("weight");
-  if (it == spec.attrs.values.end() && spec.attrs.has("x8_weight")) {
-    const std::string t = spec.attrs.s("weight_dtype");
-    EDGERT_EXPECT(spec, parse_dtype(t, w_type), "unknown weight_dtype '" + t + "'");
+  const Attrs::Entry* w = spec.attrs.find("weight");
+  if (!w && spec.attrs.has("x8_weight")) {
+    const std::string_view t = spec.attrs.str("weight_dtype");
+    EDGERT_EXPECT(spec, parse_dtype(t, w_type), "unknown weight_dtype '" + std::string(t) + "'");
     return spec.attrs.ints("weight_shape");
   }
-  EDGERT_EXPECT(spec, it != spec.attrs.values.end() && it->second.kind == Attrs::Value::Arr,
-              "attribute 'weight' must be an array");
-  *w_type = it->second.arr.dtype;
-  return it->second.arr.shape;
+  EDGERT_EXPECT(spec, w && w->kind == Attrs::Value::Arr, "attribute 'weight' must be an array");
+  *w_type = w->arr->dtype;
+  return w->arr->shape;
 }
 
 void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8ConvDesc& d) {
@@ -86,9 +86,17 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
   d.w_zp = spec.attrs.array("w_zp", DType::i32, static_cast<int64_t>(m)).as<int32_t>();
   d.bias = spec.attrs.array("bias", DType::i32, static_cast<int64_t>(m)).as<int32_t>();
   d.scale = spec.attrs.array("scale", DType::f32, static_cast<int64_t>(m)).as<float>();
-  // Messages are built only on failure: these loops run over every output channel at load.
+  // Every load checks every output channel: one branch-free pass in integers (it vectorizes),
+  // then the message for the first bad channel only when there is one.
   const int32_t zlo = int32_t(type_min(d.w_type)), zhi = int32_t(type_max(d.w_type));
+  uint32_t bad = 0;
   for (size_t i = 0; i < m; ++i) {
+    uint32_t bits;  // all exponent bits set: inf or NaN
+    std::memcpy(&bits, d.scale + i, 4);
+    bad |= uint32_t(uint32_t(d.w_zp[i]) - uint32_t(zlo) > uint32_t(zhi - zlo)) |
+           uint32_t((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  for (size_t i = 0; bad && i < m; ++i) {
     if (d.w_zp[i] < zlo || d.w_zp[i] > zhi)
       spec.fail("w_zp[" + std::to_string(i) + "] = " + std::to_string(d.w_zp[i]) +
                 " outside the weight type's range");

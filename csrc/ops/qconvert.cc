@@ -20,7 +20,8 @@ struct QuantParams {
   size_t outer = 1, channels = 1, inner = 1;  // the tensor as [outer, channels, inner]
 
   QuantParams(const OpSpec& spec, const std::vector<int64_t>& shape, DType qtype) {
-    if (spec.attrs.has("scale") && spec.attrs.values.at("scale").kind == Attrs::Value::Arr) {
+    const Attrs::Entry* scale_attr = spec.attrs.find("scale");
+    if (scale_attr && scale_attr->kind == Attrs::Value::Arr) {
       const Array& a = spec.attrs.array("scale", DType::f32);
       for (int64_t i = 0; i < a.numel(); ++i) scale.push_back(a.as<float>()[i]);
     } else {
@@ -28,12 +29,13 @@ struct QuantParams {
     }
     EDGERT_EXPECT(spec, !scale.empty(), "scale must not be empty");
     for (float s : scale) q8_scale_value(spec, "scale", s);
-    if (spec.attrs.has("zp") && spec.attrs.values.at("zp").kind == Attrs::Value::Arr) {
+    const Attrs::Entry* zp_attr = spec.attrs.find("zp");
+    if (zp_attr && zp_attr->kind == Attrs::Value::Arr) {
       const Array& a = spec.attrs.array("zp", DType::i32);
       for (int64_t i = 0; i < a.numel(); ++i) zp.push_back(a.as<int32_t>()[i]);
     } else {
       zp.assign(scale.size(), static_cast<int32_t>(0));
-      if (spec.attrs.has("zp")) {
+      if (zp_attr) {
         const int64_t z = spec.attrs.i("zp");
         EDGERT_EXPECT(spec, z >= INT32_MIN && z <= INT32_MAX, "zp out of int32 range");
         zp.assign(scale.size(), static_cast<int32_t>(z));

@@ -119,11 +119,10 @@ class QLutOp : public Op {
     expect_q8(spec, spec.inputs[0], "X");
     expect_q8(spec, spec.outputs[0], "Y");
     EDGERT_EXPECT(spec, spec.inputs[0].shape == spec.outputs[0].shape, "X and Y must have one shape");
-    auto it = spec.attrs.values.find("table");
-    EDGERT_EXPECT(spec, it != spec.attrs.values.end() && it->second.kind == Attrs::Value::Arr,
-                "needs the array attribute 'table'");
+    const Attrs::Entry* e = spec.attrs.find("table");
+    EDGERT_EXPECT(spec, e && e->kind == Attrs::Value::Arr, "needs the array attribute 'table'");
     // The table holds output bytes; either signedness of the array is accepted.
-    const DType want = it->second.arr.dtype == DType::u8 ? DType::u8 : DType::i8;
+    const DType want = e->arr->dtype == DType::u8 ? DType::u8 : DType::i8;
     const Array& t = spec.attrs.array("table", want, 256);
     std::memcpy(table_, t.data, 256);
     numel_ = static_cast<size_t>(spec.outputs[0].numel());

@@ -168,13 +168,17 @@ Executor::Executor(Plan plan, int threads) : plan_(std::move(plan)) {
   validate();
   ops_.reserve(plan_.ops.size());
   for (PlanOp& op : plan_.ops) {
+    // The op keeps what it needs: nothing reads the plan's type, name or attributes later.
     OpSpec spec;
-    spec.type = op.type;
-    spec.name = op.name;
+    spec.type = std::move(op.type);
+    spec.name = std::move(op.name);
+    spec.inputs.reserve(op.inputs.size());
+    spec.outputs.reserve(op.outputs.size());
     for (int64_t id : op.inputs) spec.inputs.push_back(plan_.tensors[id].desc);
     for (int64_t id : op.outputs) spec.outputs.push_back(plan_.tensors[id].desc);
-    spec.attrs = std::move(op.attrs);  // the op keeps what it needs; nothing reads them later
-    spec.attrs.op_name = oname(op);
+    spec.attrs = std::move(op.attrs);
+    spec.attrs.op_type = spec.type;
+    spec.attrs.op_node = spec.name;
     try {
       ops_.push_back(make_op(spec));
     } catch (const ModelError&) {
@@ -182,7 +186,7 @@ Executor::Executor(Plan plan, int threads) : plan_(std::move(plan)) {
     } catch (const std::bad_alloc&) {
       throw;
     } catch (const std::exception& e) {
-      throw ModelError(oname(op) + ": " + e.what());
+      throw ModelError(spec.type + " '" + spec.name + "': " + e.what());
     }
   }
   prepare_run_tables();

@@ -26,7 +26,7 @@ struct PlanTensor {
 };
 
 struct PlanOp {
-  std::string type, name;
+  std::string type, name;  // moved into the op's OpSpec with attrs when the executor creates it
   std::vector<int64_t> inputs, outputs;  // tensor ids
   Attrs attrs;
 };
@@ -36,6 +36,9 @@ struct Plan {
   std::vector<PlanTensor> tensors;
   std::vector<PlanOp> ops;
   std::vector<int64_t> input_ids, output_ids;
+  // Arrays that ops' attributes point at (a binary plan's blob table): never resized once the
+  // attributes point at them; moving the plan keeps them in place.
+  std::vector<Array> arrays;
 };
 
 // Upper bound for one tensor and for the arena; a plan asking for more is malformed.

@@ -25,7 +25,7 @@ const char* dtype_name(DType t) {
   return "?";
 }
 
-bool parse_dtype(const std::string& name, DType* out) {
+bool parse_dtype(std::string_view name, DType* out) {
   static const struct { const char* n; DType t; } kNames[] = {
       {"u8", DType::u8}, {"i8", DType::i8}, {"i32", DType::i32}, {"i64", DType::i64},
       {"f32", DType::f32}};
@@ -70,51 +70,116 @@ static const char* kind_name(Attrs::Value::Kind k) {
   return "?";
 }
 
-namespace {
-[[noreturn]] void attr_fail(const Attrs& a, const std::string& k, const std::string& msg) {
-  throw ModelError(a.op_name + ": attribute '" + k + "' " + msg);
+int64_t Attrs::Entry::int_at(size_t j) const {
+  int64_t v;
+  std::memcpy(&v, p + 8 * j, 8);
+  return v;
 }
 
-const Attrs::Value& get(const Attrs& a, const std::string& k, Attrs::Value::Kind want,
-                        Attrs::Value::Kind also) {
-  auto it = a.values.find(k);
-  if (it == a.values.end()) attr_fail(a, k, "is missing");
-  if (it->second.kind != want && it->second.kind != also) {
-    attr_fail(a, k, std::string("must be a ") + kind_name(want) + ", got a " +
-                        kind_name(it->second.kind));
+double Attrs::Entry::float_at(size_t j) const {
+  double v;
+  std::memcpy(&v, p + 8 * j, 8);
+  return v;
+}
+
+void Attrs::set(std::string_view k, const Value& v) {
+  if (!store_) store_ = std::make_unique<Store>();
+  Store& st = *store_;
+  auto keep = [&](const void* data, size_t bytes) {
+    return reinterpret_cast<const uint8_t*>(
+        st.bytes.emplace_back(static_cast<const char*>(data), bytes).data());
+  };
+  auto count = [&](size_t n) {
+    if (n > UINT32_MAX) throw ModelError("attribute '" + std::string(k) + "' has too many values");
+    return static_cast<uint32_t>(n);
+  };
+  Entry e{};
+  e.name = st.bytes.emplace_back(k);
+  e.kind = v.kind;
+  switch (v.kind) {
+    case Value::Int: e.i = v.i; break;
+    case Value::Float: e.f = v.f; break;
+    case Value::Ints: e.n = count(v.ints.size()), e.p = keep(v.ints.data(), 8 * e.n); break;
+    case Value::Floats: e.n = count(v.floats.size()), e.p = keep(v.floats.data(), 8 * e.n); break;
+    case Value::Str: e.n = count(v.s.size()), e.p = keep(v.s.data(), e.n); break;
+    case Value::Arr: e.arr = &st.arrays.emplace_back(v.arr); break;
   }
-  return it->second;
+  for (Entry& x : entries_) {
+    if (x.name == k) {
+      x = e;
+      return;
+    }
+  }
+  entries_.push_back(e);
+}
+
+namespace {
+[[noreturn]] void attr_fail(const Attrs& a, std::string_view k, const std::string& msg) {
+  std::string where;
+  if (!a.op_type.empty()) where.append(a.op_type).append(" '").append(a.op_node).append("': ");
+  throw ModelError(where.append("attribute '").append(k).append("' ") + msg);
+}
+
+// The entry for k when present (nullptr otherwise) and of kind `want` or `also`.
+const Attrs::Entry* find_as(const Attrs& a, std::string_view k, Attrs::Value::Kind want,
+                            Attrs::Value::Kind also) {
+  const Attrs::Entry* e = a.find(k);
+  if (e && e->kind != want && e->kind != also) {
+    attr_fail(a, k, std::string("must be a ") + kind_name(want) + ", got a " +
+                        kind_name(e->kind));
+  }
+  return e;
+}
+
+const Attrs::Entry& get(const Attrs& a, std::string_view k, Attrs::Value::Kind want,
+                        Attrs::Value::Kind also) {
+  const Attrs::Entry* e = find_as(a, k, want, also);
+  if (!e) attr_fail(a, k, "is missing");
+  return *e;
+}
+
+double as_f(const Attrs::Entry& e) {
+  return e.kind == Attrs::Value::Int ? static_cast<double>(e.i) : e.f;
 }
 }  // namespace
 
-int64_t Attrs::i(const std::string& k) const {
+int64_t Attrs::i(std::string_view k) const {
   return get(*this, k, Value::Int, Value::Int).i;
 }
-int64_t Attrs::i(const std::string& k, int64_t def) const { return has(k) ? i(k) : def; }
-
-double Attrs::f(const std::string& k) const {
-  const Value& v = get(*this, k, Value::Float, Value::Int);
-  return v.kind == Value::Int ? static_cast<double>(v.i) : v.f;
-}
-double Attrs::f(const std::string& k, double def) const { return has(k) ? f(k) : def; }
-
-std::vector<int64_t> Attrs::ints(const std::string& k) const {
-  return get(*this, k, Value::Ints, Value::Ints).ints;
+int64_t Attrs::i(std::string_view k, int64_t def) const {
+  const Entry* e = find_as(*this, k, Value::Int, Value::Int);
+  return e ? e->i : def;
 }
 
-std::vector<double> Attrs::floats(const std::string& k) const {
-  const Value& v = get(*this, k, Value::Floats, Value::Ints);
-  if (v.kind == Value::Floats) return v.floats;
-  return std::vector<double>(v.ints.begin(), v.ints.end());
+double Attrs::f(std::string_view k) const { return as_f(get(*this, k, Value::Float, Value::Int)); }
+double Attrs::f(std::string_view k, double def) const {
+  const Entry* e = find_as(*this, k, Value::Float, Value::Int);
+  return e ? as_f(*e) : def;
 }
 
-std::string Attrs::s(const std::string& k) const { return get(*this, k, Value::Str, Value::Str).s; }
-std::string Attrs::s(const std::string& k, const std::string& def) const {
-  return has(k) ? s(k) : def;
+std::vector<int64_t> Attrs::ints(std::string_view k) const {
+  const Entry& e = get(*this, k, Value::Ints, Value::Ints);
+  std::vector<int64_t> v(e.n);
+  if (e.n) std::memcpy(v.data(), e.p, 8 * size_t(e.n));
+  return v;
 }
 
-const Array& Attrs::array(const std::string& k, DType dtype, int64_t numel) const {
-  const Array& a = get(*this, k, Value::Arr, Value::Arr).arr;
+std::vector<double> Attrs::floats(std::string_view k) const {
+  const Entry& e = get(*this, k, Value::Floats, Value::Ints);
+  std::vector<double> v(e.n);
+  for (size_t j = 0; j < e.n; ++j) {
+    v[j] = e.kind == Value::Floats ? e.float_at(j) : static_cast<double>(e.int_at(j));
+  }
+  return v;
+}
+
+std::string_view Attrs::str(std::string_view k) const {
+  const Entry& e = get(*this, k, Value::Str, Value::Str);
+  return {reinterpret_cast<const char*>(e.p), e.n};
+}
+
+const Array& Attrs::array(std::string_view k, DType dtype, int64_t numel) const {
+  const Array& a = *get(*this, k, Value::Arr, Value::Arr).arr;
   if (a.dtype != dtype) {
     attr_fail(*this, k, std::string("must have dtype ") + dtype_name(dtype) + ", got " +
                             dtype_name(a.dtype));

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -19,7 +20,7 @@ class ThreadPool;
 enum class DType : uint8_t { u8, i8, i32, i64, f32 };
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);  // "u8", "i8", "i32", "i64", "f32"
-bool parse_dtype(const std::string& name, DType* out);  // false for an unknown name
+bool parse_dtype(std::string_view name, DType* out);  // false for an unknown name
 
 // Largest element count numel() accepts: keeps numel * dtype_size far from overflowing.
 constexpr int64_t kMaxNumel = int64_t(1) << 48;
@@ -49,8 +50,14 @@ struct Array {
 // Typed access to an op's attributes. Every getter throws ModelError naming the op and the
 // attribute when it is missing or of the wrong kind. f() also accepts an Int and floats() an
 // Ints (Python writes 1 for 1.0); i() and ints() never accept floats.
+//
+// Attributes are a flat table searched by name: an op has about a dozen, and factories look them
+// up thousands of times per load. A table read from an .edgert file holds views into the plan's
+// bytes (names, strings, lists) and into the plan's array table, so reading one allocates
+// nothing; attributes given by set() are copied into storage the table owns.
 class Attrs {
  public:
+  // An attribute as its own value: what set() takes and what PackedAttrs offers.
   struct Value {
     enum Kind { Int, Float, Ints, Floats, Str, Arr } kind;
     int64_t i = 0;
@@ -60,32 +67,65 @@ class Attrs {
     std::string s;
     Array arr;
   };
-  // Attribute names are short: an inline compare, length first, beats a call to memcmp per
-  // tree node (factories look names up thousands of times per load).
-  struct NameLess {
-    using is_transparent = void;
-    bool operator()(std::string_view a, std::string_view b) const {
-      if (a.size() != b.size()) return a.size() < b.size();
-      for (size_t i = 0; i < a.size(); ++i) {
-        if (a[i] != b[i]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[i]);
-      }
-      return false;
-    }
+  // One attribute of the table. Ints and Floats are `n` little-endian 8-byte values at `p`, not
+  // necessarily aligned (read them with int_at / float_at); a Str is `n` bytes at `p`.
+  struct Entry {
+    std::string_view name;
+    Value::Kind kind;
+    uint32_t n = 0;
+    union {
+      int64_t i;
+      double f;
+      const uint8_t* p;
+      const Array* arr;
+    };
+    int64_t int_at(size_t j) const;
+    double float_at(size_t j) const;
   };
-  std::string op_name;  // for messages: "qconv 'node_name'"
-  std::map<std::string, Value, NameLess> values;
 
-  bool has(const std::string& k) const { return values.count(k) != 0; }
-  int64_t i(const std::string& k) const;
-  int64_t i(const std::string& k, int64_t def) const;
-  double f(const std::string& k) const;
-  double f(const std::string& k, double def) const;
-  std::vector<int64_t> ints(const std::string& k) const;
-  std::vector<double> floats(const std::string& k) const;
-  std::string s(const std::string& k) const;
-  std::string s(const std::string& k, const std::string& def) const;
+  // For messages: "<op_type> '<op_node>'". Views of strings that outlive every getter call.
+  std::string_view op_type, op_node;
+
+  // Table-building: the caller keeps `e`'s views alive as long as the table is read, and gives
+  // each name once (add does not look for an earlier entry with the name; set replaces one).
+  void reserve(size_t n) { entries_.reserve(n); }
+  void add(const Entry& e) { entries_.push_back(e); }
+  void set(std::string_view k, const Value& v);
+  const std::vector<Entry>& entries() const { return entries_; }
+
+  // Names are short: a byte loop, length first, beats a call to memcmp per entry.
+  const Entry* find(std::string_view k) const {
+    for (const Entry& e : entries_) {
+      if (e.name.size() != k.size()) continue;
+      size_t j = 0;
+      while (j < k.size() && e.name[j] == k[j]) ++j;
+      if (j == k.size()) return &e;
+    }
+    return nullptr;
+  }
+  bool has(std::string_view k) const { return find(k) != nullptr; }
+  int64_t i(std::string_view k) const;
+  int64_t i(std::string_view k, int64_t def) const;
+  double f(std::string_view k) const;
+  double f(std::string_view k, double def) const;
+  std::vector<int64_t> ints(std::string_view k) const;
+  std::vector<double> floats(std::string_view k) const;
+  std::string s(std::string_view k) const { return std::string(str(k)); }
+  std::string s(std::string_view k, std::string_view def) const {
+    return has(k) ? s(k) : std::string(def);
+  }
+  std::string_view str(std::string_view k) const;  // s() without the copy
   // An array attribute of the given dtype with exactly `numel` elements (numel < 0: any count).
-  const Array& array(const std::string& k, DType dtype, int64_t numel = -1) const;
+  const Array& array(std::string_view k, DType dtype, int64_t numel = -1) const;
+
+ private:
+  // What set() copied: names and Str/Ints/Floats bytes, and arrays; deques never move them.
+  struct Store {
+    std::deque<std::string> bytes;
+    std::deque<Array> arrays;
+  };
+  std::vector<Entry> entries_;
+  std::unique_ptr<Store> store_;
 };
 
 struct OpSpec {

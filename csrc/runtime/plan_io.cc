@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -14,6 +15,14 @@ constexpr size_t kMaxRank = 16;
 // above U+10FFFF.
 bool utf8(const uint8_t* s, size_t n) {
   for (size_t i = 0; i < n;) {
+    if (n - i >= 8) {  // names are mostly ASCII: eight bytes at a time while they are
+      uint64_t w;
+      std::memcpy(&w, s + i, 8);
+      if ((w & 0x8080808080808080u) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     const uint8_t c = s[i];
     size_t len;
     uint32_t cp;
@@ -51,6 +60,13 @@ class Cursor {
     pos_ += sizeof(T);
     return v;
   }
+  // The next `bytes` bytes, in place.
+  const uint8_t* take(size_t bytes) {
+    if (left() < bytes) fail("truncated");
+    const uint8_t* r = p_ + pos_;
+    pos_ += bytes;
+    return r;
+  }
   // A count of items of at least `item_bytes` each: never more than the bytes left could hold,
   // so a flipped count cannot ask for a huge allocation.
   size_t count(size_t item_bytes, const char* what) {
@@ -60,17 +76,16 @@ class Cursor {
     }
     return n;
   }
-  // Names end up in error messages that Python decodes: they must be valid UTF-8.
-  std::string str(const char* what) {
+  // Names end up in error messages that Python decodes: they must be valid UTF-8. A view of
+  // the plan's bytes.
+  std::string_view str(const char* what) {
     const size_t n = count(1, what);
     if (!utf8(p_ + pos_, n)) fail(std::string(what) + " is not valid UTF-8");
-    std::string s(reinterpret_cast<const char*>(p_ + pos_), n);
-    pos_ += n;
-    return s;
+    return {reinterpret_cast<const char*>(take(n)), n};
   }
   std::vector<int64_t> i64s(size_t n) {
     std::vector<int64_t> v(n);
-    for (auto& x : v) x = get<int64_t>();
+    if (n) std::memcpy(v.data(), take(8 * n), 8 * n);
     return v;
   }
 
@@ -91,80 +106,73 @@ std::vector<int64_t> shape(Cursor& c) {
   return c.i64s(rank);
 }
 
-struct Blob {
-  DType dtype;
-  std::vector<int64_t> shape;
-  const uint8_t* data;
-  int64_t numel;
-};
-
-std::vector<Blob> read_blobs(Cursor& c, const uint8_t* base, size_t len) {
+// The blob table, as arrays in the file's blob area.
+void read_blobs(Cursor& c, const uint8_t* base, size_t len, std::vector<Array>& arrays) {
   const size_t n = c.count(2 + 16, "blob");
-  std::vector<Blob> blobs;
-  blobs.reserve(n);
+  arrays.resize(n);
   for (size_t i = 0; i < n; ++i) {
-    Blob b;
-    b.dtype = dtype(c);
-    b.shape = shape(c);
+    Array& a = arrays[i];
+    a.dtype = dtype(c);
+    a.shape = shape(c);
     const uint64_t off = c.get<uint64_t>(), nbytes = c.get<uint64_t>();
-    const std::string what = "blob " + std::to_string(i);
+    int64_t numel;
     try {
-      b.numel = TensorDesc{b.dtype, b.shape}.numel();
+      numel = a.numel();
     } catch (const ModelError& e) {
-      c.fail(what + ": " + e.what());
+      c.fail("blob " + std::to_string(i) + ": " + e.what());
     }
-    const size_t es = dtype_size(b.dtype);
-    if (nbytes != uint64_t(b.numel) * es || off > len || nbytes > len - off) {
-      c.fail(what + " lies outside the file's weights");
+    const size_t es = dtype_size(a.dtype);
+    if (nbytes != uint64_t(numel) * es || off > len || nbytes > len - off) {
+      c.fail("blob " + std::to_string(i) + " lies outside the file's weights");
     }
-    if (off % es) c.fail(what + " is misaligned");
-    b.data = base + off;
-    blobs.push_back(std::move(b));
+    if (off % es) c.fail("blob " + std::to_string(i) + " is misaligned");
+    a.data = base + off;
   }
-  return blobs;
 }
 
-const Blob& blob_ref(Cursor& c, const std::vector<Blob>& blobs) {
+const Array& array_ref(Cursor& c, const std::vector<Array>& arrays) {
   const uint32_t i = c.get<uint32_t>();
-  if (i >= blobs.size()) c.fail("blob index " + std::to_string(i) + " out of range");
-  return blobs[i];
+  if (i >= arrays.size()) c.fail("blob index " + std::to_string(i) + " out of range");
+  return arrays[i];
 }
 
 std::vector<int64_t> ids(Cursor& c, const char* what) {
   const size_t n = c.count(4, what);
   std::vector<int64_t> v(n);
-  for (auto& x : v) x = c.get<uint32_t>();
+  const uint8_t* p = c.take(4 * n);
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t id;
+    std::memcpy(&id, p + 4 * i, 4);
+    v[i] = id;
+  }
   return v;
 }
 
-Attrs::Value attr(Cursor& c, const std::vector<Blob>& blobs) {
-  Attrs::Value v;
+// An attribute's value, left in the plan's bytes (lists, strings) or its array table.
+Attrs::Entry attr(Cursor& c, std::string_view key, const std::vector<Array>& arrays) {
+  Attrs::Entry e{};
+  e.name = key;
   const uint8_t kind = c.get<uint8_t>();
   switch (kind) {
-    case Attrs::Value::Int: v.kind = Attrs::Value::Int; v.i = c.get<int64_t>(); break;
-    case Attrs::Value::Float: v.kind = Attrs::Value::Float; v.f = c.get<double>(); break;
+    case Attrs::Value::Int: e.kind = Attrs::Value::Int; e.i = c.get<int64_t>(); break;
+    case Attrs::Value::Float: e.kind = Attrs::Value::Float; e.f = c.get<double>(); break;
     case Attrs::Value::Ints:
-      v.kind = Attrs::Value::Ints;
-      v.ints = c.i64s(c.count(8, "ints"));
+    case Attrs::Value::Floats:
+      e.kind = static_cast<Attrs::Value::Kind>(kind);
+      e.n = static_cast<uint32_t>(c.count(8, kind == Attrs::Value::Ints ? "ints" : "floats"));
+      e.p = c.take(8 * size_t(e.n));
       break;
-    case Attrs::Value::Floats: {
-      v.kind = Attrs::Value::Floats;
-      v.floats.resize(c.count(8, "floats"));
-      for (auto& x : v.floats) x = c.get<double>();
-      break;
-    }
-    case Attrs::Value::Str: v.kind = Attrs::Value::Str; v.s = c.str("string"); break;
-    case Attrs::Value::Arr: {
-      const Blob& b = blob_ref(c, blobs);
-      v.kind = Attrs::Value::Arr;
-      v.arr.dtype = b.dtype;
-      v.arr.shape = b.shape;
-      v.arr.data = b.data;
+    case Attrs::Value::Str: {
+      const std::string_view s = c.str("string");
+      e.kind = Attrs::Value::Str;
+      e.n = static_cast<uint32_t>(s.size());
+      e.p = reinterpret_cast<const uint8_t*>(s.data());
       break;
     }
+    case Attrs::Value::Arr: e.kind = Attrs::Value::Arr; e.arr = &array_ref(c, arrays); break;
     default: c.fail("unknown attribute kind " + std::to_string(kind));
   }
-  return v;
+  return e;
 }
 
 }  // namespace
@@ -176,7 +184,7 @@ Plan read_binary_plan(const uint8_t* data, size_t len, const uint8_t* blob_base,
   const uint64_t arena = c.get<uint64_t>();
   if (arena > uint64_t(kMaxTensorBytes)) c.fail("arena size out of range");
   plan.arena_bytes = static_cast<int64_t>(arena);
-  const std::vector<Blob> blobs = read_blobs(c, blob_base, blob_len);
+  read_blobs(c, blob_base, blob_len, plan.arrays);
 
   const size_t nt = c.count(3, "tensor");
   plan.tensors.resize(nt);
@@ -189,10 +197,10 @@ Plan read_binary_plan(const uint8_t* data, size_t len, const uint8_t* blob_base,
     if (t.kind == PlanTensor::Arena) {
       t.offset = c.get<int64_t>();
     } else if (t.kind == PlanTensor::Const) {
-      const Blob& b = blob_ref(c, blobs);
-      t.data = b.data;
-      t.data_dtype = b.dtype;
-      t.data_numel = b.numel;
+      const Array& a = array_ref(c, plan.arrays);
+      t.data = a.data;
+      t.data_dtype = a.dtype;
+      t.data_numel = a.numel();  // checked by read_blobs
     }
   }
 
@@ -204,11 +212,13 @@ Plan read_binary_plan(const uint8_t* data, size_t len, const uint8_t* blob_base,
     op.inputs = ids(c, "op input");
     op.outputs = ids(c, "op output");
     const size_t na = c.count(4 + 1, "attribute");
+    op.attrs.reserve(na);
     for (size_t i = 0; i < na; ++i) {
-      std::string key = c.str("attribute name");
-      if (op.attrs.values.count(key)) c.fail(op.type + " '" + op.name + "': attribute '" + key +
-                                             "' given twice");
-      op.attrs.values.emplace(std::move(key), attr(c, blobs));
+      const std::string_view key = c.str("attribute name");
+      if (op.attrs.find(key)) {
+        c.fail(op.type + " '" + op.name + "': attribute '" + std::string(key) + "' given twice");
+      }
+      op.attrs.add(attr(c, key, plan.arrays));
     }
   }
   plan.input_ids = ids(c, "plan input");
