@@ -18,7 +18,8 @@ namespace edgert {
 namespace {
 
 constexpr size_t kScratchBytes = 128 << 10;  // im2col tile: fits L2 next to a weight block
-constexpr size_t kWeightBlockBytes = 32 << 10;  // packed W columns reused across a tile's rows
+constexpr size_t kWeightBlockBytes = 32 << 10;
+constexpr size_t kOneTileBytes = 512 << 10;  // the largest im2col tile (L2 has room beside it)  // packed W columns reused across a tile's rows
 // Waking a worker costs tens of microseconds on a busy machine: a chunk gets at least this many
 // multiply-adds (about 10 us of kernel time), so small layers run on the calling thread alone.
 constexpr size_t kMinChunkMacs = 256 << 10;
@@ -426,9 +427,14 @@ class Q8ConvOp : public Op {
     prep_sign_ = sign_ && !xk_->exact_pairs;
     // sign_s8 rows in whole quads so a tile is prepared in one call; pair_u8 ones 16-aligned.
     lda_ = prep_sign_ ? (k_ + 3) / 4 * 4 : (k_ + 15) / 16 * 16;
+    // Weights larger than the layer's whole im2col (deep layers on small images): one tile of
+    // every row, so each weight block comes from memory once and serves all rows from cache.
+    const size_t all_rows = pixels_ * lda_;
+    const bool one_tile = !direct_ && all_rows <= kOneTileBytes && all_rows <= d.m / d.group * k_;
     const size_t tile_bytes = direct_ ? (64 << 10) : kScratchBytes / 2;
     tile_rows_ = std::clamp<size_t>(tile_bytes / lda_ / mr * mr, 4 * mr, 512);
     tile_rows_ = std::min(tile_rows_, (pixels_ + mr - 1) / mr * mr);
+    if (one_tile) tile_rows_ = (pixels_ + mr - 1) / mr * mr;
     const size_t kq4 = (k_ + 3) / 4 * 4;
     col_block_ = std::max(nr, (24 << 10) / kq4 / nr * nr);
     return true;

@@ -4,7 +4,7 @@
 // as the AVX2 kernel does; sign_s8 (fn[1]) reads raw rows too (exact_pairs, see q8-gemm-x8.h):
 // it multiplies the same operand u = s ^ 0x80 and subtracts 128·Σw' (one more vpdpbusd of 0x80
 // bytes per quad and column block), which is the sign_s8 sum its bias was corrected for.
-// Reads A rows only below k (the last partial quad through a copy); tiles of fewer than 4 rows
+// Reads A rows only below k (the last partial quad by a masked load); tiles of fewer than 4 rows
 // split K over several accumulators (vpdpbusd's latency, not its throughput, would bound them).
 // Output stage: cvtdq2ps, mulps (no FMA), max/min, cvtps2dq (round half to even under the
 // default MXCSR), + y_zp, saturating down-conversion, masked stores for a partial column block.
@@ -30,24 +30,77 @@ inline __m512i bcast_quad(const uint8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-inline __m512i bcast_tail(const uint8_t* p, size_t n, uint8_t pad) {
-  uint8_t b[4] = {pad, pad, pad, pad};
-  std::memcpy(b, p, n);
-  int32_t v;
-  std::memcpy(&v, b, 4);
-  return _mm512_set1_epi32(v);
+// The last n < 4 bytes of a row: a masked load never touches the bytes past them (no fault, and
+// no byte-store/dword-load round trip through the stack).
+inline __m512i bcast_tail(const uint8_t* p, size_t n) {
+  return _mm512_broadcastd_epi32(_mm_maskz_loadu_epi8(__mmask16((1u << n) - 1), p));
 }
 
+// The K loop of a full 8-row tile over kq >= 1 whole quads: c_r += Σ (quad of row r, as u8, ^ 0x80
+// when Flip) · (quad of w), 16 columns. In asm because GCC 12 copies every accumulator through
+// another register around each vpdpbusd of an unrolled tile (or spills them); here the eight
+// accumulators stay in registers and a quad costs 1 load, 8 broadcasts and 8 vpdpbusd.
+#define EDGERT_VNNI_ROW(A, C, T, FLIP)                 \
+  "vpbroadcastd (%[" A "],%[off]), %%zmm" T "\n\t"     \
+  FLIP                                                  \
+  "vpdpbusd %%zmm16, %%zmm" T ", %[" C "]\n\t"
+#define EDGERT_VNNI_LOOP(F0, F1, F2, F3, F4, F5, F6, F7)                                    \
+  "1:\n\t"                                                                                  \
+  "vmovdqu64 (%[w]), %%zmm16\n\t"                                                           \
+  "add $64, %[w]\n\t"                                                                       \
+  EDGERT_VNNI_ROW("a0", "c0", "17", F0) EDGERT_VNNI_ROW("a1", "c1", "18", F1)               \
+  EDGERT_VNNI_ROW("a2", "c2", "19", F2) EDGERT_VNNI_ROW("a3", "c3", "20", F3)               \
+  EDGERT_VNNI_ROW("a4", "c4", "21", F4) EDGERT_VNNI_ROW("a5", "c5", "22", F5)               \
+  EDGERT_VNNI_ROW("a6", "c6", "23", F6) EDGERT_VNNI_ROW("a7", "c7", "24", F7)               \
+  "add $4, %[off]\n\t"                                                                      \
+  "cmp %[end], %[off]\n\t"                                                                  \
+  "jne 1b\n\t"
+#define EDGERT_VNNI_FLIP(T) "vpxord %[fl], %%zmm" T ", %%zmm" T "\n\t"
+
+template <bool Flip>
+inline void loop8(size_t kq, const int8_t* w, const uint8_t* const* a, __m512i& c0, __m512i& c1,
+                  __m512i& c2, __m512i& c3, __m512i& c4, __m512i& c5, __m512i& c6, __m512i& c7) {
+  const __m512i fl = _mm512_set1_epi8(static_cast<char>(0x80));
+  size_t off = 0;
+#define EDGERT_VNNI_OPERANDS                                                                 \
+  : [c0] "+v"(c0), [c1] "+v"(c1), [c2] "+v"(c2), [c3] "+v"(c3), [c4] "+v"(c4), [c5] "+v"(c5), \
+    [c6] "+v"(c6), [c7] "+v"(c7), [w] "+r"(w), [off] "+r"(off)                               \
+  : [end] "r"(4 * kq), [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [a4] "r"(a[4]),          \
+    [a5] "r"(a[5]), [a6] "r"(a[6]), [a7] "r"(a[7]), [fl] "v"(fl)                             \
+  : "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "cc",   \
+    "memory"
+  if constexpr (Flip) {
+    __asm__(EDGERT_VNNI_LOOP(EDGERT_VNNI_FLIP("17"), EDGERT_VNNI_FLIP("18"), EDGERT_VNNI_FLIP("19"),
+                             EDGERT_VNNI_FLIP("20"), EDGERT_VNNI_FLIP("21"), EDGERT_VNNI_FLIP("22"),
+                             EDGERT_VNNI_FLIP("23"), EDGERT_VNNI_FLIP("24"))
+            EDGERT_VNNI_OPERANDS);
+  } else {
+    __asm__(EDGERT_VNNI_LOOP("", "", "", "", "", "", "", "") EDGERT_VNNI_OPERANDS);
+  }
+#undef EDGERT_VNNI_OPERANDS
+}
+#undef EDGERT_VNNI_FLIP
+#undef EDGERT_VNNI_LOOP
+#undef EDGERT_VNNI_ROW
+
+// The output stage's constants, made once per call: in registers for every row (read through
+// the Q8Requant reference, they were reloaded after each byte store that might alias them).
+struct OutStage {
+  __m512 lo, hi;
+  __m512i zp;
+  explicit OutStage(const Q8Requant& rq)
+      : lo(_mm512_set1_ps(rq.lo)), hi(_mm512_set1_ps(rq.hi)), zp(_mm512_set1_epi32(rq.y_zp)) {}
+};
+
 template <class Out>
-inline void store_row(__m512i acc, const float* scale, size_t nj, Out* c, const Q8Requant& rq) {
+inline void store_row(__m512i acc, const float* scale, __mmask16 m, Out* c, const OutStage& os) {
   // acc holds bias already; the float multiply is rounded once, as in the scalar code.
   const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(scale));
-  const __mmask16 m = nj == NR ? __mmask16(0xFFFF) : __mmask16((1u << nj) - 1);
   if constexpr (std::is_same<Out, float>::value) {
     _mm512_mask_storeu_ps(c, m, v);
   } else {
-    const __m512 cl = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(rq.lo)), _mm512_set1_ps(rq.hi));
-    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(cl), _mm512_set1_epi32(rq.y_zp));
+    const __m512 cl = _mm512_min_ps(_mm512_max_ps(v, os.lo), os.hi);
+    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(cl), os.zp);
     __m128i b;
     if constexpr (std::is_same<Out, uint8_t>::value) {
       q = _mm512_max_epi32(q, _mm512_setzero_si512());  // then unsigned saturation: as packus
@@ -59,61 +112,114 @@ inline void store_row(__m512i acc, const float* scale, size_t nj, Out* c, const 
   }
 }
 
-// R rows (1..8) of one 16-column block; U accumulators per row split the quads (U = 1 for R >= 4).
-// Form 0: acc = bias + Σ u·w'; form 1: the same minus 128·Σw'. u = x ^ 0x80 when Flip.
+// 128·Σw' of a block's columns (what form 1 subtracts), four chains.
+inline __m512i column_corr(const int8_t* wb, size_t kq) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i c[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                  _mm512_setzero_si512()};
+  for (size_t q = 0; q < kq; ++q)
+    c[q % 4] = _mm512_dpbusd_epi32(c[q % 4], flip, _mm512_loadu_si512(wb + q * 4 * NR));
+  return _mm512_add_epi32(_mm512_add_epi32(c[0], c[1]), _mm512_add_epi32(c[2], c[3]));
+}
+
+// 5 to 8 rows of one 16-column block (missing rows repeat row 0 and are not stored), each in its
+// own named accumulator. Form 0: acc = bias + Σ u·w'; form 1: the same minus 128·Σw'.
+// u = x ^ 0x80 when Flip.
+template <int Form, bool Flip, class Out>
+inline void block8(size_t rn, const uint8_t* const* rows, size_t k, const int8_t* wb,
+                   const int32_t* bias, size_t bias_stride, const float* scale, __mmask16 m,
+                   Out* c, size_t c_stride, const OutStage& os) {
+  const uint8_t* a[MR];
+  for (size_t r = 0; r < MR; ++r) a[r] = rows[r < rn ? r : 0];
+  auto b = [&](size_t r) { return _mm512_loadu_si512(bias + (r < rn ? r : 0) * bias_stride); };
+  __m512i c0 = b(0), c1 = b(1), c2 = b(2), c3 = b(3), c4 = b(4), c5 = b(5), c6 = b(6), c7 = b(7);
+  const size_t kfull = k / 4, rem = k % 4;
+  if (kfull) loop8<Flip>(kfull, wb, a, c0, c1, c2, c3, c4, c5, c6, c7);
+  if (rem) {  // the packed weights of the missing bytes are zero: the pad value does not matter
+    const __m512i w = _mm512_loadu_si512(wb + kfull * 4 * NR);
+    const __m512i f = _mm512_set1_epi8(static_cast<char>(Flip ? 0x80 : 0));
+    auto t = [&](__m512i acc, size_t r) {
+      return _mm512_dpbusd_epi32(acc, _mm512_xor_si512(bcast_tail(a[r] + 4 * kfull, rem), f), w);
+    };
+    c0 = t(c0, 0), c1 = t(c1, 1), c2 = t(c2, 2), c3 = t(c3, 3);
+    c4 = t(c4, 4), c5 = t(c5, 5), c6 = t(c6, 6), c7 = t(c7, 7);
+  }
+  __m512i corr = _mm512_setzero_si512();
+  if constexpr (Form == 1) corr = column_corr(wb, (k + 3) / 4);
+  auto out = [&](__m512i acc, size_t r) {
+    store_row<Out>(_mm512_sub_epi32(acc, corr), scale, m, c + r * c_stride, os);
+  };
+  out(c0, 0), out(c1, 1), out(c2, 2), out(c3, 3), out(c4, 4);
+  if (rn > 5) out(c5, 5);
+  if (rn > 6) out(c6, 6);
+  if (rn > 7) out(c7, 7);
+}
+
+// R <= 4 rows of one 16-column block; U accumulators per row split the quads (vpdpbusd's latency,
+// not its throughput, would bound a single chain per row). Forms as in block8.
 template <int Form, bool Flip, size_t R, size_t U, class Out>
 inline void block(const uint8_t* const* rows, size_t k, const int8_t* wb, const int32_t* bias,
-                  size_t bias_stride, const float* scale, size_t nj, Out* c, size_t c_stride,
-                  const Q8Requant& rq) {
+                  size_t bias_stride, const float* scale, __mmask16 m, Out* c, size_t c_stride,
+                  const OutStage& os) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  __m512i acc[R][U], corr[U];
+  __m512i acc[R][U];
   for (size_t r = 0; r < R; ++r) {
     acc[r][0] = _mm512_loadu_si512(bias + r * bias_stride);
     for (size_t u = 1; u < U; ++u) acc[r][u] = _mm512_setzero_si512();
   }
-  for (size_t u = 0; u < U; ++u) corr[u] = _mm512_setzero_si512();
   const size_t kfull = k / 4, rem = k % 4;
   size_t q = 0;
-  auto step = [&](size_t u, size_t off, const int8_t* wq) {
-    const __m512i w = _mm512_loadu_si512(wq);
-    for (size_t r = 0; r < R; ++r) {
-      __m512i a = bcast_quad(rows[r] + off);
-      if (Flip) a = _mm512_xor_si512(a, flip);
-      acc[r][u] = _mm512_dpbusd_epi32(acc[r][u], a, w);
-    }
-    if (Form == 1) corr[u] = _mm512_dpbusd_epi32(corr[u], flip, w);
-  };
   for (; q + U <= kfull; q += U)
-    for (size_t u = 0; u < U; ++u) step(u, 4 * (q + u), wb + (q + u) * 4 * NR);
-  for (; q < kfull; ++q) step(0, 4 * q, wb + q * 4 * NR);
-  if (rem) {  // the packed weights of the missing bytes are zero: the pad value does not matter
-    const __m512i w = _mm512_loadu_si512(wb + kfull * 4 * NR);
+    for (size_t u = 0; u < U; ++u) {
+      const __m512i w = _mm512_loadu_si512(wb + (q + u) * 4 * NR);
+      for (size_t r = 0; r < R; ++r) {
+        __m512i a = bcast_quad(rows[r] + 4 * (q + u));
+        if (Flip) a = _mm512_xor_si512(a, flip);
+        acc[r][u] = _mm512_dpbusd_epi32(acc[r][u], a, w);
+      }
+    }
+  for (; q < kfull; ++q) {
+    const __m512i w = _mm512_loadu_si512(wb + q * 4 * NR);
     for (size_t r = 0; r < R; ++r) {
-      __m512i a = bcast_tail(rows[r] + 4 * kfull, rem, 0);
+      __m512i a = bcast_quad(rows[r] + 4 * q);
       if (Flip) a = _mm512_xor_si512(a, flip);
       acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], a, w);
     }
-    if (Form == 1) corr[0] = _mm512_dpbusd_epi32(corr[0], flip, w);
   }
-  for (size_t u = 1; u < U; ++u) corr[0] = _mm512_add_epi32(corr[0], corr[u]);
+  if (rem) {
+    const __m512i w = _mm512_loadu_si512(wb + kfull * 4 * NR);
+    for (size_t r = 0; r < R; ++r) {
+      __m512i a = bcast_tail(rows[r] + 4 * kfull, rem);
+      if (Flip) a = _mm512_xor_si512(a, flip);
+      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], a, w);
+    }
+  }
+  __m512i corr = _mm512_setzero_si512();
+  if constexpr (Form == 1) corr = column_corr(wb, (k + 3) / 4);
   for (size_t r = 0; r < R; ++r) {
     __m512i s = acc[r][0];
     for (size_t u = 1; u < U; ++u) s = _mm512_add_epi32(s, acc[r][u]);
-    if (Form == 1) s = _mm512_sub_epi32(s, corr[0]);
-    store_row<Out>(s, scale, nj, c + r * c_stride, rq);
+    store_row<Out>(_mm512_sub_epi32(s, corr), scale, m, c + r * c_stride, os);
   }
 }
 
 template <int Form, bool Flip, size_t R, class Out>
-void gemm_rows(size_t nc, size_t k, const uint8_t* const* rows, const int8_t* w,
+void gemm_rows(size_t rn, size_t nc, size_t k, const uint8_t* const* rows, const int8_t* w,
                const int32_t* bias, size_t bias_stride, const float* scale, Out* c,
-               size_t c_stride, const Q8Requant& rq) {
+               size_t c_stride, const OutStage& os) {
   constexpr size_t U = R >= 4 ? 1 : R >= 2 ? 2 : 4;
   const size_t kq = (k + 3) / 4;
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const size_t nj = nc - n0 < NR ? nc - n0 : NR;
-    block<Form, Flip, R, U, Out>(rows, k, w + n0 / NR * kq * 4 * NR, bias + n0, bias_stride,
-                                 scale + n0, nj, c + n0, c_stride, rq);
+    const __mmask16 m = nj == NR ? __mmask16(0xFFFF) : __mmask16((1u << nj) - 1);
+    const int8_t* wb = w + n0 / NR * kq * 4 * NR;
+    if constexpr (R > 4) {
+      block8<Form, Flip, Out>(rn, rows, k, wb, bias + n0, bias_stride, scale + n0, m, c + n0,
+                              c_stride, os);
+    } else {
+      block<Form, Flip, R, U, Out>(rows, k, wb, bias + n0, bias_stride, scale + n0, m, c + n0,
+                                   c_stride, os);
+    }
   }
 }
 
@@ -125,13 +231,14 @@ void gemm_8x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
   constexpr bool kFlip = !std::is_same<In, uint8_t>::value;
   const uint8_t* const* rows = reinterpret_cast<const uint8_t* const*>(a);
   Out* c = static_cast<Out*>(c_out);
+  const OutStage os(rq);
   switch (mr) {
 #define EDGERT_ROWS(R) \
-  case R: return gemm_rows<Form, kFlip, R, Out>(nc, k, rows, w, bias, bias_stride, scale, c, c_stride, rq);
+  case R: return gemm_rows<Form, kFlip, R, Out>(mr, nc, k, rows, w, bias, bias_stride, scale, c, c_stride, os);
     EDGERT_ROWS(1) EDGERT_ROWS(2) EDGERT_ROWS(3) EDGERT_ROWS(4)
-    EDGERT_ROWS(5) EDGERT_ROWS(6) EDGERT_ROWS(7) EDGERT_ROWS(8)
 #undef EDGERT_ROWS
-    default: return;
+    default:  // 5 to 8
+      if (mr <= MR) gemm_rows<Form, kFlip, MR, Out>(mr, nc, k, rows, w, bias, bias_stride, scale, c, c_stride, os);
   }
 }
 
