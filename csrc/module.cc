@@ -4,8 +4,8 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
-#include <system_error>
 #include <thread>
 
 #include "isa.h"
@@ -75,9 +75,10 @@ class PyExecutor {
 
   // A plan in the binary form of an .edgert file (runtime/plan_io.h), its arrays used in place:
   // the buffer (an mmap, bytes, ...) stays exported, so alive and unmovable, while this lives.
-  // blob_crc >= 0: the CRC32C the weights must have, computed on a second thread while the ops
+  // blob_crc >= 0: the CRC32C the weights must have, computed by a helper thread while the ops
   // are created (they read weights only as numbers, never as sizes or offsets, so unverified
-  // bytes cannot make them misbehave); a mismatch wins over any error creation raised.
+  // bytes cannot make them misbehave), and by this thread too once they are; a mismatch wins
+  // over any error creation raised.
   static std::unique_ptr<PyExecutor> from_buffer(const py::object& buf, size_t plan_off,
                                                  size_t plan_len, size_t blob_off,
                                                  size_t blob_len, int64_t blob_crc,
@@ -91,21 +92,18 @@ class PyExecutor {
     }
     const uint8_t* base = static_cast<const uint8_t*>(self->view_.buf);
     py::gil_scoped_release nogil;  // reading is quick; creating ops may pack weights
-    uint32_t crc = 0;
-    std::thread worker;
-    // A thread costs tens of microseconds to start: small models check their weights inline.
-    if (blob_crc >= 0 && blob_len < (size_t(256) << 10)) {
-      crc = crc32c(base + blob_off, blob_len);
-    } else if (blob_crc >= 0) {
-      try {
-        worker = std::thread([&] { crc = crc32c(base + blob_off, blob_len); });
-      } catch (const std::system_error&) {
-        crc = crc32c(base + blob_off, blob_len);
-      }
+    std::shared_ptr<Crc32cJob> crc;
+    if (blob_crc >= 0) {
+      crc = std::make_shared<Crc32cJob>(base + blob_off, blob_len);
+      // Waking the helper costs about what checking 256 KiB does: small models check inline.
+      if (blob_len < (size_t(256) << 10)) crc->work();
+      else crc32c_share(crc);
     }
     auto verify = [&] {
-      if (worker.joinable()) worker.join();
-      if (blob_crc >= 0 && crc != static_cast<uint32_t>(blob_crc))
+      if (!crc) return;
+      crc->work();
+      crc->wait();
+      if (crc->result() != static_cast<uint32_t>(blob_crc))
         throw ModelError("corrupt: the weights checksum does not match");
     };
     try {
@@ -350,6 +348,27 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("buffer"), py::arg("value") = 0, py::arg("portable") = false,
      "CRC-32C of a contiguous buffer; value continues a previous checksum.");
   m.def("crc32c_hardware", &crc32c_hardware, "crc32c uses the CPU's crc32 instruction.");
+  m.def("crc32c_combine", &crc32c_combine, py::arg("crc_a"), py::arg("crc_b"), py::arg("len_b"),
+        "The CRC-32C of A followed by B from the CRCs of both and B's length.");
+  // The chunked form the loader shares between threads, for tests: `threads` threads work on
+  // one job of `chunk`-byte chunks.
+  m.def("crc32c_chunked", [](const py::buffer& b, size_t chunk, int threads) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(b.ptr(), &view, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+    uint32_t r;
+    {
+      py::gil_scoped_release nogil;
+      Crc32cJob job(view.buf, static_cast<size_t>(view.len), chunk);
+      std::vector<std::thread> helpers;
+      for (int i = 1; i < threads; ++i) helpers.emplace_back([&] { job.work(); });
+      job.work();
+      job.wait();
+      r = job.result();
+      for (auto& t : helpers) t.join();
+    }
+    PyBuffer_Release(&view);
+    return r;
+  }, py::arg("buffer"), py::arg("chunk"), py::arg("threads") = 1);
 
   py::class_<PyExecutor>(m, "Executor")
       .def(py::init<int64_t, py::list, py::list, std::vector<int64_t>, std::vector<int64_t>,

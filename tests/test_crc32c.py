@@ -69,3 +69,20 @@ def test_rejects_non_contiguous_and_non_buffers():
         _core.crc32c(a[::2])
     with pytest.raises(TypeError):
         _core.crc32c("text")
+
+
+@pytest.mark.parametrize("len_b", [0, 1, 7, 8, 8191, 8192, 24577, 98304, 100003])
+def test_combine(len_b):
+    rng = np.random.default_rng(len_b)
+    a, b = (rng.integers(0, 256, n).astype(np.uint8).tobytes() for n in (1000, len_b))
+    assert _core.crc32c_combine(_core.crc32c(a), _core.crc32c(b), len_b) == _core.crc32c(a + b)
+    assert _core.crc32c_combine(0, _core.crc32c(b), len_b) == _core.crc32c(b)
+
+
+# The loader's form: chunks claimed by whichever thread is free, the first one the short one.
+@pytest.mark.parametrize("n,chunk", [(0, 64), (1, 64), (64, 64), (65, 64), (1000, 64),
+                                     (100003, 8192), (300000, 98304), (98304 * 3, 98304)])
+def test_chunked_job_equals_one_pass(n, chunk):
+    data = np.random.default_rng(n).integers(0, 256, n).astype(np.uint8).tobytes()
+    for threads in (1, 3):
+        assert _core.crc32c_chunked(data, chunk, threads) == _core.crc32c(data)

@@ -118,6 +118,53 @@ def test_bit_flips_are_detected(models):
             edgert.load(bytes(d))
 
 
+def test_large_weights_are_checked_by_two_threads(models):
+    """Weights past the inline limit are checksummed in chunks by a second thread and by the
+    loading one once its ops exist: a flip in any chunk is caught."""
+    _, h, doc, plan, blobs = _parts(models)
+    big = blobs + bytes(600_000)
+    good = ef.join(h, doc, plan, big)
+    edgert.load(good, threads=1).run(None, {"input": _x()})
+    off = len(good) - len(big)
+    for pos in (0, len(blobs) - 1, len(blobs) + 300_000, len(big) - 1):
+        d = bytearray(good)
+        d[off + pos] ^= 0x10
+        with pytest.raises(edgert.ModelError, match="weights checksum"):
+            edgert.load(bytes(d), threads=1)
+
+
+def test_large_weights_load_in_a_forked_child(models, tmp_path):
+    """The checksum helper thread does not survive a fork: the child starts its own (and
+    still catches a flip)."""
+    _, h, doc, plan, blobs = _parts(models)
+    big = blobs + bytes(600_000)
+    good = ef.join(h, doc, plan, big)
+    bad = bytearray(good)
+    bad[-1] ^= 1
+    (tmp_path / "good.edgert").write_bytes(good)
+    (tmp_path / "bad.edgert").write_bytes(bytes(bad))
+    code = """if True:
+        import os, sys, edgert
+        good, bad = sys.argv[1:]
+        edgert.load(good, threads=1)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                edgert.load(good, threads=1)
+                try:
+                    edgert.load(bad, threads=1)
+                except edgert.ModelError as e:
+                    os._exit(0 if "weights checksum" in str(e) else 2)
+                os._exit(3)
+            except BaseException:
+                os._exit(4)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "good.edgert"),
+                    str(tmp_path / "bad.edgert")], check=True, timeout=60)
+
+
 def _op_index(p, attr):
     return next(i for i, op in enumerate(p["ops"]) if attr in op["attrs"])
 

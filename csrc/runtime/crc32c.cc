@@ -1,6 +1,14 @@
 #include "runtime/crc32c.h"
 
+#include <array>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#include <pthread.h>
 
 #if defined(__x86_64__)
 #include <nmmintrin.h>
@@ -32,43 +40,65 @@ const Tables& tables() {
   return t;
 }
 
-#if defined(__x86_64__)
-// Three crc32 chains over consecutive blocks hide the instruction's 3-cycle latency (one chain
-// runs at a third of the throughput). Chains join by moving a CRC over a block of zero bytes, a
-// linear map of the 32-bit state, kept as four byte-indexed tables.
-constexpr size_t kBlock = 8192;
+// A linear map of the 32-bit CRC state as the images of its 32 basis vectors.
+using Gf2 = std::array<uint32_t, 32>;
 
+uint32_t image(const Gf2& m, uint32_t v) {
+  uint32_t r = 0;
+  for (int i = 0; v; ++i, v >>= 1) {
+    if (v & 1) r ^= m[i];
+  }
+  return r;
+}
+
+// What running the CRC over n zero bytes does to its (unconditioned) state: one zero byte is
+// eight shift-and-reduce steps; powers of it by squaring.
+Gf2 zero_bytes(uint64_t n) {
+  Gf2 p, r;
+  for (int i = 0; i < 32; ++i) {
+    uint32_t c = 1u << i;
+    for (int b = 0; b < 8; ++b) c = (c >> 1) ^ (kPoly & (0u - (c & 1)));
+    p[i] = c;
+    r[i] = 1u << i;
+  }
+  for (; n; n >>= 1) {
+    if (n & 1) {
+      for (auto& x : r) x = image(p, x);
+    }
+    Gf2 sq;
+    for (int i = 0; i < 32; ++i) sq[i] = image(p, p[i]);
+    p = sq;
+  }
+  return r;
+}
+
+}  // namespace
+
+// zero_bytes(n) as four byte-indexed tables: four lookups per use.
 struct ZeroShift {
   uint32_t t[4][256];
-};
-
-__attribute__((target("sse4.2"))) ZeroShift make_zero_shift() {
-  uint64_t basis[32];
-  for (int i = 0; i < 32; ++i) basis[i] = uint64_t(1) << i;
-  for (size_t step = 0; step < kBlock / 8; ++step) {
-    for (auto& b : basis) b = _mm_crc32_u64(b, 0);  // 32 independent chains
-  }
-  ZeroShift z;
-  for (int j = 0; j < 4; ++j) {
-    for (uint32_t v = 0; v < 256; ++v) {
-      uint32_t r = 0;
-      for (int b = 0; b < 8; ++b) {
-        if (v >> b & 1) r ^= static_cast<uint32_t>(basis[8 * j + b]);
-      }
-      z.t[j][v] = r;
+  explicit ZeroShift(uint64_t n) {
+    const Gf2 m = zero_bytes(n);
+    for (int j = 0; j < 4; ++j) {
+      for (uint32_t v = 0; v < 256; ++v) t[j][v] = image(m, v << (8 * j));
     }
   }
-  return z;
-}
+  uint32_t operator()(uint32_t c) const {
+    return t[0][c & 0xff] ^ t[1][(c >> 8) & 0xff] ^ t[2][(c >> 16) & 0xff] ^ t[3][c >> 24];
+  }
+};
 
-inline uint32_t shift(const ZeroShift& z, uint32_t c) {
-  return z.t[0][c & 0xff] ^ z.t[1][(c >> 8) & 0xff] ^ z.t[2][(c >> 16) & 0xff] ^ z.t[3][c >> 24];
-}
+namespace {
+
+#if defined(__x86_64__)
+// Three crc32 chains over consecutive blocks hide the instruction's 3-cycle latency (one chain
+// runs at a third of the throughput); chains join by moving a CRC over a block of zero bytes.
+constexpr size_t kBlock = 8192;
 
 __attribute__((target("sse4.2"))) uint32_t crc_sse42(const uint8_t* p, size_t n, uint32_t c) {
   uint64_t c64 = c;
   if (n >= 3 * kBlock) {
-    static const ZeroShift z = make_zero_shift();
+    static const ZeroShift z(kBlock);
     for (; n >= 3 * kBlock; n -= 3 * kBlock, p += 3 * kBlock) {
       uint64_t a = c64, b = 0, d = 0;
       for (size_t i = 0; i < kBlock; i += 8) {
@@ -80,7 +110,7 @@ __attribute__((target("sse4.2"))) uint32_t crc_sse42(const uint8_t* p, size_t n,
         b = _mm_crc32_u64(b, vb);
         d = _mm_crc32_u64(d, vd);
       }
-      c64 = shift(z, shift(z, uint32_t(a)) ^ uint32_t(b)) ^ uint32_t(d);
+      c64 = z(z(uint32_t(a)) ^ uint32_t(b)) ^ uint32_t(d);
     }
   }
   for (; n >= 8; n -= 8, p += 8) {
@@ -129,6 +159,112 @@ uint32_t crc32c(const void* data, size_t n, uint32_t crc) {
   if (have_sse42()) return ~crc_sse42(static_cast<const uint8_t*>(data), n, ~crc);
 #endif
   return crc32c_portable(data, n, crc);
+}
+
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b) {
+  // With the conditioning (~ before and after) the state's affine part cancels out.
+  return image(zero_bytes(len_b), crc_a) ^ crc_b;
+}
+
+Crc32cJob::Crc32cJob(const void* data, size_t n, size_t chunk)
+    : data_(static_cast<const uint8_t*>(data)), chunk_(chunk ? chunk : kChunk) {
+  const size_t count = (n + chunk_ - 1) / chunk_;
+  first_ = n - (count ? count - 1 : 0) * chunk_;
+  parts_.resize(count);
+  if (chunk_ == kChunk) {
+    static const ZeroShift shared(kChunk);
+    shift_ = &shared;
+  } else {
+    own_shift_ = std::make_unique<ZeroShift>(chunk_);
+    shift_ = own_shift_.get();
+  }
+}
+
+Crc32cJob::~Crc32cJob() = default;
+
+void Crc32cJob::work() {
+  size_t mine = 0;
+  for (size_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < parts_.size(); ++mine) {
+    parts_[i] = i ? crc32c(data_ + first_ + (i - 1) * chunk_, chunk_) : crc32c(data_, first_);
+  }
+  if (mine) done_.fetch_add(mine, std::memory_order_release);
+}
+
+void Crc32cJob::wait() const {
+  // Left: chunks another thread holds, microseconds each. Yielding, not sleeping: a sleeping
+  // thread on an idle CPU can take tens of microseconds to wake.
+  while (done_.load(std::memory_order_acquire) < parts_.size()) std::this_thread::yield();
+}
+
+uint32_t Crc32cJob::result() const {
+  uint32_t c = 0;  // the CRC of nothing
+  for (size_t i = 0; i < parts_.size(); ++i) c = i ? (*shift_)(c) ^ parts_[i] : parts_[i];
+  return c;
+}
+
+namespace {
+
+// The helper's state lives as long as the process (the thread may still wait on it while the
+// process exits). A forked child has no helper: it starts its own on its first share rather
+// than use the parent's queue, which the fork may have copied locked.
+struct Helper {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::shared_ptr<Crc32cJob>> jobs;
+};
+
+std::atomic<Helper*> g_helper{nullptr};
+std::atomic<bool> g_no_helper{false};  // the thread could not be started
+
+void helper_loop(Helper* h) {
+  for (;;) {
+    std::shared_ptr<Crc32cJob> job;
+    {
+      std::unique_lock<std::mutex> lock(h->mu);
+      h->cv.wait(lock, [h] { return !h->jobs.empty(); });
+      job = std::move(h->jobs.front());
+      h->jobs.pop_front();
+    }
+    job->work();
+  }
+}
+
+Helper* helper() {
+  Helper* h = g_helper.load(std::memory_order_acquire);
+  if (h || g_no_helper.load(std::memory_order_relaxed)) return h;
+  static const bool once = [] {
+    pthread_atfork(nullptr, nullptr, [] {
+      g_helper.store(nullptr);
+      g_no_helper.store(false);
+    });
+    return true;
+  }();
+  (void)once;
+  auto* mine = new Helper;
+  if (!g_helper.compare_exchange_strong(h, mine)) {  // another thread started one first
+    delete mine;
+    return h;
+  }
+  try {
+    std::thread(helper_loop, mine).detach();
+  } catch (const std::system_error&) {
+    g_no_helper.store(true);
+    g_helper.store(nullptr);
+    return nullptr;  // `mine` stays allocated: a concurrent share may hold it
+  }
+  return mine;
+}
+
+}  // namespace
+
+void crc32c_share(std::shared_ptr<Crc32cJob> job) {
+  Helper* h = helper();
+  if (!h) return;
+  {
+    std::lock_guard<std::mutex> lock(h->mu);
+    h->jobs.push_back(std::move(job));
+  }
+  h->cv.notify_one();
 }
 
 }  // namespace edgert
