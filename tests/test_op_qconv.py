@@ -189,6 +189,12 @@ CONFIGS = {
     "many_tiles_and_cols": dict(h=20, w=20, c=33, m=70, k=(3, 3), pads=(1, 1, 1, 1)),
     "many_pixels_1x1": dict(h=48, w=48, c=8, m=16, k=(1, 1)),
     "kernel_larger_than_input": dict(h=1, w=2, c=3, m=4, k=(3, 3), pads=(1, 1, 1, 0)),
+    # Whole channel quads, 16+ a group: kernels with an indirect form read taps by pointer.
+    "taps_3x3_c32_s2_dil": dict(h=11, w=10, c=32, m=20, k=(3, 3), s=(2, 2), d=(1, 2),
+                                pads=(1, 2, 0, 1)),
+    "taps_group2_c64": dict(h=8, w=7, c=64, m=24, k=(3, 3), pads=(1, 1, 1, 1), group=2),
+    "taps_5x5_c16": dict(h=9, w=9, c=16, m=17, k=(5, 5), pads=(2, 2, 2, 2)),
+    "taps_batch2_c20": dict(n=2, h=6, w=7, c=20, m=9, k=(3, 3), s=(1, 2), pads=(1, 0, 1, 1)),
 }
 
 

@@ -425,6 +425,16 @@ class Q8ConvOp : public Op {
     ow_ = g.ow;
     // Prepared sign_s8 rows: the kernel reads them instead of the raw ones.
     prep_sign_ = sign_ && !xk_->exact_pairs;
+    // k×k convs of whole channel quads read the input through an indirection table instead of
+    // an im2col copy, when the kernel offers it (16+ channels: a tap's loop must amortize its
+    // pointer loads; moved weights need contiguous rows).
+    taps_ = g.kh * g.kw;
+    ind_fn_ = nullptr;
+    if (!direct_ && corr_.empty() && !prep_sign_ && cg_ % 4 == 0 && cg_ >= 16 &&
+        xk_->indirect[sign_ ? 1 : 0][0][0]) {
+      ind_fn_ = xk_->indirect[sign_ ? 1 : 0][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
+      pad_row_.assign(cg_, static_cast<uint8_t>(d.x_zp));
+    }
     // sign_s8 rows in whole quads so a tile is prepared in one call; pair_u8 ones 16-aligned.
     lda_ = prep_sign_ ? (k_ + 3) / 4 * 4 : (k_ + 15) / 16 * 16;
     // Weights larger than the layer's whole im2col (deep layers on small images): one tile of
@@ -464,7 +474,9 @@ class Q8ConvOp : public Op {
     const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       // im2col never writes a row's bytes past k: sign_s8 rows keep s = 0 there.
-      std::vector<uint8_t> a(direct_ ? 0 : tile_rows_ * lda_, zero_s);
+      std::vector<uint8_t> a(direct_ || ind_fn_ ? 0 : tile_rows_ * lda_, zero_s);
+      // Indirect rows: per group of mr rows, each tap's mr pointers (see Q8GemmX8IndirectFn).
+      std::vector<const void*> ind(ind_fn_ ? (tile_rows_ + mr - 1) / mr * mr * taps_ : 0);
       std::vector<uint8_t> prep(prep_sign_ ? tile_rows_ * srow_ : 0);  // sign_s8 operand rows
       std::vector<const void*> rowp(tile_rows_);
       std::vector<int32_t> rb;  // per-row biases (pair_u8 with corrections)
@@ -491,6 +503,8 @@ class Q8ConvOp : public Op {
               rowp[r] = p;
               ++ow;
             }
+          } else if (ind_fn_) {
+            build_indirect(x, gi, p0, rows, mr, ind.data());
           } else {
             q8_im2col_x8(g, x, pad, gi * cg_, cg_, p0, rows, a.data(), lda_);
             flat = a.data(), step = lda_;
@@ -525,6 +539,14 @@ class Q8ConvOp : public Op {
                    d_.m, d_.rq);
           };
           auto gemm = [&](size_t a, size_t b) {
+            if (ind_fn_) {
+              for (size_t r = 0; r < rows; r += mr)
+                ind_fn_(std::min(mr, rows - r), b - a, taps_, cg_, ind.data() + r * taps_,
+                        w + a * ((k_ + 3) / 4 * 4), bias_.data() + pc + (a - c0),
+                        scale_.data() + pc + (a - c0),
+                        y + ((p0 + r) * d_.m + ch + (a - c0)) * y_size_, d_.m, d_.rq);
+              return;
+            }
             for (size_t r = 0; r < rows; r += mr)
               call(r, std::min(mr, rows - r), a, b, bias_.data() + pc + (a - c0), 0);
           };
@@ -565,6 +587,40 @@ class Q8ConvOp : public Op {
         }
       }
     });
+  }
+
+  // The indirection table of a tile: for row r (pixel p0 + r) and tap t, the group's channels of
+  // the input pixel that tap reads, or the padding row, at out[(r / mr · taps + t) · mr + r % mr];
+  // the last group's missing rows repeat its first row.
+  void build_indirect(const uint8_t* x, size_t gi, size_t p0, size_t rows, size_t mr,
+                      const void** out) const {
+    const Q8ConvGeom& g = d_.geom;
+    const ptrdiff_t h = ptrdiff_t(g.h), w = ptrdiff_t(g.w);
+    size_t ow = p0 % g.ow, oh = (p0 / g.ow) % g.oh, n = p0 / (g.ow * g.oh);
+    const size_t groups = (rows + mr - 1) / mr;
+    for (size_t r = 0; r < groups * mr; ++r) {
+      const void** dst = out + r / mr * taps_ * mr + r % mr;
+      if (r >= rows) {
+        for (size_t t = 0; t < taps_; ++t) dst[t * mr] = dst[t * mr - r % mr];
+        continue;
+      }
+      const uint8_t* img = x + n * g.h * g.w * g.c + gi * cg_;
+      const ptrdiff_t ih0 = ptrdiff_t(oh * g.sh) - ptrdiff_t(g.pt);
+      const ptrdiff_t iw0 = ptrdiff_t(ow * g.sw) - ptrdiff_t(g.pl);
+      for (size_t ky = 0, t = 0; ky < g.kh; ++ky) {
+        const ptrdiff_t ih = ih0 + ptrdiff_t(ky * g.dh);
+        const bool in_h = ih >= 0 && ih < h;
+        for (size_t kx = 0; kx < g.kw; ++kx, ++t) {
+          const ptrdiff_t iw = iw0 + ptrdiff_t(kx * g.dw);
+          dst[t * mr] = in_h && iw >= 0 && iw < w ? img + (size_t(ih) * g.w + size_t(iw)) * g.c
+                                                  : static_cast<const void*>(pad_row_.data());
+        }
+      }
+      if (++ow == g.ow) {
+        ow = 0;
+        if (++oh == g.oh) oh = 0, ++n;
+      }
+    }
   }
 
   // Adds x[k]·w' of the moved weights [first, last) (columns of the block starting at a) to
@@ -695,6 +751,8 @@ class Q8ConvOp : public Op {
   // pair_u8 on weights that fail the pair test, run exactly by an exact_pairs kernel; stored as
   // x8_form 2 so that a kernel with int16 pair sums never takes the packing as it is.
   bool wide_pairs_ = false;
+  Q8GemmX8IndirectFn ind_fn_ = nullptr;  // the indirect kernel, when the layer uses it
+  size_t taps_ = 0;
   size_t ow_ = 1;
   size_t ngp_ = 0, lda_ = 0, srow_ = 0;
   const Q8GemmX8UKernel* xk_ = nullptr;

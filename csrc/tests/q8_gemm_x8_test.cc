@@ -177,6 +177,56 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
     }
 }
 
+// A variant's indirect form (taps of cg bytes behind separate pointers, each against its own
+// fence) against the int64 reference of the concatenated rows; both forms, any weights (the
+// indirect form is only offered by exact_pairs kernels), column chunks as the engine makes them.
+void check_indirect(Family& fam, const Q8GemmX8UKernel& uk, const char* name, size_t m, size_t n,
+                    size_t taps, size_t cg, Rng& rng) {
+  Case c{m, n, taps * cg, n + (rng.coin() ? 0 : 1 + rng.below(5)), rng.coin(), rng.coin(),
+         int(rng.below(3)), rng.coin(), false};
+  const Data d = make_data(c, rng);
+  const size_t bytes = ((c.m - 1) * c.c_stride + c.n) * (c.out == 2 ? 4 : 1);
+  Guarded want(bytes);
+  reference(c, d, want.data());
+  std::vector<Fenced<uint8_t>> pieces;
+  pieces.reserve(m * taps);
+  std::vector<const void*> a(taps * uk.mr);
+  for (size_t t = 0; t < taps; ++t)
+    for (size_t r = 0; r < m; ++r) {
+      const uint8_t* row = static_cast<const uint8_t*>(d.a[r]) + t * cg;
+      pieces.emplace_back(std::vector<uint8_t>(row, row + cg));
+      a[t * uk.mr + r] = pieces.back().data();
+    }
+  for (size_t t = 0; t < taps; ++t)  // rows past m: any readable pointer
+    for (size_t r = m; r < uk.mr; ++r) a[t * uk.mr + r] = a[t * uk.mr];
+  const size_t nr = uk.nr, np = (c.n + nr - 1) / nr * nr, kq4 = (c.k + 3) / 4 * 4;
+  std::vector<int8_t> w(q8_gemm_x8_packed_size(c.n, c.k, nr));
+  q8_gemm_pack_x8(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data(), nr, w.data());
+  const Fenced<int8_t> fw(w);
+  for (Q8GemmForm form : {Q8GemmForm::pair_u8, Q8GemmForm::sign_s8}) {
+    std::vector<int32_t> bias(np, 0);
+    std::vector<float> scale(np, 1.0f);
+    q8_gemm_x8_bias(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data(), form, c.x_u8,
+                    d.bias.data(), bias.data());
+    std::copy(d.scale.begin(), d.scale.end(), scale.begin());
+    const Fenced<int32_t> fb(bias);
+    const Fenced<float> fs(scale);
+    const size_t chunk = rng.coin() ? c.n : nr * (1 + rng.below(2)), es = c.out == 2 ? 4 : 1;
+    const int fi = form == Q8GemmForm::pair_u8 ? 0 : 1;
+    const std::string what = fmt("%s indirect form %d taps=%zu cg=%zu: %s", name, fi, taps, cg,
+                                 describe(c).c_str());
+    set_running(what);
+    Guarded got(bytes);
+    for (size_t c0 = 0; c0 < c.n; c0 += chunk)
+      uk.indirect[fi][c.x_u8 ? 0 : 1][c.out](m, std::min(chunk, c.n - c0), taps, cg, a.data(),
+                                             fw.data() + c0 * kq4, fb.data() + c0, fs.data() + c0,
+                                             got.data() + c0 * es, c.c_stride, d.rq);
+    const size_t at = first_diff(got.data(), want.data(), bytes);
+    fam.check(at == SIZE_MAX && got.guard_intact(),
+              fmt("%s, byte %zu%s", what.c_str(), at, got.guard_intact() ? "" : ", wrote past the output"));
+  }
+}
+
 // A variant's scan_pack against the generic q8_gemm_x8_scan_pack: the same form, the same sums
 // and (unless the form is int16, whose bytes are meaningless) the same packed bytes, every one of
 // them written (the two outputs start from different fills) and none past the packed size.
@@ -262,6 +312,13 @@ Family run_q8_gemm_x8(Rng& rng) {
     check_case(fam, c, rng);
   }
   for (size_t k : {size_t{4608}, kQ8GemmMaxK}) check_case(fam, random_case(2, nr + 1, k), rng);
+  for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
+    if (!v.table->indirect[0][0][0] || !isa_runnable(v.isa)) continue;
+    for (size_t m = 1; m <= v.table->mr; ++m)
+      for (size_t taps : {1, 2, 9})
+        for (size_t cg : {4, 8, 12, 64}) check_indirect(fam, *v.table, v.name, m, 1 + rng.below(40), taps, cg, rng);
+    check_indirect(fam, *v.table, v.name, v.table->mr, 2 * v.table->nr + 3, 9, 512, rng);
+  }
   for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
     if (!v.table->scan_pack || !isa_runnable(v.isa)) continue;
     const size_t vnr = v.table->nr;

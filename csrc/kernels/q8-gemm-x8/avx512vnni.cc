@@ -242,15 +242,48 @@ void gemm_8x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
   }
 }
 
+// Indirect rows (see Q8GemmX8IndirectFn): per 16-column block, the 8-row K loop once per tap on
+// that tap's pointers and quads. Rows >= mr repeat whatever pointers the caller put there.
+template <int Form, class In, class Out>
+void igemm_8x16(size_t mr, size_t nc, size_t taps, size_t cg, const void* const* a,
+                const int8_t* w, const int32_t* bias, const float* scale, void* c_out,
+                size_t c_stride, const Q8Requant& rq) {
+  constexpr bool kFlip = !std::is_same<In, uint8_t>::value;
+  const uint8_t* const* rows = reinterpret_cast<const uint8_t* const*>(a);
+  Out* c = static_cast<Out*>(c_out);
+  const OutStage os(rq);
+  const size_t cq = cg / 4, kq = taps * cq;
+  for (size_t n0 = 0; n0 < nc; n0 += NR) {
+    const size_t nj = nc - n0 < NR ? nc - n0 : NR;
+    const __mmask16 m = nj == NR ? __mmask16(0xFFFF) : __mmask16((1u << nj) - 1);
+    const int8_t* wb = w + n0 / NR * kq * 4 * NR;
+    __m512i c0 = _mm512_loadu_si512(bias + n0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0,
+            c6 = c0, c7 = c0;
+    for (size_t t = 0; t < taps; ++t)
+      loop8<kFlip>(cq, wb + t * cq * 4 * NR, rows + t * MR, c0, c1, c2, c3, c4, c5, c6, c7);
+    __m512i corr = _mm512_setzero_si512();
+    if constexpr (Form == 1) corr = column_corr(wb, kq);
+    Out* cr = c + n0;
+    const __m512i acc[MR] = {c0, c1, c2, c3, c4, c5, c6, c7};
+    for (size_t r = 0; r < mr; ++r)
+      store_row<Out>(_mm512_sub_epi32(acc[r], corr), scale + n0, m, cr + r * c_stride, os);
+  }
+}
+
 }  // namespace
 
+#define EDGERT_X8_IROW(F, In) {igemm_8x16<F, In, uint8_t>, igemm_8x16<F, In, int8_t>, \
+                               igemm_8x16<F, In, float>}
 #define EDGERT_X8_ROW(F, In) {gemm_8x16<F, In, uint8_t>, gemm_8x16<F, In, int8_t>, \
                               gemm_8x16<F, In, float>}
 const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni = {
     "q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni", MR, NR,
     {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
      {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
-    nullptr, q8_gemm_x8_scan_pack__avx2, true};  // the AVX2 packing: same layout
+    nullptr, q8_gemm_x8_scan_pack__avx2, true,  // the AVX2 packing: same layout
+    {{EDGERT_X8_IROW(0, uint8_t), EDGERT_X8_IROW(0, int8_t)},
+     {EDGERT_X8_IROW(1, uint8_t), EDGERT_X8_IROW(1, int8_t)}}};
 #undef EDGERT_X8_ROW
+#undef EDGERT_X8_IROW
 
 }  // namespace edgert

@@ -42,6 +42,15 @@ using Q8GemmX8Fn = void (*)(size_t mr, size_t nc, size_t k, const void* const* a
                             const int8_t* w, const int32_t* bias, size_t bias_stride,
                             const float* scale, void* c, size_t c_stride, const Q8Requant& rq);
 
+// The indirect form of a pair_u8 row (convolution without an im2col copy): row r's k = taps·cg
+// bytes are the cg bytes at a[t·mr_max + r] for tap t = 0..taps−1 (cg % 4 == 0, so no weight quad
+// straddles two taps), where mr_max is the kernel's mr; pointers of rows r >= mr may be anything
+// readable (the kernel may compute those rows but stores none). Bias is one row for all rows.
+using Q8GemmX8IndirectFn = void (*)(size_t mr, size_t nc, size_t taps, size_t cg,
+                                    const void* const* a, const int8_t* w, const int32_t* bias,
+                                    const float* scale, void* c, size_t c_stride,
+                                    const Q8Requant& rq);
+
 struct Q8GemmX8UKernel {
   const char* name;
   size_t mr, nr;
@@ -55,6 +64,8 @@ struct Q8GemmX8UKernel {
   // w' in [−128, 127], so the engine never needs sign_s8 or moved weights with this kernel, and
   // fn[1] takes raw rows like fn[0] (not prepared ones; prepare_sign is unused).
   bool exact_pairs = false;
+  // Optional, exact_pairs kernels: the indirect form of fn (same [form][input][output] index).
+  Q8GemmX8IndirectFn indirect[2][2][3] = {};
 };
 
 inline size_t q8_gemm_x8_packed_size(size_t n, size_t k, size_t nr) {
