@@ -2,13 +2,16 @@
 
 Each case is one qgemm/qconv op run by the C++ executor (what models run), at the ISA picked
 from EDGERT_ISA. The summary gives achieved G MAC/s and the fraction of this machine's per-core
-u8*s8 peak, measured by ../shared/tools/peak.cpp when g++ is present (or EDGERT_PEAK_GMACS=G).
+u8*s8 peak for the ISA's instructions: bench/peak_vnni.cpp (vpdpbusd) under avx512vnni,
+../shared/tools/peak.cpp (vpmaddubsw + vpmaddwd) under avx2, when g++ is present (or set
+EDGERT_PEAK_GMACS=G).
 
     PYTHONPATH=src:<build>/pkg python -m pytest bench/bench_kernels.py -q -s [EDGERT_PEAK_GMACS=70]
     EDGERT_ISA=scalar ...   # the same shapes on the scalar kernels
 
 Weight forms (see csrc/kernels/q8-gemm-x8/q8-gemm-x8.h): "full" weights span [-127, 127] like
-onnxruntime's s8 quantization (sign_s8 form); "rr" weights are 7-bit (reduce_range; pair_u8).
+onnxruntime's s8 quantization (sign_s8 form on avx2, pair_u8 with exact quads on avx512vnni);
+"rr" weights are 7-bit (reduce_range; pair_u8).
 """
 import os
 import re
@@ -25,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from edgert import _core  # noqa: E402
 
 PEAK_SRC = Path(__file__).resolve().parents[2] / "shared" / "tools" / "peak.cpp"
+PEAK_VNNI_SRC = Path(__file__).resolve().parent / "peak_vnni.cpp"
 RESULTS = []
 
 # MobileNetV2 1.0/224's pointwise layers as GEMM (pixels, K=C_in, N=C_out), one of each shape.
@@ -43,15 +47,20 @@ DWS += [(28, 28, 192, 3, 2), (14, 14, 384, 3, 1), (14, 14, 576, 3, 2)]
 
 
 def measured_peak():
+    """The per-core u8*s8 ceiling of the active ISA's instructions, G MAC/s: vpdpbusd (zmm) under
+    avx512vnni (bench/peak_vnni.cpp), vpmaddubsw + vpmaddwd under avx2 (../shared/tools/peak.cpp)."""
     env = os.environ.get("EDGERT_PEAK_GMACS")
     if env:
         return float(env)
-    if not (PEAK_SRC.exists() and shutil.which("g++")):
+    if _core.isa() == "avx512vnni":
+        src, flags = PEAK_VNNI_SRC, ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]
+    else:
+        src, flags = PEAK_SRC, ["-mavx2", "-mfma"]
+    if not (src.exists() and shutil.which("g++")):
         return None
     with tempfile.TemporaryDirectory() as td:
         exe = Path(td) / "peak"
-        subprocess.run(["g++", "-O2", "-mavx2", "-mfma", str(PEAK_SRC), "-o", str(exe)],
-                       check=True)
+        subprocess.run(["g++", "-O2", *flags, str(src), "-o", str(exe)], check=True)
         # The best of three runs: on a shared machine a single run undershoots the ceiling.
         best = None
         for _ in range(3):
