@@ -99,16 +99,11 @@ inline void store_row(__m512i acc, const float* scale, __mmask16 m, Out* c, cons
   if constexpr (std::is_same<Out, float>::value) {
     _mm512_mask_storeu_ps(c, m, v);
   } else {
+    // lo and hi are whole numbers (qmin − y_zp, qmax − y_zp) and max_ps returns lo for a NaN, so
+    // the rounded value plus y_zp lies in [qmin, qmax]: the byte conversion just truncates.
     const __m512 cl = _mm512_min_ps(_mm512_max_ps(v, os.lo), os.hi);
-    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(cl), os.zp);
-    __m128i b;
-    if constexpr (std::is_same<Out, uint8_t>::value) {
-      q = _mm512_max_epi32(q, _mm512_setzero_si512());  // then unsigned saturation: as packus
-      b = _mm512_cvtusepi32_epi8(q);
-    } else {
-      b = _mm512_cvtsepi32_epi8(q);
-    }
-    _mm_mask_storeu_epi8(c, m, b);
+    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(cl), os.zp);
+    _mm_mask_storeu_epi8(c, m, _mm512_cvtepi32_epi8(q));
   }
 }
 
