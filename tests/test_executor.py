@@ -186,6 +186,18 @@ def test_attr_errors_name_the_op_and_attribute():
             _core.Executor(0, tensors, [OP("transpose", [0], [1], attrs, "tr")], [0], [1], 1)
 
 
+@pytest.mark.parametrize("extra", [0, 10, 60])
+def test_attr_lookup_with_many_attributes(extra):
+    """Past the indexed size an op's attributes are searched in order: found either way."""
+    x = np.arange(12, dtype=np.int32).reshape(3, 4)
+    tensors = [T("i32", (3, 4), "input"), T("i32", (4, 3), "output")]
+    for first in (True, False):
+        filler = {f"unused_{i}": i for i in range(extra)}
+        attrs = {"perm": [1, 0], **filler} if first else {**filler, "perm": [1, 0]}
+        ex = _core.Executor(0, tensors, [OP("transpose", [0], [1], attrs)], [0], [1], 1)
+        np.testing.assert_array_equal(ex.run([x])[0], x.T)
+
+
 def big_copy_chain(n_bytes, n_copies, threads):
     """input -> copy -> A -> copy -> B -> copy -> A ... -> output: arena ping-pong."""
     tensors = [T("u8", (n_bytes,), "input"), T("u8", (n_bytes,), "output")]

@@ -230,18 +230,41 @@ def test_plan_attributes_are_checked_by_name(models):
 
     conv = base["ops"][_op_index(base, "y_zp")]
     where = f"{conv['type']} '{conv['name']}': attribute '"
-    cases = {
-        "y_zp' is missing": lambda o: o["attrs"].pop("y_zp"),
-        "kernel' must be a list of ints, got a list of floats":
-            lambda o: o["attrs"].update(kernel=(3, [3.0, 3.0])),
-        "y_zp' must be a int, got a float": lambda o: o["attrs"].update(y_zp=(1, 0.0)),
-        "y_zp' given twice":
-            lambda o: o.update(attrs=_Pairs(list(o["attrs"].items()) + [("y_zp", (0, 0))])),
-    }
-    for msg, edit in cases.items():
+    filler = [(f"unused_{i}", (0, i)) for i in range(50)]  # past the indexed table size
+    cases = [
+        ("y_zp' is missing", lambda o: o["attrs"].pop("y_zp")),
+        ("kernel' must be a list of ints, got a list of floats",
+         lambda o: o["attrs"].update(kernel=(3, [3.0, 3.0]))),
+        ("y_zp' must be a int, got a float", lambda o: o["attrs"].update(y_zp=(1, 0.0))),
+        ("y_zp' given twice",
+         lambda o: o.update(attrs=_Pairs(list(o["attrs"].items()) + [("y_zp", (0, 0))]))),
+        ("y_zp' given twice",
+         lambda o: o.update(attrs=_Pairs(list(o["attrs"].items()) + filler + [("y_zp", (0, 0))]))),
+    ]
+    for msg, edit in cases:
         with pytest.raises(edgert.ModelError, match=re.escape(where + msg)):
             load("y_zp", edit)
     assert load("a_scale", lambda o: o["attrs"].update(a_scale=(0, 1))).run(None, {"input": _x()})
+    assert load("y_zp", lambda o: o.update(attrs=_Pairs(filler + list(o["attrs"].items()))))
+
+
+def test_plan_names_must_be_utf8(models):
+    """Names reach Python's error messages: a non-ASCII name loads and is reported intact; bytes
+    that are not UTF-8 (a stray continuation, an overlong form, a surrogate) are corrupt."""
+    _, h, doc, plan, blobs = _parts(models)
+    base = ef.decode_plan(plan)
+    i = _op_index(base, "y_zp")
+    p = json.loads(json.dumps(base))
+    p["ops"][i]["name"] = "conv_ü€😀"
+    p["ops"][i]["attrs"].pop("y_zp")
+    with pytest.raises(edgert.ModelError, match="qconv 'conv_ü€😀': attribute 'y_zp'"):
+        edgert.load(ef.join(h, doc, ef.encode_plan(p), blobs))
+    for bad in (b"\x80", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82"):
+        p = json.loads(json.dumps(base))
+        p["ops"][i]["name"] = "@" * 24
+        raw = ef.encode_plan(p).replace(b"@" * 24, b"abcdefghij" + bad + b"x" * (14 - len(bad)))
+        with pytest.raises(edgert.ModelError, match="op name is not valid UTF-8"):
+            edgert.load(ef.join(h, doc, raw, blobs))
 
 
 def test_random_plan_mutations_never_crash(models):

@@ -104,13 +104,36 @@ void Attrs::set(std::string_view k, const Value& v) {
     case Value::Str: e.n = count(v.s.size()), e.p = keep(v.s.data(), e.n); break;
     case Value::Arr: e.arr = &st.arrays.emplace_back(v.arr); break;
   }
-  for (Entry& x : entries_) {
-    if (x.name == k) {
-      x = e;
-      return;
-    }
+  if (const Entry* old = find(k)) {
+    e.tag = old->tag;
+    entries_[size_t(old - entries_.data())] = e;
+  } else {
+    add(e);
   }
+}
+
+void Attrs::add(Entry e) {
+  e.tag = tag_of(e.name);
   entries_.push_back(e);
+  if (entries_.size() > kIndexed) return;  // searched in order from now on
+  size_t h = slot_of(e.tag);
+  while (slots_[h]) h = (h + 1) % kSlots;
+  slots_[h] = static_cast<uint8_t>(entries_.size());
+}
+
+const Attrs::Entry* Attrs::find(std::string_view k) const {
+  const uint32_t t = tag_of(k);
+  if (entries_.size() > kIndexed) {
+    for (const Entry& e : entries_) {
+      if (e.tag == t && e.name == k) return &e;
+    }
+    return nullptr;
+  }
+  for (size_t h = slot_of(t); slots_[h]; h = (h + 1) % kSlots) {
+    const Entry& e = entries_[slots_[h] - 1];
+    if (e.tag == t && e.name == k) return &e;
+  }
+  return nullptr;
 }
 
 namespace {

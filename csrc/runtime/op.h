@@ -79,30 +79,30 @@ class Attrs {
       const uint8_t* p;
       const Array* arr;
     };
+    uint32_t tag = 0;  // tag_of(name), set by add()
     int64_t int_at(size_t j) const;
     double float_at(size_t j) const;
   };
+  // A name's length and first, middle and last bytes: equal tags for two names of one op are
+  // rare, so a lookup compares whole names about once.
+  static uint32_t tag_of(std::string_view k) {
+    const size_t n = k.size();
+    if (n == 0) return 0;
+    return uint32_t(n & 0xff) | uint32_t(uint8_t(k[0])) << 8 | uint32_t(uint8_t(k[n / 2])) << 16 |
+           uint32_t(uint8_t(k[n - 1])) << 24;
+  }
 
   // For messages: "<op_type> '<op_node>'". Views of strings that outlive every getter call.
   std::string_view op_type, op_node;
 
-  // Table-building: the caller keeps `e`'s views alive as long as the table is read, and gives
-  // each name once (add does not look for an earlier entry with the name; set replaces one).
+  // Table-building: the caller keeps `e`'s views alive as long as the table is read. add()
+  // takes a name the table does not hold yet (find() tells); set() replaces one.
   void reserve(size_t n) { entries_.reserve(n); }
-  void add(const Entry& e) { entries_.push_back(e); }
+  void add(Entry e);
   void set(std::string_view k, const Value& v);
   const std::vector<Entry>& entries() const { return entries_; }
 
-  // Names are short: a byte loop, length first, beats a call to memcmp per entry.
-  const Entry* find(std::string_view k) const {
-    for (const Entry& e : entries_) {
-      if (e.name.size() != k.size()) continue;
-      size_t j = 0;
-      while (j < k.size() && e.name[j] == k[j]) ++j;
-      if (j == k.size()) return &e;
-    }
-    return nullptr;
-  }
+  const Entry* find(std::string_view k) const;
   bool has(std::string_view k) const { return find(k) != nullptr; }
   int64_t i(std::string_view k) const;
   int64_t i(std::string_view k, int64_t def) const;
@@ -124,7 +124,14 @@ class Attrs {
     std::deque<std::string> bytes;
     std::deque<Array> arrays;
   };
+  // Entries by the hash of their tags (open addressing, linear probing): an entry's position
+  // + 1, 0 for a free slot. At most 3/4 full; a table with more entries is searched in order.
+  static constexpr size_t kSlots = 64;
+  static constexpr size_t kIndexed = kSlots * 3 / 4;
+  static size_t slot_of(uint32_t tag) { return (tag * 0x9E3779B1u) >> 26; }
+
   std::vector<Entry> entries_;
+  uint8_t slots_[kSlots] = {};
   std::unique_ptr<Store> store_;
 };
 

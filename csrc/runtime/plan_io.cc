@@ -11,18 +11,31 @@ namespace {
 
 constexpr size_t kMaxRank = 16;
 
+// No byte with its top bit set. Names are short and nearly always ASCII: whole words, the last
+// one overlapping the one before.
+bool ascii(const uint8_t* s, size_t n) {
+  auto load = [](const uint8_t* p, size_t bytes) {
+    uint64_t w = 0;
+    std::memcpy(&w, p, bytes);
+    return w;
+  };
+  uint64_t any = 0;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 <= n; i += 8) any |= load(s + i, 8);
+    any |= load(s + n - 8, 8);
+  } else if (n >= 4) {
+    any = load(s, 4) | load(s + n - 4, 4);
+  } else {
+    for (size_t i = 0; i < n; ++i) any |= s[i];
+  }
+  return (any & 0x8080808080808080u) == 0;
+}
+
 // Well-formed UTF-8: no stray continuation bytes, overlong forms, surrogates or code points
 // above U+10FFFF.
 bool utf8(const uint8_t* s, size_t n) {
+  if (ascii(s, n)) return true;
   for (size_t i = 0; i < n;) {
-    if (n - i >= 8) {  // names are mostly ASCII: eight bytes at a time while they are
-      uint64_t w;
-      std::memcpy(&w, s + i, 8);
-      if ((w & 0x8080808080808080u) == 0) {
-        i += 8;
-        continue;
-      }
-    }
     const uint8_t c = s[i];
     size_t len;
     uint32_t cp;

@@ -37,17 +37,21 @@ def load(model, *, threads=None, fallback=None, policy=None):
             return _with_cloud(_format.read(data, threads), fallback, policy)
     elif isinstance(model, (str, _os.PathLike)):
         path = _os.fspath(model)
+        session = None
         try:
-            size = _os.path.getsize(path)
-            if size > _MAX_MODEL_BYTES:
-                raise ModelError(f"model file '{path}' is {size} bytes; the limit is {_MAX_MODEL_BYTES}")
-            with open(path, "rb") as f:
+            with open(path, "rb") as f:  # opened once: an .edgert file is mapped from it
+                size = _os.fstat(f.fileno()).st_size
+                if size > _MAX_MODEL_BYTES:
+                    raise ModelError(f"model file '{path}' is {size} bytes; the limit is {_MAX_MODEL_BYTES}")
                 if _format.is_edgert(f.read(len(_format.MAGIC))):
-                    return _with_cloud(_format.read(path, threads), fallback, policy)
-                f.seek(0)
-                data = f.read()
+                    session = _format.read(f, threads)
+                else:
+                    f.seek(0)
+                    data = f.read()
         except OSError as e:
             raise ModelError(f"cannot read model file '{path}': {e.strerror or e}") from None
+        if session is not None:
+            return _with_cloud(session, fallback, policy)
     else:
         raise EdgertError(f"load() takes a path or bytes, got {type(model).__name__}")
     from .onnx_import import read_onnx

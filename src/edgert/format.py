@@ -304,7 +304,8 @@ def _decode(v, arrays):
 
 
 def read(source, threads=None):
-    """A Session on an .edgert file (memory-mapped from a path, or in a bytes-like object)."""
+    """A Session on an .edgert file: memory-mapped from a path or an open binary file, or in a
+    bytes-like object."""
     from . import _core
     from .plan import Plan
     from .session import NodeArg, Session, _Compiled, check_threads
@@ -312,10 +313,13 @@ def read(source, threads=None):
     if isinstance(source, (bytes, bytearray, memoryview)):
         buf, where = source, "model bytes"
     else:
-        where = f"model file '{source}'"
+        where = f"model file '{getattr(source, 'name', source)}'"
         try:
-            with open(source, "rb") as f:
-                buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            if hasattr(source, "fileno"):
+                buf = mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ)
+            else:
+                with open(source, "rb") as f:
+                    buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError) as e:
             raise ModelError(f"cannot read {where}: {getattr(e, 'strerror', None) or e}") from None
     r = _Reader(buf, where)
