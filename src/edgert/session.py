@@ -21,7 +21,8 @@ class NodeArg:
         self.name = name
         self.shape = list(shape) if shape is not None else None
         self.dtype = np.dtype(dtype)
-        self.type = _TYPE_NAMES.get(self.dtype, f"tensor({self.dtype.name})")
+        # (numpy's dtype.name costs microseconds: asked only for types outside the table)
+        self.type = _TYPE_NAMES.get(self.dtype) or f"tensor({self.dtype.name})"
         self.scale = scale
         self.zero_point = zero_point
         # The shape a run's input must have when no dim is dynamic, else None (fast-path check).
