@@ -7,26 +7,44 @@
 
 namespace edgert {
 
+// w' = W[i] − zp of the raw weights (u8 or i8), exact in int16.
+static int16_t w_prime(const void* w, bool w_is_u8, size_t i, int32_t zp) {
+  const int32_t v = w_is_u8 ? int32_t{static_cast<const uint8_t*>(w)[i]}
+                            : int32_t{static_cast<const int8_t*>(w)[i]};
+  return static_cast<int16_t>(v - zp);
+}
+
 void q8_dwconv_pack_w(size_t channels, size_t taps, const void* w, bool w_is_u8,
                       const int32_t* w_zp, int16_t* out) {
   for (size_t c = 0; c < channels; ++c)
-    for (size_t t = 0; t < taps; ++t) {
-      const int32_t v = w_is_u8 ? int32_t{static_cast<const uint8_t*>(w)[c * taps + t]}
-                                : int32_t{static_cast<const int8_t*>(w)[c * taps + t]};
-      out[t * channels + c] = static_cast<int16_t>(v - w_zp[c]);
-    }
+    for (size_t t = 0; t < taps; ++t) out[t * channels + c] = w_prime(w, w_is_u8, c * taps + t, w_zp[c]);
+}
+
+// Position of channel c among the cp = round_up(channels, 16) packed channels: in order (c16), or
+// (c32) whole 32-channel blocks in the order of the AVX-512 kernel's byte unpacks, a last 16 in order.
+static size_t pos_c32(size_t c, size_t cp) {
+  const size_t c0 = c / 32 * 32, k = c % 32;
+  return c0 + (c0 + 32 <= cp ? k / 8 % 2 * 16 + k / 16 * 8 + k % 8 : k);
+}
+
+// [round_up(taps, 2) / 2][cp][2], zeros past taps and channels.
+static void pack_tap_pairs(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                           const int32_t* w_zp, bool c32, int16_t* out) {
+  const size_t cp = (channels + 15) / 16 * 16;
+  std::fill(out, out + q8_dwconv_packed_size(channels, taps), int16_t{0});
+  for (size_t c = 0; c < channels; ++c)
+    for (size_t t = 0; t < taps; ++t)
+      out[(t / 2 * cp + (c32 ? pos_c32(c, cp) : c)) * 2 + t % 2] = w_prime(w, w_is_u8, c * taps + t, w_zp[c]);
 }
 
 void q8_dwconv_pack_w_c16x2(size_t channels, size_t taps, const void* w, bool w_is_u8,
                             const int32_t* w_zp, int16_t* out) {
-  const size_t cp = (channels + 15) / 16 * 16;
-  std::fill(out, out + q8_dwconv_packed_size(channels, taps), int16_t{0});
-  for (size_t c = 0; c < channels; ++c)
-    for (size_t t = 0; t < taps; ++t) {
-      const int32_t v = w_is_u8 ? int32_t{static_cast<const uint8_t*>(w)[c * taps + t]}
-                                : int32_t{static_cast<const int8_t*>(w)[c * taps + t]};
-      out[(t / 2 * cp + c) * 2 + t % 2] = static_cast<int16_t>(v - w_zp[c]);
-    }
+  pack_tap_pairs(channels, taps, w, w_is_u8, w_zp, false, out);
+}
+
+void q8_dwconv_pack_w_c32x2(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                            const int32_t* w_zp, int16_t* out) {
+  pack_tap_pairs(channels, taps, w, w_is_u8, w_zp, true, out);
 }
 
 void q8_dwconv_pack_w_3x3r(size_t channels, size_t taps, const void* w, bool w_is_u8,
@@ -36,11 +54,26 @@ void q8_dwconv_pack_w_3x3r(size_t channels, size_t taps, const void* w, bool w_i
   for (size_t c = 0; c < channels; ++c) {
     int16_t* blk = out + c / 16 * 192 + c % 16 / 8 * 16 + c % 8 * 2;
     for (size_t t = 0; t < 9; ++t) {
-      const int32_t v = w_is_u8 ? int32_t{static_cast<const uint8_t*>(w)[c * 9 + t]}
-                                : int32_t{static_cast<const int8_t*>(w)[c * 9 + t]};
       const size_t ky = t / 3, kx = t % 3;
       // pair vectors at kx·64 (+16 for channels 8-15), single ones 32 further
-      blk[kx * 64 + (ky == 2 ? 32 : ky)] = static_cast<int16_t>(v - w_zp[c]);
+      blk[kx * 64 + (ky == 2 ? 32 : ky)] = w_prime(w, w_is_u8, c * 9 + t, w_zp[c]);
+    }
+  }
+}
+
+void q8_dwconv_pack_w_3x3c32(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                             const int32_t* w_zp, int16_t* out) {
+  if (taps != 9) return;
+  const size_t cp = (channels + 15) / 16 * 16;
+  std::fill(out, out + q8_dwconv_packed_size_3x3(channels), int16_t{0});
+  for (size_t c = 0; c < channels; ++c) {
+    const size_t c0 = c / 32 * 32, bw = c0 + 32 <= cp ? 32 : 16;  // block width
+    const size_t j = pos_c32(c, cp) - c0;  // int32 lane in the block: vector j / 16, lane j % 16
+    for (size_t t = 0; t < 9; ++t) {
+      const size_t ky = t / 3, kx = t % 3;
+      // per kx 4·bw int16: the pair vectors (ky 0, 1 in each int32), then the single ones (ky 2)
+      out[c0 * 12 + kx * 4 * bw + (ky == 2 ? 2 * bw : 0) + j * 2 + (ky == 1)] =
+          w_prime(w, w_is_u8, c * 9 + t, w_zp[c]);
     }
   }
 }
@@ -89,6 +122,7 @@ const Q8DwConvUKernel& q8_dwconv_ukernel() {
   if (active_isa() == Isa::neon) return q8_dwconv_minmax_fp32_ukernel__neon;
 #endif
 #if defined(__x86_64__) || defined(_M_X64)
+  if (active_isa() == Isa::avx512vnni) return q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni;
   if (isa_runs_avx2()) return q8_dwconv_minmax_fp32_ukernel_c16__avx2;
 #endif
   return q8_dwconv_minmax_fp32_ukernel__scalar;

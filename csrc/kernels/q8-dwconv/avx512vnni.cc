@@ -1,0 +1,323 @@
+// AVX-512 VNNI q8-dwconv: 32 channels per step, vpdpwssd on int16 tap pairs (exact products, the
+// add fused). Widening: the bytes of two taps are interleaved by vpunpck{l,h}bw on a ymm and
+// vpmov{z,s}xbw makes each (tap t, tap t+1) byte pair one int32 lane, so a 32-channel block's two
+// accumulators hold channels [0-7, 16-23] and [8-15, 24-31] (the packings follow that order;
+// vpermt2d restores it for the output stage); a last 16-channel block is widened from xmm halves
+// and stays in order. Per-pixel kernel: weights packed by q8_dwconv_pack_w_c32x2; reads input,
+// bias and scale only below channels (masked loads, masked stores). 3x3 row kernels: weights by
+// q8_dwconv_pack_w_3x3c32, held in registers along the row. Output stage: cvtdq2ps, mulps (no
+// FMA), clamp in float, cvtps2dq (round half to even under the default MXCSR), packs, + y_zp.
+// GCC 12's AVX-512 headers start some intrinsics from an "undefined" vector and -Wall flags that
+// (GCC bug 105593); nothing here reads an uninitialized value.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <type_traits>
+
+#include "kernels/q8-dwconv/q8-dwconv.h"
+
+namespace edgert {
+namespace {
+
+constexpr size_t kC = 32;
+
+struct Stage {
+  __m512 lo, hi;
+  __m512i zp;              // int16
+  __m512i nat_lo, nat_hi;  // vpermt2d indices: block order <-> channels 0-15, 16-31
+  __m512i gather_nat, gather_blk;  // vpermd indices of 32 packed bytes (see bytes32)
+  explicit Stage(const Q8Requant& rq)
+      : lo(_mm512_set1_ps(rq.lo)), hi(_mm512_set1_ps(rq.hi)),
+        zp(_mm512_set1_epi16(static_cast<int16_t>(rq.y_zp))),
+        nat_lo(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)),
+        nat_hi(_mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31)),
+        gather_nat(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0)),
+        gather_blk(_mm512_setr_epi32(0, 4, 1, 5, 8, 12, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0)) {}
+};
+
+// float(acc)·scale clamped to [lo, hi] and rounded: within [lo, hi], so every later pack is exact.
+inline __m512i quant(__m512i acc, __m512 scale, const Stage& st) {
+  const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
+  return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, st.lo), st.hi));
+}
+
+// The output bytes of 32 sums (bias included) a, b with their scales, in the order `gather` picks
+// from the in-lane packs: gather_nat for a, b = channels 0-15, 16-31, gather_blk for block order
+// (a = channels 0-7, 16-23). Packs and vpermd instead of vpmovdb: cheaper on Zen 4.
+template <class Out>
+inline __m256i bytes32(__m512i a, __m512i b, __m512 sa, __m512 sb, __m512i gather,
+                       const Stage& st) {
+  const __m512i h = _mm512_add_epi16(_mm512_packs_epi32(quant(a, sa, st), quant(b, sb, st)), st.zp);
+  const __m512i q = std::is_same<Out, uint8_t>::value ? _mm512_packus_epi16(h, h)
+                                                      : _mm512_packs_epi16(h, h);
+  return _mm512_castsi512_si256(_mm512_permutexvar_epi32(gather, q));
+}
+
+// 16 sums (bias included) in channel order to y[0, 16) (mask m).
+template <class Out>
+inline void out16(__m512i acc, __m512 scale, const Stage& st, Out* y, __mmask16 m) {
+  if constexpr (std::is_same<Out, float>::value) {
+    _mm512_mask_storeu_ps(y, m, _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale));
+  } else {
+    const __m256i q = bytes32<Out>(acc, acc, scale, scale, st.gather_nat, st);
+    _mm_mask_storeu_epi8(y, m, _mm256_castsi256_si128(q));
+  }
+}
+
+// 32 sums (bias included) in channel order to y[0, 32) (mask m).
+template <class Out>
+inline void out32(__m512i lo, __m512i hi, __m512 s0, __m512 s1, const Stage& st, Out* y,
+                  __mmask32 m) {
+  if constexpr (std::is_same<Out, float>::value) {
+    out16<Out>(lo, s0, st, y, __mmask16(m));
+    out16<Out>(hi, s1, st, y + 16, __mmask16(m >> 16));
+  } else {
+    _mm256_mask_storeu_epi8(y, m, bytes32<Out>(lo, hi, s0, s1, st.gather_nat, st));
+  }
+}
+
+// Each int32 lane of the result: (x0, x1) of one channel as sign- or zero-extended int16.
+template <class In>
+inline __m512i widen(__m256i interleaved) {
+  return std::is_same<In, uint8_t>::value ? _mm512_cvtepu8_epi16(interleaved)
+                                          : _mm512_cvtepi8_epi16(interleaved);
+}
+
+// Two taps' bytes of a 32-channel block as int16 pairs: a = channels [0-7, 16-23], b = the rest.
+template <class In>
+inline void pairs32(__m256i x0, __m256i x1, __m512i& a, __m512i& b) {
+  a = widen<In>(_mm256_unpacklo_epi8(x0, x1));
+  b = widen<In>(_mm256_unpackhi_epi8(x0, x1));
+}
+
+// The same for a 16-channel block, in channel order.
+template <class In>
+inline __m512i pairs16(__m128i x0, __m128i x1) {
+  return widen<In>(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi8(x0, x1)),
+                                           _mm_unpackhi_epi8(x0, x1), 1));
+}
+
+inline __m512i dp(__m512i acc, __m512i x, const int16_t* w) {
+  return _mm512_dpwssd_epi32(acc, x, _mm512_loadu_si512(w));
+}
+
+// Per-pixel kernel. A block of 32 channels: two accumulators per tap-pair parity (two chains
+// hide vpdpwssd's latency); nc < 32 (the channel tail) reads and writes through masks.
+template <class In, class Out, bool Tail>
+inline void block32(size_t c0, size_t nc, size_t cp, size_t taps, const void* const* in,
+                    const int16_t* w, const int32_t* bias, const float* scale, Out* y,
+                    const Stage& st) {
+  const __mmask32 m = Tail ? __mmask32((uint64_t{1} << nc) - 1) : ~__mmask32{0};
+  auto load = [&](const void* p) {
+    const uint8_t* b = static_cast<const uint8_t*>(p) + c0;
+    return Tail ? _mm256_maskz_loadu_epi8(m, b) : _mm256_loadu_si256((const __m256i*)b);
+  };
+  __m512i ea = _mm512_setzero_si512(), eb = ea, oa = ea, ob = ea;
+  auto pair = [&](size_t t, const void* p1, __m512i& a, __m512i& b) {
+    __m512i xa, xb;
+    pairs32<In>(load(in[t]), load(p1), xa, xb);
+    const int16_t* wp = w + (t / 2 * cp + c0) * 2;
+    a = dp(a, xa, wp);
+    b = dp(b, xb, wp + 32);
+  };
+  size_t t = 0;
+  for (; t + 4 <= taps; t += 4) {
+    pair(t, in[t + 1], ea, eb);
+    pair(t + 2, in[t + 3], oa, ob);
+  }
+  if (t + 2 <= taps) pair(t, in[t + 1], ea, eb), t += 2;
+  if (t < taps) pair(t, in[t], oa, ob);  // an odd last tap: its partner's weight is 0
+  const __m512i a = _mm512_add_epi32(ea, oa), b = _mm512_add_epi32(eb, ob);
+  const __mmask16 m0 = __mmask16(m), m1 = __mmask16(m >> 16);
+  const __m512i lo = _mm512_add_epi32(_mm512_permutex2var_epi32(a, st.nat_lo, b),
+                                      _mm512_maskz_loadu_epi32(m0, bias + c0));
+  const __m512i hi = _mm512_add_epi32(_mm512_permutex2var_epi32(a, st.nat_hi, b),
+                                      _mm512_maskz_loadu_epi32(m1, bias + c0 + 16));
+  out32<Out>(lo, hi, _mm512_maskz_loadu_ps(m0, scale + c0), _mm512_maskz_loadu_ps(m1, scale + c0 + 16),
+             st, y + c0, m);
+}
+
+// The last block when round_up(channels, 16) is an odd multiple of 16: 16 channels (nc of them
+// real), packed in channel order.
+template <class In, class Out>
+inline void block16(size_t c0, size_t nc, size_t cp, size_t taps, const void* const* in,
+                    const int16_t* w, const int32_t* bias, const float* scale, Out* y,
+                    const Stage& st) {
+  const __mmask16 m = nc == 16 ? __mmask16(0xFFFF) : __mmask16((1u << nc) - 1);
+  auto load = [&](const void* p) {
+    return _mm_maskz_loadu_epi8(m, static_cast<const uint8_t*>(p) + c0);
+  };
+  __m512i e = _mm512_setzero_si512(), o = e;
+  size_t t = 0;
+  for (; t + 4 <= taps; t += 4) {
+    e = dp(e, pairs16<In>(load(in[t]), load(in[t + 1])), w + (t / 2 * cp + c0) * 2);
+    o = dp(o, pairs16<In>(load(in[t + 2]), load(in[t + 3])), w + ((t / 2 + 1) * cp + c0) * 2);
+  }
+  if (t + 2 <= taps) e = dp(e, pairs16<In>(load(in[t]), load(in[t + 1])), w + (t / 2 * cp + c0) * 2), t += 2;
+  if (t < taps) o = dp(o, pairs16<In>(load(in[t]), load(in[t])), w + (t / 2 * cp + c0) * 2);
+  const __m512i acc = _mm512_add_epi32(_mm512_add_epi32(e, o), _mm512_maskz_loadu_epi32(m, bias + c0));
+  out16<Out>(acc, _mm512_maskz_loadu_ps(m, scale + c0), st, y + c0, m);
+}
+
+template <class In, class Out>
+void dwconv(size_t channels, size_t taps, const void* const* in, const int16_t* w,
+            const int32_t* bias, const float* scale, void* y_out, const Q8Requant& rq) {
+  Out* y = static_cast<Out*>(y_out);
+  const size_t cp = (channels + 15) / 16 * 16;
+  const Stage st(rq);
+  size_t c0 = 0;
+  for (; c0 + kC <= channels; c0 += kC)
+    block32<In, Out, false>(c0, kC, cp, taps, in, w, bias, scale, y, st);
+  if (c0 + kC <= cp)
+    block32<In, Out, true>(c0, channels - c0, cp, taps, in, w, bias, scale, y, st);
+  else if (c0 < channels)
+    block16<In, Out>(c0, channels - c0, cp, taps, in, w, bias, scale, y, st);
+}
+
+// The 3x3 row kernels. One input column of a block: rows 0 and 1 as int16 pairs (pa, pb), row 2
+// paired with 0 (sa, sb; its weight partner is 0 too). W = 16 uses pa and sa only.
+struct Col {
+  __m512i pa, pb, sa, sb;
+};
+
+template <class In, size_t W>
+inline Col load_col(const uint8_t* r0, const uint8_t* r1, const uint8_t* r2) {
+  Col c;
+  if constexpr (W == kC) {
+    pairs32<In>(_mm256_loadu_si256((const __m256i*)r0), _mm256_loadu_si256((const __m256i*)r1),
+                c.pa, c.pb);
+    pairs32<In>(_mm256_loadu_si256((const __m256i*)r2), _mm256_setzero_si256(), c.sa, c.sb);
+  } else {
+    c.pa = pairs16<In>(_mm_loadu_si128((const __m128i*)r0), _mm_loadu_si128((const __m128i*)r1));
+    c.sa = pairs16<In>(_mm_loadu_si128((const __m128i*)r2), _mm_setzero_si128());
+    c.pb = c.sb = _mm512_setzero_si512();
+  }
+  return c;
+}
+
+struct Acc {
+  __m512i a, b;
+};
+
+// acc + column · one kx's weights (pair and single vectors, as loaded into registers).
+template <size_t W>
+inline Acc mac(Acc acc, const Col& c, const Col& w) {
+  acc.a = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc.a, c.pa, w.pa), c.sa, w.sa);
+  if constexpr (W == kC)
+    acc.b = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc.b, c.pb, w.pb), c.sb, w.sb);
+  return acc;
+}
+
+// One kx's weights of a block (packing: per kx, the pair vectors then the single ones).
+template <size_t W>
+inline Col load_w(const int16_t* w) {
+  Col c;
+  c.pa = _mm512_loadu_si512(w);
+  if constexpr (W == kC) {
+    c.pb = _mm512_loadu_si512(w + 32);
+    c.sa = _mm512_loadu_si512(w + 64);
+    c.sb = _mm512_loadu_si512(w + 96);
+  } else {
+    c.sa = _mm512_loadu_si512(w + 32);
+    c.pb = c.sb = _mm512_setzero_si512();
+  }
+  return c;
+}
+
+// One output pixel's sums (bias included, block order; s0, s1 the scales in the same order).
+template <class Out, size_t W>
+inline void flush(const Acc& acc, __m512 s0, __m512 s1, const Stage& st, Out* y) {
+  if constexpr (W == kC && std::is_same<Out, float>::value) {
+    const __m512 v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc.a), s0);
+    const __m512 v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc.b), s1);
+    _mm512_storeu_ps(y, _mm512_permutex2var_ps(v0, st.nat_lo, v1));
+    _mm512_storeu_ps(y + 16, _mm512_permutex2var_ps(v0, st.nat_hi, v1));
+  } else if constexpr (W == kC) {
+    _mm256_storeu_si256((__m256i*)y, bytes32<Out>(acc.a, acc.b, s0, s1, st.gather_blk, st));
+  } else {
+    out16<Out>(acc.a, s0, st, y, 0xFFFF);
+  }
+}
+
+// A block of W channels along the row, input-stationary: each column is widened once and
+// multiplied into every output that reads it (3 at stride 1; 1 or 2 at stride 2). Accumulators
+// start at the bias (in block order), so an output leaves straight for the output stage.
+template <class In, class Out, size_t S, size_t W>
+inline void row_block(size_t c0, size_t channels, size_t npix, const uint8_t* const* rows,
+                      const int16_t* w, const int32_t* bias, const float* scale, Out* y,
+                      size_t y_stride, const Stage& st) {
+  const uint8_t* r0 = rows[0] + c0;
+  const uint8_t* r1 = rows[1] + c0;
+  const uint8_t* r2 = rows[2] + c0;
+  const int16_t* wb = w + c0 * 12;
+  const Col w0 = load_w<W>(wb), w1 = load_w<W>(wb + 2 * W * 2), w2 = load_w<W>(wb + 4 * W * 2);
+  Acc b0;
+  __m512 s0, s1;
+  if constexpr (W == kC) {
+    const __m512i lo = _mm512_loadu_si512(bias + c0), hi = _mm512_loadu_si512(bias + c0 + 16);
+    b0 = {_mm512_permutex2var_epi32(lo, st.nat_lo, hi), _mm512_permutex2var_epi32(lo, st.nat_hi, hi)};
+    const __m512 f0 = _mm512_loadu_ps(scale + c0), f1 = _mm512_loadu_ps(scale + c0 + 16);
+    s0 = _mm512_permutex2var_ps(f0, st.nat_lo, f1), s1 = _mm512_permutex2var_ps(f0, st.nat_hi, f1);
+  } else {
+    b0 = {_mm512_loadu_si512(bias + c0), _mm512_setzero_si512()};
+    s0 = s1 = _mm512_loadu_ps(scale + c0);
+  }
+  auto col = [&](size_t i) {
+    const size_t o = i * channels;
+    return load_col<In, W>(r0 + o, r1 + o, r2 + o);
+  };
+  Out* yp = y + c0;
+  if constexpr (S == 1) {
+    // P: the next output's sums so far, Q: the one after it.
+    Acc P = mac<W>(b0, col(0), w0), Q;
+    {
+      const Col c = col(1);
+      P = mac<W>(P, c, w1);
+      Q = mac<W>(b0, c, w0);
+    }
+    for (size_t p = 0; p < npix; ++p, yp += y_stride) {
+      const Col c = col(p + 2);
+      flush<Out, W>(mac<W>(P, c, w2), s0, s1, st, yp);
+      P = mac<W>(Q, c, w1);
+      Q = mac<W>(b0, c, w0);
+    }
+  } else {
+    Acc P = mac<W>(b0, col(0), w0);
+    for (size_t p = 0; p < npix; ++p, yp += y_stride) {
+      P = mac<W>(P, col(2 * p + 1), w1);
+      const Col c = col(2 * p + 2);
+      flush<Out, W>(mac<W>(P, c, w2), s0, s1, st, yp);
+      P = mac<W>(b0, c, w0);
+    }
+  }
+}
+
+template <class In, class Out, size_t S>
+void dw3x3_row(size_t channels, size_t npix, const uint8_t* const* rows, const int16_t* w,
+               const int32_t* bias, const float* scale, void* y_out, size_t y_stride,
+               const Q8Requant& rq) {
+  Out* y = static_cast<Out*>(y_out);
+  const Stage st(rq);
+  size_t c0 = 0;
+  for (; c0 + kC <= channels; c0 += kC)
+    row_block<In, Out, S, kC>(c0, channels, npix, rows, w, bias, scale, y, y_stride, st);
+  if (c0 < channels)  // channels is a multiple of 16
+    row_block<In, Out, S, 16>(c0, channels, npix, rows, w, bias, scale, y, y_stride, st);
+}
+
+}  // namespace
+
+#define EDGERT_DW_ROW(S, In) \
+  {dw3x3_row<In, uint8_t, S>, dw3x3_row<In, int8_t, S>, dw3x3_row<In, float, S>}
+const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni = {
+    "q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni",
+    {{dwconv<uint8_t, uint8_t>, dwconv<uint8_t, int8_t>, dwconv<uint8_t, float>},
+     {dwconv<int8_t, uint8_t>, dwconv<int8_t, int8_t>, dwconv<int8_t, float>}},
+    q8_dwconv_pack_w_c32x2,
+    {{EDGERT_DW_ROW(1, uint8_t), EDGERT_DW_ROW(1, int8_t)},
+     {EDGERT_DW_ROW(2, uint8_t), EDGERT_DW_ROW(2, int8_t)}},
+    q8_dwconv_pack_w_3x3c32};
+#undef EDGERT_DW_ROW
+
+}  // namespace edgert
