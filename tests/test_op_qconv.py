@@ -432,6 +432,10 @@ ISA_CONFIGS = dict(CONFIGS, **{
     "dw_3x3_c32_w2": dict(h=3, w=2, c=32, m=32, k=(3, 3), pads=(1, 1, 1, 1), group=32),  # none
     "dw_3x3_c16_s2_w4": dict(h=5, w=4, c=16, m=16, k=(3, 3), s=(2, 2), pads=(0, 2, 0, 0),
                              group=16),
+    # avx512vnni's 32-channel blocks: whole ones and a last 16 in the row kernel; a partial last
+    # 32 (masked loads and stores) in the per-pixel kernel.
+    "dw_3x3_c144_s1": dict(h=4, w=7, c=144, m=144, k=(3, 3), pads=(1, 1, 1, 1), group=144),
+    "dw_3x3_c57_s2": dict(h=7, w=7, c=57, m=57, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1), group=57),
 })
 
 
