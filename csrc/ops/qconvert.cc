@@ -86,14 +86,13 @@ class QuantizeOp : public Op {
 
   void run(const void* const* in, void* const* out, ThreadPool& pool) const override {
     const float* x = static_cast<const float*>(in[0]);
+    const F32Q8VCvtUKernel& uk = f32_q8_vcvt_ukernel();
     pool.parallel_for(p_.numel(), 1 << 14, [&](size_t b, size_t e) {
       p_.for_range(b, e, [&](size_t i0, size_t i1, size_t c) {
         if (signed_) {
-          f32_q8_vcvt_ukernel__scalar(i1 - i0, x + i0, p_.scale[c], p_.zp[c],
-                                      static_cast<int8_t*>(out[0]) + i0);
+          uk.i8(i1 - i0, x + i0, p_.scale[c], p_.zp[c], static_cast<int8_t*>(out[0]) + i0);
         } else {
-          f32_q8_vcvt_ukernel__scalar(i1 - i0, x + i0, p_.scale[c], p_.zp[c],
-                                      static_cast<uint8_t*>(out[0]) + i0);
+          uk.u8(i1 - i0, x + i0, p_.scale[c], p_.zp[c], static_cast<uint8_t*>(out[0]) + i0);
         }
       });
     });

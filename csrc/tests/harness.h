@@ -185,6 +185,7 @@ inline Q8Requant random_requant(Rng& rng, bool u8_out) {
 Family run_q8_gemm(Rng& rng);
 Family run_q8_dwconv(Rng& rng);
 Family run_q8_gemm_x8(Rng& rng);
+Family run_f32_q8_vcvt(Rng& rng);
 
 }  // namespace test
 }  // namespace edgert

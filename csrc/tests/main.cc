@@ -76,7 +76,8 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines survive a crashing kernel
   for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE}) std::signal(sig, on_crash);
   Rng rng(seed);
-  const Family families[] = {run_q8_gemm(rng), run_q8_gemm_x8(rng), run_q8_dwconv(rng)};
+  const Family families[] = {run_q8_gemm(rng), run_q8_gemm_x8(rng), run_q8_dwconv(rng),
+                             run_f32_q8_vcvt(rng)};
   size_t passed = 0, failed = 0;
   for (const Family& f : families) {
     f.report();

@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include "isa.h"
+
 namespace edgert {
 
 template <class T>
@@ -21,5 +23,19 @@ void f32_q8_vcvt_ukernel__scalar(size_t n, const float* x, float scale, int32_t 
 template void f32_q8_vcvt_ukernel__scalar<uint8_t>(size_t, const float*, float, int32_t,
                                                    uint8_t*);
 template void f32_q8_vcvt_ukernel__scalar<int8_t>(size_t, const float*, float, int32_t, int8_t*);
+
+const F32Q8VCvtUKernel f32_q8_vcvt_ukernel_x1__scalar = {
+    "f32_q8_vcvt_ukernel_x1__scalar", f32_q8_vcvt_ukernel__scalar<uint8_t>,
+    f32_q8_vcvt_ukernel__scalar<int8_t>};
+
+const F32Q8VCvtUKernel& f32_q8_vcvt_ukernel() {
+#if defined(__aarch64__)
+  if (active_isa() == Isa::neon) return f32_q8_vcvt_ukernel_x16__neon;
+#endif
+#if defined(__x86_64__) || defined(_M_X64)
+  if (isa_runs_avx2()) return f32_q8_vcvt_ukernel_x32__avx2;
+#endif
+  return f32_q8_vcvt_ukernel_x1__scalar;
+}
 
 }  // namespace edgert
