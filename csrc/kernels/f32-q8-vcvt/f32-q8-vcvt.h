@@ -24,9 +24,9 @@ struct F32Q8VCvtUKernel {
 };
 
 extern const F32Q8VCvtUKernel f32_q8_vcvt_ukernel_x1__scalar;
-// AVX2, 32 floats per step: x * (1/scale) and, for any 8 floats of which one lands within a
-// few ulps of a half-integer after the clamp (where the product may round differently from the
-// quotient), the division itself; never reads x or writes y past n.
+// AVX2, 32 floats per step: x · (1/scale) rounded onto a 2^-14 grid, and the division itself
+// for any 32 floats of which one lands on a half-integer of that grid (where the product may
+// round differently from the quotient); never reads x or writes y past n.
 extern const F32Q8VCvtUKernel f32_q8_vcvt_ukernel_x32__avx2;
 // AArch64, 16 floats per step, the same reciprocal-then-division-near-ties scheme as AVX2.
 extern const F32Q8VCvtUKernel f32_q8_vcvt_ukernel_x16__neon;
