@@ -130,47 +130,81 @@ class MaxPoolOp : public Op {
   explicit MaxPoolOp(const OpSpec& spec) : g_(spec, true) {
     type_ = spec.inputs[0].dtype;
     EDGERT_EXPECT(spec, is_q8(type_) || type_ == DType::f32, "X must be u8, i8 or f32");
+    // The outputs of a row whose windows are not clipped in W form one interval [full_lo_,
+    // full_hi_) (the window start is linear in ow): one kernel call per output row covers them.
+    full_lo_ = full_hi_ = g_.ow;
+    for (int64_t ow = 0; ow < g_.ow; ++ow) {
+      int64_t w0, w1;
+      pool_window(ow, g_.strides[1], g_.pads[1], g_.kernel[1], g_.dilations[1], g_.w, &w0, &w1);
+      if (w0 == 0 && w1 == g_.kernel[1]) {
+        full_lo_ = std::min(full_lo_, ow);
+        full_hi_ = ow + 1;
+      }
+    }
   }
 
   void run(const void* const* in, void* const* out, ThreadPool& pool) const override {
+    const XMaxPoolUKernel& uk = x_maxpool_ukernel();
     switch (type_) {
       case DType::u8:
-        return run_typed(static_cast<const uint8_t*>(in[0]), static_cast<uint8_t*>(out[0]), pool);
+        return run_typed(uk.u8, static_cast<const uint8_t*>(in[0]), static_cast<uint8_t*>(out[0]),
+                         pool);
       case DType::i8:
-        return run_typed(static_cast<const int8_t*>(in[0]), static_cast<int8_t*>(out[0]), pool);
+        return run_typed(uk.i8, static_cast<const int8_t*>(in[0]), static_cast<int8_t*>(out[0]),
+                         pool);
       default:
-        return run_typed(static_cast<const float*>(in[0]), static_cast<float*>(out[0]), pool);
+        return run_typed(uk.f32, static_cast<const float*>(in[0]), static_cast<float*>(out[0]),
+                         pool);
     }
   }
 
  private:
+  // Output rows are the parallel items; each output pixel is computed by one kernel call.
   template <class T>
-  void run_typed(const T* x, T* y, ThreadPool& pool) const {
-    const size_t c = static_cast<size_t>(g_.c);
-    pool.parallel_for(g_.pixels_out(), 1, [&](size_t b, size_t e) {
+  void run_typed(XMaxPoolFn<T> kernel, const T* x, T* y, ThreadPool& pool) const {
+    const size_t c = static_cast<size_t>(g_.c), ow_n = static_cast<size_t>(g_.ow);
+    const size_t row_step = static_cast<size_t>(g_.dilations[0] * g_.w) * c;
+    const size_t col_step = static_cast<size_t>(g_.dilations[1]) * c;
+    pool.parallel_for(static_cast<size_t>(g_.n * g_.oh), 1, [&](size_t b, size_t e) {
       for (size_t i = b; i < e; ++i) {
-        const int64_t ow = static_cast<int64_t>(i) % g_.ow;
-        const int64_t oh = static_cast<int64_t>(i) / g_.ow % g_.oh;
-        const int64_t img = static_cast<int64_t>(i) / (g_.ow * g_.oh);
-        int64_t h0, h1, w0, w1;
+        const int64_t oh = static_cast<int64_t>(i) % g_.oh, img = static_cast<int64_t>(i) / g_.oh;
+        T* yrow = y + i * ow_n * c;
+        int64_t h0, h1;
         pool_window(oh, g_.strides[0], g_.pads[0], g_.kernel[0], g_.dilations[0], g_.h, &h0, &h1);
-        pool_window(ow, g_.strides[1], g_.pads[1], g_.kernel[1], g_.dilations[1], g_.w, &w0, &w1);
-        const int64_t hs = oh * g_.strides[0] - g_.pads[0] + h0 * g_.dilations[0];
-        const int64_t ws = ow * g_.strides[1] - g_.pads[1] + w0 * g_.dilations[1];
-        if (h0 >= h1 || w0 >= w1) {
-          std::fill(y + i * c, y + (i + 1) * c, std::numeric_limits<T>::lowest());
+        if (h0 >= h1) {
+          std::fill(yrow, yrow + ow_n * c, std::numeric_limits<T>::lowest());
           continue;
         }
-        const T* px = x + ((img * g_.h + hs) * g_.w + ws) * g_.c;
-        x_maxpool_ukernel__scalar(static_cast<size_t>(h1 - h0), static_cast<size_t>(w1 - w0),
-                                  static_cast<size_t>(g_.dilations[0] * g_.w) * c,
-                                  static_cast<size_t>(g_.dilations[1]) * c, c, px, y + i * c);
+        const size_t rows = static_cast<size_t>(h1 - h0);
+        const T* xrow = x + (img * g_.h + oh * g_.strides[0] - g_.pads[0] + h0 * g_.dilations[0]) *
+                                g_.w * g_.c;
+        auto one = [&](int64_t ow) {  // an output whose window may be clipped in W
+          int64_t w0, w1;
+          pool_window(ow, g_.strides[1], g_.pads[1], g_.kernel[1], g_.dilations[1], g_.w, &w0, &w1);
+          T* py = yrow + static_cast<size_t>(ow) * c;
+          if (w0 >= w1) {
+            std::fill(py, py + c, std::numeric_limits<T>::lowest());
+            return;
+          }
+          const int64_t ws = ow * g_.strides[1] - g_.pads[1] + w0 * g_.dilations[1];
+          kernel(1, rows, static_cast<size_t>(w1 - w0), row_step, col_step, 0, c,
+                 xrow + static_cast<size_t>(ws) * c, py);
+        };
+        for (int64_t ow = 0; ow < full_lo_; ++ow) one(ow);
+        if (full_lo_ < full_hi_) {
+          const int64_t ws = full_lo_ * g_.strides[1] - g_.pads[1];
+          kernel(static_cast<size_t>(full_hi_ - full_lo_), rows, static_cast<size_t>(g_.kernel[1]),
+                 row_step, col_step, static_cast<size_t>(g_.strides[1]) * c, c,
+                 xrow + static_cast<size_t>(ws) * c, yrow + static_cast<size_t>(full_lo_) * c);
+        }
+        for (int64_t ow = full_hi_; ow < g_.ow; ++ow) one(ow);
       }
     });
   }
 
   PoolGeometry g_;
   DType type_;
+  int64_t full_lo_, full_hi_;
 };
 
 }  // namespace
