@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/x8-zip/x8-zip.h"
 #include "runtime/registry.h"
 #include "runtime/threadpool.h"
 
@@ -184,10 +185,43 @@ class TransposeOp : public Op {
     }
   }
 
+  // X offset of the first element of 2-d slice `slice` (the dims before the last two).
+  int64_t slice_offset(size_t slice) const {
+    int64_t src = 0;
+    for (size_t d = size_.size() - 2, rem = slice; d-- > 0;) {
+      src += static_cast<int64_t>(rem % size_[d]) * stride_[d];
+      rem /= size_[d];
+    }
+    return src;
+  }
+
+  // Bytes whose output rows are 2-4 planes interleaved (NCHW -> NHWC of an image's channels):
+  // the x8-zip kernel over ranges of kZipPixels pixels.
+  static constexpr size_t kZipPixels = 4096;
+  bool run_zip(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
+    const size_t k = size_.size(), n = k >= 2 ? size_[k - 1] : 0;
+    if (n < 2 || n > 4 || stride_[k - 2] != 1) return false;
+    const X8ZipUKernel& uk = x8_zip_ukernel();
+    const X8ZipFn zip = n == 2 ? uk.x2 : n == 3 ? uk.x3 : uk.x4;
+    const size_t pixels = size_[k - 2], per = (pixels + kZipPixels - 1) / kZipPixels;
+    const size_t plane = static_cast<size_t>(stride_[k - 1]);
+    pool.parallel_for(numel_ / (n * pixels) * per, 1, [&](size_t b, size_t e) {
+      for (size_t it = b; it < e; ++it) {
+        const size_t slice = it / per, p0 = (it % per) * kZipPixels;
+        zip(std::min(kZipPixels, pixels - p0), plane, x + slice_offset(slice) + p0,
+            y + (slice * pixels + p0) * n);
+      }
+    });
+    return true;
+  }
+
   template <class T>
   void run_typed(const T* x, T* y, ThreadPool& pool) const {
     const size_t k = size_.size(), inner = size_[k - 1];
     const int64_t istride = stride_[k - 1];
+    if constexpr (sizeof(T) == 1) {
+      if (run_zip(x, y, pool)) return;
+    }
     if (k >= 2 && istride != 1 && stride_[k - 2] == 1 && size_[k - 2] >= int64_t(kBlock)) {
       // Blocks of kBlock output rows (within one 2-d slice) are the parallel items.
       const size_t ni = size_[k - 2], per = (ni + kBlock - 1) / kBlock;
@@ -195,12 +229,7 @@ class TransposeOp : public Op {
       pool.parallel_for(items, grain_for(inner * kBlock * sizeof(T)), [&](size_t b, size_t e) {
         for (size_t it = b; it < e; ++it) {
           size_t slice = it / per, i0 = (it % per) * kBlock;
-          int64_t src = 0;
-          for (size_t d = k - 2, rem = slice; d-- > 0;) {
-            src += static_cast<int64_t>(rem % size_[d]) * stride_[d];
-            rem /= size_[d];
-          }
-          transpose_rows(x + src + i0, istride, inner, std::min(kBlock, ni - i0),
+          transpose_rows(x + slice_offset(slice) + i0, istride, inner, std::min(kBlock, ni - i0),
                          y + (slice * ni + i0) * inner);
         }
       });
