@@ -102,40 +102,52 @@ inline __m512i dp(__m512i acc, __m512i x, const int16_t* w) {
   return _mm512_dpwssd_epi32(acc, x, _mm512_loadu_si512(w));
 }
 
-// Per-pixel kernel. A block of 32 channels: two accumulators per tap-pair parity (two chains
-// hide vpdpwssd's latency); nc < 32 (the channel tail) reads and writes through masks.
-template <class In, class Out, bool Tail>
+// Per-pixel kernel. B blocks of 32 channels sharing the tap loop (its pointer loads); per block
+// two accumulators per tap-pair parity (two chains hide vpdpwssd's latency); Tail (B = 1): the
+// last nc < 32 channels, read and written through masks.
+template <class In, class Out, bool Tail, int B>
 inline void block32(size_t c0, size_t nc, size_t cp, size_t taps, const void* const* in,
                     const int16_t* w, const int32_t* bias, const float* scale, Out* y,
                     const Stage& st) {
+  static_assert(!Tail || B == 1, "a tail is one block");
   const __mmask32 m = Tail ? __mmask32((uint64_t{1} << nc) - 1) : ~__mmask32{0};
-  auto load = [&](const void* p) {
-    const uint8_t* b = static_cast<const uint8_t*>(p) + c0;
-    return Tail ? _mm256_maskz_loadu_epi8(m, b) : _mm256_loadu_si256((const __m256i*)b);
+  auto load = [&](const void* p, int b) {
+    const uint8_t* x = static_cast<const uint8_t*>(p) + c0 + kC * b;
+    return Tail ? _mm256_maskz_loadu_epi8(m, x) : _mm256_loadu_si256((const __m256i*)x);
   };
-  __m512i ea = _mm512_setzero_si512(), eb = ea, oa = ea, ob = ea;
-  auto pair = [&](size_t t, const void* p1, __m512i& a, __m512i& b) {
-    __m512i xa, xb;
-    pairs32<In>(load(in[t]), load(p1), xa, xb);
+  struct Sums {
+    __m512i ea, eb, oa, ob;  // [even, odd tap pairs][channels 0-7 and 16-23, the rest]
+  } s[B];
+  for (Sums& k : s) k.ea = k.eb = k.oa = k.ob = _mm512_setzero_si512();
+  auto pair = [&](size_t t, const void* p0, const void* p1, bool odd) {
     const int16_t* wp = w + (t / 2 * cp + c0) * 2;
-    a = dp(a, xa, wp);
-    b = dp(b, xb, wp + 32);
+    for (int b = 0; b < B; ++b) {
+      __m512i xa, xb;
+      pairs32<In>(load(p0, b), load(p1, b), xa, xb);
+      __m512i& a = odd ? s[b].oa : s[b].ea;
+      __m512i& c = odd ? s[b].ob : s[b].eb;
+      a = dp(a, xa, wp + 64 * b);
+      c = dp(c, xb, wp + 64 * b + 32);
+    }
   };
   size_t t = 0;
   for (; t + 4 <= taps; t += 4) {
-    pair(t, in[t + 1], ea, eb);
-    pair(t + 2, in[t + 3], oa, ob);
+    pair(t, in[t], in[t + 1], false);
+    pair(t + 2, in[t + 2], in[t + 3], true);
   }
-  if (t + 2 <= taps) pair(t, in[t + 1], ea, eb), t += 2;
-  if (t < taps) pair(t, in[t], oa, ob);  // an odd last tap: its partner's weight is 0
-  const __m512i a = _mm512_add_epi32(ea, oa), b = _mm512_add_epi32(eb, ob);
-  const __mmask16 m0 = __mmask16(m), m1 = __mmask16(m >> 16);
-  const __m512i lo = _mm512_add_epi32(_mm512_permutex2var_epi32(a, st.nat_lo, b),
-                                      _mm512_maskz_loadu_epi32(m0, bias + c0));
-  const __m512i hi = _mm512_add_epi32(_mm512_permutex2var_epi32(a, st.nat_hi, b),
-                                      _mm512_maskz_loadu_epi32(m1, bias + c0 + 16));
-  out32<Out>(lo, hi, _mm512_maskz_loadu_ps(m0, scale + c0), _mm512_maskz_loadu_ps(m1, scale + c0 + 16),
-             st, y + c0, m);
+  if (t + 2 <= taps) pair(t, in[t], in[t + 1], false), t += 2;
+  if (t < taps) pair(t, in[t], in[t], true);  // an odd last tap: its partner's weight is 0
+  for (int b = 0; b < B; ++b) {
+    const size_t cb = c0 + kC * b;
+    const __m512i a = _mm512_add_epi32(s[b].ea, s[b].oa), c = _mm512_add_epi32(s[b].eb, s[b].ob);
+    const __mmask16 m0 = __mmask16(m), m1 = __mmask16(m >> 16);
+    const __m512i lo = _mm512_add_epi32(_mm512_permutex2var_epi32(a, st.nat_lo, c),
+                                        _mm512_maskz_loadu_epi32(m0, bias + cb));
+    const __m512i hi = _mm512_add_epi32(_mm512_permutex2var_epi32(a, st.nat_hi, c),
+                                        _mm512_maskz_loadu_epi32(m1, bias + cb + 16));
+    out32<Out>(lo, hi, _mm512_maskz_loadu_ps(m0, scale + cb),
+               _mm512_maskz_loadu_ps(m1, scale + cb + 16), st, y + cb, m);
+  }
 }
 
 // The last block when round_up(channels, 16) is an odd multiple of 16: 16 channels (nc of them
@@ -167,10 +179,12 @@ void dwconv(size_t channels, size_t taps, const void* const* in, const int16_t* 
   const size_t cp = (channels + 15) / 16 * 16;
   const Stage st(rq);
   size_t c0 = 0;
+  for (; c0 + 2 * kC <= channels; c0 += 2 * kC)
+    block32<In, Out, false, 2>(c0, kC, cp, taps, in, w, bias, scale, y, st);
   for (; c0 + kC <= channels; c0 += kC)
-    block32<In, Out, false>(c0, kC, cp, taps, in, w, bias, scale, y, st);
+    block32<In, Out, false, 1>(c0, kC, cp, taps, in, w, bias, scale, y, st);
   if (c0 + kC <= cp)
-    block32<In, Out, true>(c0, channels - c0, cp, taps, in, w, bias, scale, y, st);
+    block32<In, Out, true, 1>(c0, channels - c0, cp, taps, in, w, bias, scale, y, st);
   else if (c0 < channels)
     block16<In, Out>(c0, channels - c0, cp, taps, in, w, bias, scale, y, st);
 }
