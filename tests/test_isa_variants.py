@@ -132,3 +132,94 @@ def test_op_files_under_isa(isa):
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                         *files], env=env, cwd=HERE.parent, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+def quantize_cases():
+    """Float inputs on and next to half-integer quotients, NaN, ±inf and huge values; per-tensor
+    runs of odd lengths (the 32-float blocks' tails) and per-axis runs; u8 and i8."""
+    rng = np.random.default_rng(3)
+    cases = []
+    for dt in (np.uint8, np.int8):
+        info = np.iinfo(dt)
+        for shape, axis in [((1, 3, 224, 224), None), ((1, 3, 17, 23), None), ((2, 3, 7, 9), 1),
+                            ((5, 37), 0), ((1, 1, 1, 1), None)]:
+            n = 1 if axis is None else shape[axis]
+            for scale_kind in ("pow2", "rand"):
+                s = np.array([np.float32(0.25) if scale_kind == "pow2" else
+                              np.float32(np.exp(rng.uniform(-8, 1))) for _ in range(n)],
+                             np.float32)
+                zp = rng.integers(info.min, info.max + 1, n).astype(np.int32)
+                zp[0] = info.min if scale_kind == "pow2" else info.max
+                bshape = [1] * len(shape)
+                if axis is not None:
+                    bshape[axis] = n
+                sb = s.reshape(bshape)
+                q = rng.integers(-300, 300, shape).astype(np.float32)
+                x = (q + np.float32(0.5)) * sb  # ties (exact for power-of-two scales)
+                x = np.where(rng.random(shape) < 0.3, np.nextafter(x, np.float32(np.inf)), x)
+                x = np.where(rng.random(shape) < 0.3, rng.standard_normal(shape).astype(
+                    np.float32) * np.float32(100) * sb, x).astype(np.float32)
+                flat = x.reshape(-1)
+                flat[::97] = np.nan
+                flat[1::101] = np.inf
+                flat[2::103] = -np.inf
+                flat[3::107] = np.float32(3e38)
+                attrs = {"scale": s, "zp": zp, "axis": axis or 0}
+                cases.append(("quantize", [x], [(shape, dt)], attrs, 1 if x.size < 4096 else 2))
+    return cases
+
+
+def transpose_cases():
+    """NCHW -> NHWC of 1-5 byte channels (2-4 take the interleaving kernel) with pixel counts
+    around its 32-pixel steps and its 4096-pixel ranges, batches of two, 1 and 2 threads."""
+    rng = np.random.default_rng(4)
+    cases = []
+    for dt in (np.uint8, np.int8):
+        for c in (1, 2, 3, 4, 5):
+            for n, h, w in [(1, 1, 1), (1, 3, 7), (2, 5, 31), (1, 4, 8), (2, 9, 33), (1, 224, 224),
+                            (1, 37, 123)]:
+                x = rng.integers(0, 256, (n, c, h, w)).astype(np.uint8).view(dt)
+                for threads in (1, 2):
+                    cases.append(("transpose", [x], [((n, h, w, c), dt)], {"perm": [0, 2, 3, 1]},
+                                  threads))
+    return cases
+
+
+def maxpool_cases():
+    """u8, i8 and f32 (with NaN, ±inf, ±0) NHWC max pooling with padding, strides, dilations and
+    ceil-mode output sizes, on channel counts around the vector widths."""
+    rng = np.random.default_rng(5)
+    cases = []
+    windows = [((3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 0), ((2, 2), (2, 2), (0, 0, 0, 0), (1, 1), 0),
+               ((3, 3), (2, 2), (0, 0, 0, 0), (1, 1), 1), ((3, 2), (1, 2), (1, 0, 1, 1), (2, 1), 0),
+               ((2, 2), (1, 1), (1, 1, 1, 1), (2, 3), 1), ((1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 0)]
+    for dt in (np.uint8, np.int8, np.float32):
+        for c in (1, 3, 8, 15, 16, 17, 31, 32, 33, 64, 65):
+            for kernel, strides, pads, dil, ceil in windows:
+                h, w = 9, 12
+                if dt == np.float32:
+                    x = rng.integers(-3, 4, (2, h, w, c)).astype(np.float32) * np.float32(0.5)
+                    special = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32)
+                    mask = rng.random(x.shape) < 0.15
+                    x[mask] = rng.choice(special, int(mask.sum()))
+                else:
+                    x = rng.integers(0, 256, (2, h, w, c)).astype(np.uint8).view(dt)
+                rnd = (lambda v: -(-v // 1)) if ceil else (lambda v: v // 1)
+                ek = [(kernel[i] - 1) * dil[i] + 1 for i in range(2)]
+                oh = int(rnd((h + pads[0] + pads[2] - ek[0]) / strides[0])) + 1
+                ow = int(rnd((w + pads[1] + pads[3] - ek[1]) / strides[1])) + 1
+                attrs = {"kernel": list(kernel), "strides": list(strides), "pads": list(pads),
+                         "dilations": list(dil)}
+                cases.append(("maxpool", [x], [((2, oh, ow, c), dt)], attrs, 1 + (c % 2)))
+    return cases
+
+
+@pytest.mark.parametrize("isa", OTHER_ISAS)
+@pytest.mark.parametrize("kind", ["quantize", "transpose", "maxpool"])
+def test_convert_move_pool_bit_identical_to_scalar(isa, kind):
+    cases = {"quantize": quantize_cases, "transpose": transpose_cases,
+             "maxpool": maxpool_cases}[kind]()
+    want = run_under("scalar", cases)
+    got = run_under(isa, cases)
+    for c, w, g in zip(cases, want, got):
+        assert w[0].tobytes() == g[0].tobytes(), f"{c[0]} {c[1][0].shape} {c[3]}"

@@ -69,6 +69,9 @@ def test_concat_rejects_bad_specs():
     ((2, 5, 33), (0, 2, 1)),
     ((2, 19, 40), (0, 2, 1)),          # row length without an unrolled form
     ((40, 2, 3), (1, 2, 0)),           # a merged 2-d transpose with C = 6
+    ((1, 3, 17, 23), (0, 2, 3, 1)),    # image input: 3 channels, 391 pixels (a partial step)
+    ((2, 2, 5, 33), (0, 2, 3, 1)),
+    ((1, 4, 64, 65), (0, 2, 3, 1)),    # 4160 pixels: two 4096-pixel ranges for bytes
 ])
 def test_transpose(dtype, threads, shape, perm):
     x = rand(shape, dtype)

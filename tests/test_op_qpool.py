@@ -159,10 +159,11 @@ MAXWINDOWS = [  # kernel, strides, pads, dilations, ceil_mode
 
 @pytest.mark.parametrize("dt", [np.uint8, np.int8, np.float32])
 @pytest.mark.parametrize("win", MAXWINDOWS, ids=[str(w) for w in MAXWINDOWS])
-def test_maxpool_matches_onnxruntime(dt, win):
+@pytest.mark.parametrize("channels", [7, 40])  # 40: SIMD vectors plus an overlapping last one
+def test_maxpool_matches_onnxruntime(dt, win, channels):
     kernel, strides, pads, dil, ceil = win
-    rng = np.random.default_rng(abs(hash((str(dt), win))) % 2**32)
-    shape = (2, 7, 11, 10)
+    rng = np.random.default_rng(abs(hash((str(dt), win, channels))) % 2**32)
+    shape = (2, channels, 11, 10)
     x = (rng.standard_normal(shape).astype(F32) if dt == np.float32 else rand_q(rng, shape, dt))
     want = nchw_to_nhwc(ort_maxpool(x, kernel, strides, pads, dil, ceil))
     N, oh, ow, C = want.shape
