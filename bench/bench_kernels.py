@@ -1,4 +1,5 @@
-"""Kernel benchmarks (pytest-benchmark): int8 GEMM and depthwise conv through the executor.
+"""Kernel benchmarks (pytest-benchmark): int8 GEMM, depthwise conv and the conv nets'
+input-side ops (quantize, NCHW -> NHWC transpose, max pool) through the executor.
 
 Each case is one qgemm/qconv op run by the C++ executor (what models run), at the ISA picked
 from EDGERT_ISA. The summary gives achieved G MAC/s and the fraction of this machine's per-core
@@ -71,10 +72,10 @@ def measured_peak():
     return best
 
 
-def _executor(op_type, x, y_shape, attrs, threads=1):
-    dt = {np.dtype(np.uint8): "u8", np.dtype(np.int8): "i8"}
+def _executor(op_type, x, y_shape, attrs, threads=1, y_dtype="u8"):
+    dt = {np.dtype(np.uint8): "u8", np.dtype(np.int8): "i8", np.dtype(np.float32): "f32"}
     tensors = [{"dtype": dt[x.dtype], "shape": list(x.shape), "kind": "input"},
-               {"dtype": "u8", "shape": list(y_shape), "kind": "output"}]
+               {"dtype": y_dtype, "shape": list(y_shape), "kind": "output"}]
     op = {"type": op_type, "name": "k", "inputs": [0], "outputs": [1], "attrs": attrs}
     return _core.Executor(0, tensors, [op], [0], [1], threads)
 
@@ -118,6 +119,69 @@ def test_q8_dwconv(benchmark, h, w, c, kk, s):
     _record(benchmark, f"q8 dwconv {h}x{w}x{c} k{kk} s{s}", oh * ow * c * kk * kk)
 
 
+# The conv nets' input-side ops: quantizing MobileNetV2's 1x3x224x224 float image, its
+# NCHW -> NHWC transpose, ResNet-18's 3x3 stride-2 max pool on 1x112x112x64. Each runs as one
+# executor op and as the ONNX node on onnxruntime (one thread) in the same run.
+INPUT_OPS = ["quantize", "transpose", "maxpool"]
+OP_RESULTS = []
+
+
+def _input_op(name):
+    """(x, edgert op, y shape, y dtype, attrs, ONNX node type, ONNX input, initializers, attrs)."""
+    rng = np.random.default_rng(0)
+    if name == "quantize":
+        x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+        return (x, "quantize", x.shape, "u8", {"scale": 0.0187, "zp": 114}, "QuantizeLinear", x,
+                {"s": np.float32(0.0187), "z": np.uint8(114)}, {})
+    if name == "transpose":
+        x = rng.integers(0, 256, (1, 3, 224, 224)).astype(np.uint8)
+        return (x, "transpose", (1, 224, 224, 3), "u8", {"perm": [0, 2, 3, 1]}, "Transpose", x, {},
+                {"perm": [0, 2, 3, 1]})
+    x = rng.integers(0, 256, (1, 112, 112, 64)).astype(np.uint8)
+    win = {"kernel": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
+    # onnxruntime's NHWC 8-bit max pool (what its layout pass makes of a QDQ net's MaxPool).
+    return (x, "maxpool", (1, 56, 56, 64), "u8", win, "com.microsoft.NhwcMaxPool", x, {},
+            {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]})
+
+
+def _ort_median_us(node_type, x, inits, attrs, runs=300):
+    import time
+
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.uint8): TensorProto.UINT8}
+    names = ["x"] + list(inits)
+    out_type = TensorProto.UINT8 if node_type == "QuantizeLinear" else elem[x.dtype]
+    domain, _, op = node_type.rpartition(".")
+    graph = helper.make_graph(
+        [helper.make_node(op, names, ["y"], domain=domain, **attrs)], "g",
+        [helper.make_tensor_value_info("x", elem[x.dtype], x.shape)],
+        [helper.make_tensor_value_info("y", out_type, None)],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("com.microsoft", 1)],
+                              ir_version=8)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(None, {"x": x})
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) * 1e6
+
+
+@pytest.mark.parametrize("name", INPUT_OPS)
+def test_input_op(benchmark, name):
+    x, op, y_shape, y_dt, attrs, node, x_ort, inits, ort_attrs = _input_op(name)
+    ex = _executor(op, x, y_shape, attrs, y_dtype=y_dt)
+    benchmark(ex.run, [x])
+    ort_us = _ort_median_us(node, x_ort, inits, ort_attrs)
+    OP_RESULTS.append((f"{name} {'x'.join(map(str, x.shape))} {x.dtype}",
+                       benchmark.stats.stats.median * 1e6, ort_us))
+
+
 def test_zz_summary():
     """Prints the table (runs last): G MAC/s and fraction of the measured u8*s8 peak."""
     peak = measured_peak()
@@ -128,3 +192,7 @@ def test_zz_summary():
     for name, g in RESULTS:
         frac = f"{100 * g / peak:.0f} %" if peak else "-"
         print(f"| {name} | {g:.1f} | {frac} |")
+    if OP_RESULTS:
+        print("\n| op (one thread) | edgert us | onnxruntime us |\n|---|---|---|")
+        for name, us, ort_us in OP_RESULTS:
+            print(f"| {name} | {us:.1f} | {ort_us:.1f} |")
