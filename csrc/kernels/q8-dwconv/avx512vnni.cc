@@ -5,7 +5,7 @@
 // vpermt2d restores it for the output stage); a last 16-channel block is widened from xmm halves
 // and stays in order. Per-pixel kernel: weights packed by q8_dwconv_pack_w_c32x2; reads input,
 // bias and scale only below channels (masked loads, masked stores). 3x3 row kernels: weights by
-// q8_dwconv_pack_w_3x3c32, held in registers along the row. Output stage: cvtdq2ps, mulps (no
+// q8_dwconv_pack_w_3x3c32, held in registers along the row; row 2 paired across columns. Output stage: cvtdq2ps, mulps (no
 // FMA), clamp in float, cvtps2dq (round half to even under the default MXCSR), packs, + y_zp.
 // GCC 12's AVX-512 headers start some intrinsics from an "undefined" vector and -Wall flags that
 // (GCC bug 105593); nothing here reads an uninitialized value.
@@ -189,59 +189,46 @@ void dwconv(size_t channels, size_t taps, const void* const* in, const int16_t* 
     block16<In, Out>(c0, channels - c0, cp, taps, in, w, bias, scale, y, st);
 }
 
-// The 3x3 row kernels. One input column of a block: rows 0 and 1 as int16 pairs (pa, pb), row 2
-// paired with 0 (sa, sb; its weight partner is 0 too). W = 16 uses pa and sa only.
-struct Col {
-  __m512i pa, pb, sa, sb;
+// The 3x3 row kernels. Tap pairs of a block: (row 0, row 1) of one column, and (row 2 of
+// column i, row 2 of column i + 1), so an output's 9 taps are 5 pairs (one weight of the last 0)
+// and a block of 32 channels costs 10 vpdpwssd per output. W = 16 uses a only.
+struct V {
+  __m512i a, b;  // channels 0-7 and 16-23, 8-15 and 24-31 (W = 16: a = channels 0-15)
 };
 
+// The bytes at p0 and p1 (zeros for p1 == nullptr) of one block as int16 pairs.
 template <class In, size_t W>
-inline Col load_col(const uint8_t* r0, const uint8_t* r1, const uint8_t* r2) {
-  Col c;
+inline V pair_at(const uint8_t* p0, const uint8_t* p1) {
+  V v;
   if constexpr (W == kC) {
-    pairs32<In>(_mm256_loadu_si256((const __m256i*)r0), _mm256_loadu_si256((const __m256i*)r1),
-                c.pa, c.pb);
-    pairs32<In>(_mm256_loadu_si256((const __m256i*)r2), _mm256_setzero_si256(), c.sa, c.sb);
+    pairs32<In>(_mm256_loadu_si256((const __m256i*)p0),
+                p1 ? _mm256_loadu_si256((const __m256i*)p1) : _mm256_setzero_si256(), v.a, v.b);
   } else {
-    c.pa = pairs16<In>(_mm_loadu_si128((const __m128i*)r0), _mm_loadu_si128((const __m128i*)r1));
-    c.sa = pairs16<In>(_mm_loadu_si128((const __m128i*)r2), _mm_setzero_si128());
-    c.pb = c.sb = _mm512_setzero_si512();
+    v.a = pairs16<In>(_mm_loadu_si128((const __m128i*)p0),
+                      p1 ? _mm_loadu_si128((const __m128i*)p1) : _mm_setzero_si128());
+    v.b = _mm512_setzero_si512();
   }
-  return c;
+  return v;
 }
 
-struct Acc {
-  __m512i a, b;
-};
-
-// acc + column · one kx's weights (pair and single vectors, as loaded into registers).
+// acc + x · w, per int32 lane the sum of its two int16 products.
 template <size_t W>
-inline Acc mac(Acc acc, const Col& c, const Col& w) {
-  acc.a = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc.a, c.pa, w.pa), c.sa, w.sa);
-  if constexpr (W == kC)
-    acc.b = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc.b, c.pb, w.pb), c.sb, w.sb);
+inline V mac(V acc, const V& x, const V& w) {
+  acc.a = _mm512_dpwssd_epi32(acc.a, x.a, w.a);
+  if constexpr (W == kC) acc.b = _mm512_dpwssd_epi32(acc.b, x.b, w.b);
   return acc;
 }
 
-// One kx's weights of a block (packing: per kx, the pair vectors then the single ones).
+// Weight set k of a block (q8_dwconv_pack_w_3x3c32: 6 sets of 2·W int16 per block).
 template <size_t W>
-inline Col load_w(const int16_t* w) {
-  Col c;
-  c.pa = _mm512_loadu_si512(w);
-  if constexpr (W == kC) {
-    c.pb = _mm512_loadu_si512(w + 32);
-    c.sa = _mm512_loadu_si512(w + 64);
-    c.sb = _mm512_loadu_si512(w + 96);
-  } else {
-    c.sa = _mm512_loadu_si512(w + 32);
-    c.pb = c.sb = _mm512_setzero_si512();
-  }
-  return c;
+inline V load_w(const int16_t* wb, size_t k) {
+  const int16_t* w = wb + k * 2 * W;
+  return {_mm512_loadu_si512(w), W == kC ? _mm512_loadu_si512(w + 32) : _mm512_setzero_si512()};
 }
 
 // One output pixel's sums (bias included, block order; s0, s1 the scales in the same order).
 template <class Out, size_t W>
-inline void flush(const Acc& acc, __m512 s0, __m512 s1, const Stage& st, Out* y) {
+inline void flush(const V& acc, __m512 s0, __m512 s1, const Stage& st, Out* y) {
   if constexpr (W == kC && std::is_same<Out, float>::value) {
     const __m512 v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc.a), s0);
     const __m512 v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc.b), s1);
@@ -254,9 +241,11 @@ inline void flush(const Acc& acc, __m512 s0, __m512 s1, const Stage& st, Out* y)
   }
 }
 
-// A block of W channels along the row, input-stationary: each column is widened once and
-// multiplied into every output that reads it (3 at stride 1; 1 or 2 at stride 2). Accumulators
-// start at the bias (in block order), so an output leaves straight for the output stage.
+// A block of W channels along the row, input-stationary: each column's pairs are widened once
+// and multiplied into every output that reads them. Weight sets: 0-2 (row 0, row 1) at kx 0-2,
+// 3 (row 2 at kx 0, kx 1), 4 (0, row 2 at kx 2) for stride 1, 5 (row 2 at kx 2, 0) for stride 2.
+// Accumulators start at the bias (in block order), so an output leaves straight for the output
+// stage. Row 2's pair of the row's last column would read past it: that column is peeled.
 template <class In, class Out, size_t S, size_t W>
 inline void row_block(size_t c0, size_t channels, size_t npix, const uint8_t* const* rows,
                       const int16_t* w, const int32_t* bias, const float* scale, Out* y,
@@ -265,8 +254,9 @@ inline void row_block(size_t c0, size_t channels, size_t npix, const uint8_t* co
   const uint8_t* r1 = rows[1] + c0;
   const uint8_t* r2 = rows[2] + c0;
   const int16_t* wb = w + c0 * 12;
-  const Col w0 = load_w<W>(wb), w1 = load_w<W>(wb + 2 * W * 2), w2 = load_w<W>(wb + 4 * W * 2);
-  Acc b0;
+  const V w0 = load_w<W>(wb, 0), w1 = load_w<W>(wb, 1), w2 = load_w<W>(wb, 2);
+  const V wz = load_w<W>(wb, 3), wl = load_w<W>(wb, S == 1 ? 4 : 5);
+  V b0;
   __m512 s0, s1;
   if constexpr (W == kC) {
     const __m512i lo = _mm512_loadu_si512(bias + c0), hi = _mm512_loadu_si512(bias + c0 + 16);
@@ -277,32 +267,33 @@ inline void row_block(size_t c0, size_t channels, size_t npix, const uint8_t* co
     b0 = {_mm512_loadu_si512(bias + c0), _mm512_setzero_si512()};
     s0 = s1 = _mm512_loadu_ps(scale + c0);
   }
-  auto col = [&](size_t i) {
-    const size_t o = i * channels;
-    return load_col<In, W>(r0 + o, r1 + o, r2 + o);
+  auto x01 = [&](size_t i) { return pair_at<In, W>(r0 + i * channels, r1 + i * channels); };
+  auto z2 = [&](size_t i, bool last) {  // row 2 at columns i, i + 1 (the last column: i, zero)
+    return pair_at<In, W>(r2 + i * channels, last ? nullptr : r2 + (i + 1) * channels);
   };
   Out* yp = y + c0;
   if constexpr (S == 1) {
-    // P: the next output's sums so far, Q: the one after it.
-    Acc P = mac<W>(b0, col(0), w0), Q;
+    // P: the next output's sums so far, Q: the one after it; the loop's last column is peeled.
+    V P = mac<W>(mac<W>(b0, x01(0), w0), z2(0, false), wz), Q;
     {
-      const Col c = col(1);
-      P = mac<W>(P, c, w1);
-      Q = mac<W>(b0, c, w0);
+      const V x = x01(1), z = z2(1, false);
+      P = mac<W>(mac<W>(P, x, w1), z, wl);
+      Q = mac<W>(mac<W>(b0, x, w0), z, wz);
     }
-    for (size_t p = 0; p < npix; ++p, yp += y_stride) {
-      const Col c = col(p + 2);
-      flush<Out, W>(mac<W>(P, c, w2), s0, s1, st, yp);
-      P = mac<W>(Q, c, w1);
-      Q = mac<W>(b0, c, w0);
+    for (size_t p = 0; p + 1 < npix; ++p, yp += y_stride) {
+      const V x = x01(p + 2), z = z2(p + 2, false);
+      flush<Out, W>(mac<W>(P, x, w2), s0, s1, st, yp);
+      P = mac<W>(mac<W>(Q, x, w1), z, wl);
+      Q = mac<W>(mac<W>(b0, x, w0), z, wz);
     }
+    flush<Out, W>(mac<W>(P, x01(npix + 1), w2), s0, s1, st, yp);
   } else {
-    Acc P = mac<W>(b0, col(0), w0);
+    V P = mac<W>(mac<W>(b0, x01(0), w0), z2(0, false), wz);
     for (size_t p = 0; p < npix; ++p, yp += y_stride) {
-      P = mac<W>(P, col(2 * p + 1), w1);
-      const Col c = col(2 * p + 2);
-      flush<Out, W>(mac<W>(P, c, w2), s0, s1, st, yp);
-      P = mac<W>(b0, c, w0);
+      const V x = x01(2 * p + 2), z = z2(2 * p + 2, p + 1 == npix);
+      P = mac<W>(mac<W>(mac<W>(P, x01(2 * p + 1), w1), x, w2), z, wl);
+      flush<Out, W>(P, s0, s1, st, yp);
+      P = mac<W>(mac<W>(b0, x, w0), z, wz);
     }
   }
 }

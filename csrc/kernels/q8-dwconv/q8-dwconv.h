@@ -63,8 +63,8 @@ void q8_dwconv_pack_w_c16x2(size_t channels, size_t taps, const void* w, bool w_
 // AVX-512 VNNI: 32 channels per step, vpdpwssd on tap pairs. Packing [round_up(taps, 2) / 2]
 // [round_up(channels, 16)][2] as c16x2's, but inside each whole 32-channel block the channels run
 // 0-7, 16-23, 8-15, 24-31 (the order vpunpck{l,h}bw + vpmovzxbw leave them in); a last block of
-// 16 in order. 3x3 rows: per block, per kx, pair vectors (W[c][0][kx], W[c][1][kx]) then
-// (W[c][2][kx], 0), same channel order.
+// 16 in order. 3x3 rows: per block, same channel order, pair vectors (W[c][0][kx], W[c][1][kx])
+// for kx 0-2, then (W[c][2][0], W[c][2][1]), (0, W[c][2][2]) and (W[c][2][2], 0).
 extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni;
 void q8_dwconv_pack_w_c32x2(size_t channels, size_t taps, const void* w, bool w_is_u8,
                             const int32_t* w_zp, int16_t* out);

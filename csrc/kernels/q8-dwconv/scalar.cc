@@ -66,14 +66,17 @@ void q8_dwconv_pack_w_3x3c32(size_t channels, size_t taps, const void* w, bool w
   if (taps != 9) return;
   const size_t cp = (channels + 15) / 16 * 16;
   std::fill(out, out + q8_dwconv_packed_size_3x3(channels), int16_t{0});
+  // Per block 6 sets of int16 pairs, (first, second) tap: (W[c][0][kx], W[c][1][kx]) for kx 0-2,
+  // (W[c][2][0], W[c][2][1]), (0, W[c][2][2]), (W[c][2][2], 0).
+  static const int8_t kSet[9][2] = {{0, 0}, {1, 0}, {2, 0}, {0, 1}, {1, 1}, {2, 1}, {3, 0}, {3, 1}, {4, 1}};
   for (size_t c = 0; c < channels; ++c) {
     const size_t c0 = c / 32 * 32, bw = c0 + 32 <= cp ? 32 : 16;  // block width
     const size_t j = pos_c32(c, cp) - c0;  // int32 lane in the block: vector j / 16, lane j % 16
+    int16_t* blk = out + c0 * 12 + j * 2;
     for (size_t t = 0; t < 9; ++t) {
-      const size_t ky = t / 3, kx = t % 3;
-      // per kx 4·bw int16: the pair vectors (ky 0, 1 in each int32), then the single ones (ky 2)
-      out[c0 * 12 + kx * 4 * bw + (ky == 2 ? 2 * bw : 0) + j * 2 + (ky == 1)] =
-          w_prime(w, w_is_u8, c * 9 + t, w_zp[c]);
+      const int16_t v = w_prime(w, w_is_u8, c * 9 + t, w_zp[c]);
+      blk[kSet[t][0] * 2 * bw + kSet[t][1]] = v;
+      if (t == 8) blk[5 * 2 * bw] = v;
     }
   }
 }
