@@ -472,6 +472,9 @@ class Q8ConvOp : public Op {
     const uint8_t pad = static_cast<uint8_t>(d_.x_zp);
     const uint8_t zero_s = d_.x_type == DType::u8 ? 0x80 : 0;
     const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
+    // im2col rows own whole quads (lda_ >= round_up(k, 16)) and the packed weights past k are
+    // zero: the kernel reads the last quad whole instead of through its partial-quad path.
+    const size_t k_row = direct_ || prep_sign_ ? k_ : (k_ + 3) / 4 * 4;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       // im2col never writes a row's bytes past k: sign_s8 rows keep s = 0 there.
       std::vector<uint8_t> a(direct_ || ind_fn_ ? 0 : tile_rows_ * lda_, zero_s);
@@ -534,7 +537,7 @@ class Q8ConvOp : public Op {
           const size_t pc = gi * ngp_ + c0;
           // Rows [r, r + rr) and columns [a, b) of this chunk; bias: one row, or rr rows of nr.
           auto call = [&](size_t r, size_t rr, size_t a, size_t b, const int32_t* bias, size_t bs) {
-            x8_fn_(rr, b - a, k_, rowp.data() + r, w + a * ((k_ + 3) / 4 * 4), bias, bs,
+            x8_fn_(rr, b - a, k_row, rowp.data() + r, w + a * ((k_ + 3) / 4 * 4), bias, bs,
                    scale_.data() + pc + (a - c0), y + ((p0 + r) * d_.m + ch + (a - c0)) * y_size_,
                    d_.m, d_.rq);
           };
@@ -707,6 +710,9 @@ class Q8ConvOp : public Op {
     const Split sp = split(uk_->nr, pool);
     const size_t tg = sp.tile_groups, parts = sp.parts, part_cols = sp.part_cols;
     const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
+    // im2col rows own whole quads (lda_ >= round_up(k, 16)) and the packed weights past k are
+    // zero: the kernel reads the last quad whole instead of through its partial-quad path.
+    const size_t k_row = direct_ || prep_sign_ ? k_ : (k_ + 3) / 4 * 4;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       std::vector<int16_t> a(tile_rows_ * kp_);
       size_t built = SIZE_MAX;  // the (tile, group) whose rows `a` holds

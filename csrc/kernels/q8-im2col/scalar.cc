@@ -10,8 +10,13 @@ namespace {
 // n bytes, no library call: im2col copies a few channels at a time (3 for an RGB first layer),
 // where a memcpy call costs more than the copy. Overlapping head/tail moves for n >= 4.
 inline void copy_small(uint8_t* dst, const uint8_t* src, size_t n) {
-  if (n >= 16) {
+  if (n > 64) {
     std::memcpy(dst, src, n);
+  } else if (n >= 16) {  // 16-byte moves, the last one overlapping (21 bytes for a 7x7 RGB stem)
+    uint8_t last[16];
+    std::memcpy(last, src + n - 16, 16);
+    for (size_t i = 0; i + 16 < n; i += 16) std::memcpy(dst + i, src + i, 16);
+    std::memcpy(dst + n - 16, last, 16);
   } else if (n >= 8) {
     uint64_t a, b;
     std::memcpy(&a, src, 8), std::memcpy(&b, src + n - 8, 8);
@@ -22,6 +27,42 @@ inline void copy_small(uint8_t* dst, const uint8_t* src, size_t n) {
     std::memcpy(dst, &a, 4), std::memcpy(dst + n - 4, &b, 4);
   } else {
     for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
+
+// One row of im2col_x8 for a pixel whose taps may fall in the padding.
+void im2col_row(const Q8ConvGeom& g, const uint8_t* img, uint8_t pad, size_t cg, ptrdiff_t ih0,
+                ptrdiff_t iw0, bool runs, uint8_t* dst) {
+  const ptrdiff_t w = static_cast<ptrdiff_t>(g.w);
+  for (size_t ky = 0; ky < g.kh; ++ky) {
+    const ptrdiff_t ih = ih0 + static_cast<ptrdiff_t>(ky * g.dh);
+    if (ih < 0 || ih >= static_cast<ptrdiff_t>(g.h)) {
+      std::memset(dst, pad, g.kw * cg);
+      dst += g.kw * cg;
+      continue;
+    }
+    const uint8_t* src_row = img + static_cast<size_t>(ih) * g.w * g.c;
+    if (runs) {  // taps [lo, hi) are inside the image
+      const ptrdiff_t lo = std::max<ptrdiff_t>(0, -iw0);
+      const ptrdiff_t hi = std::min<ptrdiff_t>(static_cast<ptrdiff_t>(g.kw), w - iw0);
+      const size_t nlo = static_cast<size_t>(std::min<ptrdiff_t>(lo, g.kw)) * cg;
+      for (size_t i = 0; i < nlo; ++i) dst[i] = pad;
+      if (hi > lo)
+        copy_small(dst + nlo, src_row + static_cast<size_t>(iw0 + lo) * g.c,
+                   static_cast<size_t>(hi - lo) * cg);
+      const size_t done = hi > lo ? static_cast<size_t>(hi) * cg : nlo;
+      for (size_t i = done; i < g.kw * cg; ++i) dst[i] = pad;
+      dst += g.kw * cg;
+      continue;
+    }
+    for (size_t kx = 0; kx < g.kw; ++kx, dst += cg) {
+      const ptrdiff_t iw = iw0 + static_cast<ptrdiff_t>(kx * g.dw);
+      if (iw < 0 || iw >= w) {
+        std::memset(dst, pad, cg);
+        continue;
+      }
+      copy_small(dst, src_row + static_cast<size_t>(iw) * g.c, cg);
+    }
   }
 }
 
@@ -38,35 +79,15 @@ void im2col_x8(const Q8ConvGeom& geom, const uint8_t* x, uint8_t pad, size_t c0,
     const uint8_t* img = x + n * g.h * g.w * g.c + c0;
     const ptrdiff_t ih0 = static_cast<ptrdiff_t>(oh * g.sh) - static_cast<ptrdiff_t>(g.pt);
     const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.sw) - static_cast<ptrdiff_t>(g.pl);
-    for (size_t ky = 0; ky < g.kh; ++ky) {
-      const ptrdiff_t ih = ih0 + static_cast<ptrdiff_t>(ky * g.dh);
-      if (ih < 0 || ih >= static_cast<ptrdiff_t>(g.h)) {
-        std::memset(dst, pad, g.kw * cg);
-        dst += g.kw * cg;
-        continue;
-      }
-      const uint8_t* src_row = img + static_cast<size_t>(ih) * g.w * g.c;
-      if (runs) {  // taps [lo, hi) are inside the image
-        const ptrdiff_t lo = std::max<ptrdiff_t>(0, -iw0);
-        const ptrdiff_t hi = std::min<ptrdiff_t>(static_cast<ptrdiff_t>(g.kw), w - iw0);
-        const size_t nlo = static_cast<size_t>(std::min<ptrdiff_t>(lo, g.kw)) * cg;
-        for (size_t i = 0; i < nlo; ++i) dst[i] = pad;
-        if (hi > lo)
-          copy_small(dst + nlo, src_row + static_cast<size_t>(iw0 + lo) * g.c,
-                     static_cast<size_t>(hi - lo) * cg);
-        const size_t done = hi > lo ? static_cast<size_t>(hi) * cg : nlo;
-        for (size_t i = done; i < g.kw * cg; ++i) dst[i] = pad;
-        dst += g.kw * cg;
-        continue;
-      }
-      for (size_t kx = 0; kx < g.kw; ++kx, dst += cg) {
-        const ptrdiff_t iw = iw0 + static_cast<ptrdiff_t>(kx * g.dw);
-        if (iw < 0 || iw >= w) {
-          std::memset(dst, pad, cg);
-          continue;
-        }
-        copy_small(dst, src_row + static_cast<size_t>(iw) * g.c, cg);
-      }
+    const ptrdiff_t ih_last = ih0 + static_cast<ptrdiff_t>((g.kh - 1) * g.dh);
+    if (runs && ih0 >= 0 && ih_last < static_cast<ptrdiff_t>(g.h) && iw0 >= 0 &&
+        iw0 + static_cast<ptrdiff_t>(g.kw) <= w) {
+      // Every tap inside the image (most pixels): one copy per tap row, no bounds per tap.
+      const uint8_t* src = img + (static_cast<size_t>(ih0) * g.w + static_cast<size_t>(iw0)) * g.c;
+      const size_t run = g.kw * cg, step = g.dh * g.w * g.c;
+      for (size_t ky = 0; ky < g.kh; ++ky, src += step, dst += run) copy_small(dst, src, run);
+    } else {
+      im2col_row(g, img, pad, cg, ih0, iw0, runs, dst);
     }
     if (++ow == g.ow) {
       ow = 0;
