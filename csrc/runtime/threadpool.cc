@@ -68,7 +68,8 @@ bool ThreadPool::spin_until(Pred pred, Keep keep_going) {
   return ok;
 }
 
-ThreadPool::ThreadPool(int threads) : threads_(std::max(threads, 1)) {}
+ThreadPool::ThreadPool(int threads)
+    : threads_(std::max(threads, 1)), ranges_(new Range[static_cast<size_t>(threads_)]) {}
 
 // Workers start with the first region that can use them, under call_mu_: creating a session stays
 // quick, and a session whose runs never split (small models) never starts a thread. A thread the
@@ -91,18 +92,22 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_chunks() {
-  for (;;) {
-    size_t begin = next_.fetch_add(chunk_, std::memory_order_relaxed);
-    if (begin >= n_) return;
-    size_t end = std::min(n_, begin + chunk_);
-    try {
-      (*fn_)(begin, end);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!error_) error_ = std::current_exception();
-      next_.store(n_, std::memory_order_relaxed);  // stop handing out chunks
-      return;
+void ThreadPool::run_chunks(size_t self) {
+  for (size_t k = 0; k < parts_; ++k) {
+    Range& r = ranges_[(self + k) % parts_];
+    for (;;) {
+      const size_t c = r.next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= r.end) break;
+      const size_t begin = c * chunk_, end = std::min(n_, begin + chunk_);
+      try {
+        (*fn_)(begin, end);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!error_) error_ = std::current_exception();
+        for (size_t p = 0; p < parts_; ++p)  // stop handing out chunks
+          ranges_[p].next.store(ranges_[p].end, std::memory_order_relaxed);
+        return;
+      }
     }
   }
 }
@@ -123,7 +128,7 @@ void ThreadPool::worker_loop(int index) {
     if (stop_.load()) return;
     seen = word_.load(std::memory_order_acquire);
     if (static_cast<uint64_t>(index) >= (seen & 0xffff)) continue;
-    run_chunks();
+    run_chunks(static_cast<size_t>(index) + 1);
     if (pending_.fetch_sub(1) == 1) {
       std::lock_guard<std::mutex> lock(mu_);
       cv_done_.notify_one();
@@ -154,7 +159,11 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
   fn_ = &fn;
   n_ = n;
   chunk_ = chunk;
-  next_.store(0, std::memory_order_relaxed);
+  parts_ = static_cast<size_t>(active) + 1;
+  for (size_t p = 0; p < parts_; ++p) {
+    ranges_[p].next.store(chunks * p / parts_, std::memory_order_relaxed);
+    ranges_[p].end = chunks * (p + 1) / parts_;
+  }
   error_ = nullptr;
   pending_.store(static_cast<int>(active), std::memory_order_relaxed);
   uint64_t word = ((word_.load(std::memory_order_relaxed) >> 16) + 1) << 16 | active;
@@ -165,7 +174,7 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
   }
 
   t_in_region = true;
-  run_chunks();
+  run_chunks(0);
   t_in_region = false;
   auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
   if (!spin_until(done, [] { return true; })) {

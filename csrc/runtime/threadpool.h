@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -63,7 +64,7 @@ class ThreadPool {
   static thread_local bool t_serial;
   void start_workers();  // with call_mu_ held
   void worker_loop(int index);
-  void run_chunks();
+  void run_chunks(size_t self);
   template <class Pred, class Keep>
   bool spin_until(Pred pred, Keep keep_going);
   int threads_;
@@ -76,7 +77,15 @@ class ThreadPool {
   // counted in it has decremented pending_.
   const std::function<void(size_t, size_t)>* fn_ = nullptr;
   size_t n_ = 0, chunk_ = 0;
-  std::atomic<size_t> next_{0};
+  // The region's chunks split into one contiguous range per participant (0: the caller, 1 + i:
+  // worker i), each taken from its front by its owner, then by whoever has finished its own:
+  // consecutive ops give a thread the same part of the image, which its cache still holds.
+  struct alignas(64) Range {
+    std::atomic<size_t> next{0};
+    size_t end = 0;
+  };
+  std::unique_ptr<Range[]> ranges_;
+  size_t parts_ = 0;
   std::atomic<int> pending_{0};
   // (region counter << 16) | workers taking part (index < that count): one word, so a worker
   // never pairs a region with another region's worker count.
