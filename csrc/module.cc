@@ -92,7 +92,7 @@ class PyExecutor {
     }
     const uint8_t* base = static_cast<const uint8_t*>(self->view_.buf);
     py::gil_scoped_release nogil;  // reading is quick; creating ops may pack weights
-    std::shared_ptr<Crc32cJob> crc;
+    std::shared_ptr<Crc32cJob>& crc = self->crc_;
     if (blob_crc >= 0) {
       crc = std::make_shared<Crc32cJob>(base + blob_off, blob_len);
       // Waking the helper costs about what checking 256 KiB does: small models check inline.
@@ -102,7 +102,7 @@ class PyExecutor {
     auto verify = [&] {
       if (!crc) return;
       crc->work();
-      crc->wait();
+      crc->finish();
       if (crc->result() != static_cast<uint32_t>(blob_crc))
         throw ModelError("corrupt: the weights checksum does not match");
     };
@@ -119,6 +119,10 @@ class PyExecutor {
 
   ~PyExecutor() {
     ex_.reset();  // ops may point into the buffer
+    if (crc_) {  // and a checksum helper may still read it (and may wait for a CPU)
+      py::gil_scoped_release nogil;
+      crc_->close();
+    }
     if (has_view_) PyBuffer_Release(&view_);
   }
 
@@ -313,6 +317,7 @@ class PyExecutor {
   std::vector<py::object> keep_;
   Py_buffer view_{};
   bool has_view_ = false;
+  std::shared_ptr<Crc32cJob> crc_;  // the weights' checksum, shared with the helper thread
   std::unique_ptr<Executor> ex_;
 };
 
@@ -362,7 +367,7 @@ PYBIND11_MODULE(_core, m) {
       std::vector<std::thread> helpers;
       for (int i = 1; i < threads; ++i) helpers.emplace_back([&] { job.work(); });
       job.work();
-      job.wait();
+      job.finish();
       r = job.result();
       for (auto& t : helpers) t.join();
     }

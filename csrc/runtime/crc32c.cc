@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <pthread.h>
+#include <sched.h>
 
 #if defined(__x86_64__)
 #include <nmmintrin.h>
@@ -168,9 +169,11 @@ uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b) {
 
 Crc32cJob::Crc32cJob(const void* data, size_t n, size_t chunk)
     : data_(static_cast<const uint8_t*>(data)), chunk_(chunk ? chunk : kChunk) {
-  const size_t count = (n + chunk_ - 1) / chunk_;
-  first_ = n - (count ? count - 1 : 0) * chunk_;
-  parts_.resize(count);
+  count_ = (n + chunk_ - 1) / chunk_;
+  first_ = n - (count_ ? count_ - 1 : 0) * chunk_;
+  parts_.reset(new std::atomic<uint32_t>[count_]);
+  done_.reset(new std::atomic<bool>[count_]);
+  for (size_t i = 0; i < count_; ++i) done_[i].store(false, std::memory_order_relaxed);
   if (chunk_ == kChunk) {
     static const ZeroShift shared(kChunk);
     shift_ = &shared;
@@ -182,24 +185,41 @@ Crc32cJob::Crc32cJob(const void* data, size_t n, size_t chunk)
 
 Crc32cJob::~Crc32cJob() = default;
 
-void Crc32cJob::work() {
-  size_t mine = 0;
-  for (size_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < parts_.size(); ++mine) {
-    parts_[i] = i ? crc32c(data_ + first_ + (i - 1) * chunk_, chunk_) : crc32c(data_, first_);
-  }
-  if (mine) done_.fetch_add(mine, std::memory_order_release);
+void Crc32cJob::checksum(size_t i) {
+  const uint32_t c = i ? crc32c(data_ + first_ + (i - 1) * chunk_, chunk_) : crc32c(data_, first_);
+  parts_[i].store(c, std::memory_order_relaxed);  // two threads store the same value
+  done_[i].store(true, std::memory_order_release);
 }
 
-void Crc32cJob::wait() const {
-  // Left: chunks another thread holds, microseconds each. Yielding, not sleeping: a sleeping
-  // thread on an idle CPU can take tens of microseconds to wake.
-  while (done_.load(std::memory_order_acquire) < parts_.size()) std::this_thread::yield();
+// readers_ is raised before a claim and next_ exhausted before close() looks at readers_ (all
+// sequentially consistent): a thread whose claim succeeded is counted until it leaves.
+void Crc32cJob::work() {
+  readers_.fetch_add(1);
+  for (size_t i; (i = next_.fetch_add(1)) < count_;) checksum(i);
+  readers_.fetch_sub(1);
+}
+
+void Crc32cJob::finish() {
+  next_.exchange(count_);
+  for (size_t i = 0; i < count_; ++i) {
+    if (!done_[i].load(std::memory_order_acquire)) checksum(i);
+  }
 }
 
 uint32_t Crc32cJob::result() const {
   uint32_t c = 0;  // the CRC of nothing
-  for (size_t i = 0; i < parts_.size(); ++i) c = i ? (*shift_)(c) ^ parts_[i] : parts_[i];
+  for (size_t i = 0; i < count_; ++i) {
+    const uint32_t p = parts_[i].load(std::memory_order_relaxed);
+    c = i ? (*shift_)(c) ^ p : p;
+  }
   return c;
+}
+
+void Crc32cJob::close() {
+  next_.exchange(count_);
+  // A helper inside a chunk finishes it within microseconds once it runs; it may be waiting
+  // for a CPU, so yield rather than spin.
+  while (readers_.load() != 0) std::this_thread::yield();
 }
 
 namespace {
@@ -217,6 +237,10 @@ std::atomic<Helper*> g_helper{nullptr};
 std::atomic<bool> g_no_helper{false};  // the thread could not be started
 
 void helper_loop(Helper* h) {
+#if defined(SCHED_IDLE)
+  sched_param idle{};
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);  // best effort
+#endif
   for (;;) {
     std::shared_ptr<Crc32cJob> job;
     {

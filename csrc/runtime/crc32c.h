@@ -21,30 +21,38 @@ uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b);
 
 struct ZeroShift;
 
-// crc32c(data, n) computed by several threads at once: each calls work(), which checksums chunks
-// until none are left, so a thread that starts late (or never) only leaves more to the others.
-// wait() returns once every chunk is done, and result() is valid after it. A thread that finds
-// no chunk left touches nothing but the job itself.
+// crc32c(data, n) computed by several threads at once. Each calls work(), which checksums chunks
+// until none are left to claim, so a thread that starts late (or never) only leaves more to the
+// others. The owner then calls finish(): it checksums every chunk not done yet, including any a
+// helper holds (twice the work for that chunk rather than waiting on a thread that may not be
+// running), after which result() is valid. Helpers may still be reading: close() ends all
+// claims and waits until none is; it must return before the data goes away.
 class Crc32cJob {
  public:
   static constexpr size_t kChunk = size_t(48) << 10;  // two runs of the three-chain form
   Crc32cJob(const void* data, size_t n, size_t chunk = kChunk);
   ~Crc32cJob();
   void work();
-  void wait() const;
+  void finish();
   uint32_t result() const;
+  void close();
 
  private:
+  void checksum(size_t i);
+
   const uint8_t* data_;
-  size_t chunk_, first_;  // chunk 0 holds the first first_ bytes, every later one chunk_
-  std::vector<uint32_t> parts_;
-  std::atomic<size_t> next_{0}, done_{0};
+  size_t chunk_, first_, count_;  // chunk 0 holds the first first_ bytes, every later one chunk_
+  std::unique_ptr<std::atomic<uint32_t>[]> parts_;
+  std::unique_ptr<std::atomic<bool>[]> done_;
+  std::atomic<size_t> next_{0};    // the next chunk to claim
+  std::atomic<int> readers_{0};    // threads inside work()
   std::unique_ptr<ZeroShift> own_shift_;  // the shift over chunk_ zero bytes, unless shared
   const ZeroShift* shift_;
 };
 
 // Hands the job to the process's helper thread, which calls work() on it: started on the first
-// share, asleep while it has no job. The caller still calls work() and wait() itself.
+// share, asleep while it has no job, and at the lowest priority (SCHED_IDLE where there is one)
+// so that it only takes CPU time nothing else wants, never the loading thread's.
 void crc32c_share(std::shared_ptr<Crc32cJob> job);
 
 }  // namespace edgert

@@ -39,15 +39,21 @@ def load(model, *, threads=None, fallback=None, policy=None):
         path = _os.fspath(model)
         session = None
         try:
-            with open(path, "rb") as f:  # opened once: an .edgert file is mapped from it
-                size = _os.fstat(f.fileno()).st_size
+            # Opened once, as a bare descriptor (a Python file object costs several more system
+            # calls): an .edgert file is mapped from it.
+            fd = _os.open(path, _os.O_RDONLY)
+            try:
+                size = _os.fstat(fd).st_size
                 if size > _MAX_MODEL_BYTES:
                     raise ModelError(f"model file '{path}' is {size} bytes; the limit is {_MAX_MODEL_BYTES}")
-                if _format.is_edgert(f.read(len(_format.MAGIC))):
-                    session = _format.read(f, threads)
+                if _format.is_edgert(_os.read(fd, len(_format.MAGIC))):
+                    session = _format.read(path, threads, fd=fd)
                 else:
-                    f.seek(0)
-                    data = f.read()
+                    with open(fd, "rb", closefd=False) as f:
+                        f.seek(0)
+                        data = f.read()
+            finally:
+                _os.close(fd)
         except OSError as e:
             raise ModelError(f"cannot read model file '{path}': {e.strerror or e}") from None
         if session is not None:

@@ -303,9 +303,9 @@ def _decode(v, arrays):
     return v
 
 
-def read(source, threads=None):
-    """A Session on an .edgert file: memory-mapped from a path or an open binary file, or in a
-    bytes-like object."""
+def read(source, threads=None, *, fd=None):
+    """A Session on an .edgert file: memory-mapped from a path (from `fd` when the caller has
+    the file open already), or in a bytes-like object."""
     from . import _core
     from .plan import Plan
     from .session import NodeArg, Session, _Compiled, check_threads
@@ -313,10 +313,10 @@ def read(source, threads=None):
     if isinstance(source, (bytes, bytearray, memoryview)):
         buf, where = source, "model bytes"
     else:
-        where = f"model file '{getattr(source, 'name', source)}'"
+        where = f"model file '{source}'"
         try:
-            if hasattr(source, "fileno"):
-                buf = mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ)
+            if fd is not None:
+                buf = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
             else:
                 with open(source, "rb") as f:
                     buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
