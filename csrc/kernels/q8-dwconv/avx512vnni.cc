@@ -27,13 +27,16 @@ struct Stage {
   __m512i zp;              // int16
   __m512i nat_lo, nat_hi;  // vpermt2d indices: block order <-> channels 0-15, 16-31
   __m512i gather_nat, gather_blk;  // vpermd indices of 32 packed bytes (see bytes32)
+  __m256i qmin, qmax;  // bytes
   explicit Stage(const Q8Requant& rq)
       : lo(_mm512_set1_ps(rq.lo)), hi(_mm512_set1_ps(rq.hi)),
         zp(_mm512_set1_epi16(static_cast<int16_t>(rq.y_zp))),
         nat_lo(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)),
         nat_hi(_mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31)),
         gather_nat(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0)),
-        gather_blk(_mm512_setr_epi32(0, 4, 1, 5, 8, 12, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0)) {}
+        gather_blk(_mm512_setr_epi32(0, 4, 1, 5, 8, 12, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0)),
+        qmin(_mm256_set1_epi8(static_cast<char>(static_cast<int32_t>(rq.lo) + rq.y_zp))),
+        qmax(_mm256_set1_epi8(static_cast<char>(static_cast<int32_t>(rq.hi) + rq.y_zp))) {}
 };
 
 // float(acc)·scale clamped to [lo, hi] and rounded: within [lo, hi], so every later pack is exact.
@@ -45,22 +48,37 @@ inline __m512i quant(__m512i acc, __m512 scale, const Stage& st) {
 // The output bytes of 32 sums (bias included) a, b with their scales, in the order `gather` picks
 // from the in-lane packs: gather_nat for a, b = channels 0-15, 16-31, gather_blk for block order
 // (a = channels 0-7, 16-23). Packs and vpermd instead of vpmovdb: cheaper on Zen 4.
-template <class Out>
+// Small (every |scale| < 1, so |float(acc)·scale| < 2^31 and cvtps2dq cannot overflow): no float
+// clamps; the packs and the y_zp add saturate instead, and the clamp to [qmin, qmax] is on the
+// bytes. lo and hi are whole numbers and rounding is monotonic, so clamping before or after it
+// is the same, and every saturated value lies outside [qmin, qmax] on its own side.
+template <class Out, bool Small = false>
 inline __m256i bytes32(__m512i a, __m512i b, __m512 sa, __m512 sb, __m512i gather,
                        const Stage& st) {
-  const __m512i h = _mm512_add_epi16(_mm512_packs_epi32(quant(a, sa, st), quant(b, sb, st)), st.zp);
-  const __m512i q = std::is_same<Out, uint8_t>::value ? _mm512_packus_epi16(h, h)
-                                                      : _mm512_packs_epi16(h, h);
-  return _mm512_castsi512_si256(_mm512_permutexvar_epi32(gather, q));
+  constexpr bool u8 = std::is_same<Out, uint8_t>::value;
+  __m512i h;
+  if constexpr (Small) {
+    auto cvt = [](__m512i acc, __m512 s) {
+      return _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), s));
+    };
+    h = _mm512_adds_epi16(_mm512_packs_epi32(cvt(a, sa), cvt(b, sb)), st.zp);
+  } else {
+    h = _mm512_add_epi16(_mm512_packs_epi32(quant(a, sa, st), quant(b, sb, st)), st.zp);
+  }
+  const __m512i q = u8 ? _mm512_packus_epi16(h, h) : _mm512_packs_epi16(h, h);
+  const __m256i g = _mm512_castsi512_si256(_mm512_permutexvar_epi32(gather, q));
+  if constexpr (!Small) return g;
+  return u8 ? _mm256_min_epu8(_mm256_max_epu8(g, st.qmin), st.qmax)
+            : _mm256_min_epi8(_mm256_max_epi8(g, st.qmin), st.qmax);
 }
 
 // 16 sums (bias included) in channel order to y[0, 16) (mask m).
-template <class Out>
+template <class Out, bool Small = false>
 inline void out16(__m512i acc, __m512 scale, const Stage& st, Out* y, __mmask16 m) {
   if constexpr (std::is_same<Out, float>::value) {
     _mm512_mask_storeu_ps(y, m, _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale));
   } else {
-    const __m256i q = bytes32<Out>(acc, acc, scale, scale, st.gather_nat, st);
+    const __m256i q = bytes32<Out, Small>(acc, acc, scale, scale, st.gather_nat, st);
     _mm_mask_storeu_epi8(y, m, _mm256_castsi256_si128(q));
   }
 }
@@ -227,7 +245,7 @@ inline V load_w(const int16_t* wb, size_t k) {
 }
 
 // One output pixel's sums (bias included, block order; s0, s1 the scales in the same order).
-template <class Out, size_t W>
+template <class Out, size_t W, bool Small>
 inline void flush(const V& acc, __m512 s0, __m512 s1, const Stage& st, Out* y) {
   if constexpr (W == kC && std::is_same<Out, float>::value) {
     const __m512 v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(acc.a), s0);
@@ -235,9 +253,9 @@ inline void flush(const V& acc, __m512 s0, __m512 s1, const Stage& st, Out* y) {
     _mm512_storeu_ps(y, _mm512_permutex2var_ps(v0, st.nat_lo, v1));
     _mm512_storeu_ps(y + 16, _mm512_permutex2var_ps(v0, st.nat_hi, v1));
   } else if constexpr (W == kC) {
-    _mm256_storeu_si256((__m256i*)y, bytes32<Out>(acc.a, acc.b, s0, s1, st.gather_blk, st));
+    _mm256_storeu_si256((__m256i*)y, bytes32<Out, Small>(acc.a, acc.b, s0, s1, st.gather_blk, st));
   } else {
-    out16<Out>(acc.a, s0, st, y, 0xFFFF);
+    out16<Out, Small>(acc.a, s0, st, y, 0xFFFF);
   }
 }
 
@@ -246,7 +264,7 @@ inline void flush(const V& acc, __m512 s0, __m512 s1, const Stage& st, Out* y) {
 // 3 (row 2 at kx 0, kx 1), 4 (0, row 2 at kx 2) for stride 1, 5 (row 2 at kx 2, 0) for stride 2.
 // Accumulators start at the bias (in block order), so an output leaves straight for the output
 // stage. Row 2's pair of the row's last column would read past it: that column is peeled.
-template <class In, class Out, size_t S, size_t W>
+template <class In, class Out, size_t S, size_t W, bool Small>
 inline void row_block(size_t c0, size_t channels, size_t npix, const uint8_t* const* rows,
                       const int16_t* w, const int32_t* bias, const float* scale, Out* y,
                       size_t y_stride, const Stage& st) {
@@ -282,17 +300,17 @@ inline void row_block(size_t c0, size_t channels, size_t npix, const uint8_t* co
     }
     for (size_t p = 0; p + 1 < npix; ++p, yp += y_stride) {
       const V x = x01(p + 2), z = z2(p + 2, false);
-      flush<Out, W>(mac<W>(P, x, w2), s0, s1, st, yp);
+      flush<Out, W, Small>(mac<W>(P, x, w2), s0, s1, st, yp);
       P = mac<W>(mac<W>(Q, x, w1), z, wl);
       Q = mac<W>(mac<W>(b0, x, w0), z, wz);
     }
-    flush<Out, W>(mac<W>(P, x01(npix + 1), w2), s0, s1, st, yp);
+    flush<Out, W, Small>(mac<W>(P, x01(npix + 1), w2), s0, s1, st, yp);
   } else {
     V P = mac<W>(mac<W>(b0, x01(0), w0), z2(0, false), wz);
     for (size_t p = 0; p < npix; ++p, yp += y_stride) {
       const V x = x01(2 * p + 2), z = z2(2 * p + 2, p + 1 == npix);
       P = mac<W>(mac<W>(mac<W>(P, x01(2 * p + 1), w1), x, w2), z, wl);
-      flush<Out, W>(P, s0, s1, st, yp);
+      flush<Out, W, Small>(P, s0, s1, st, yp);
       P = mac<W>(mac<W>(b0, x, w0), z, wz);
     }
   }
@@ -304,11 +322,23 @@ void dw3x3_row(size_t channels, size_t npix, const uint8_t* const* rows, const i
                const Q8Requant& rq) {
   Out* y = static_cast<Out*>(y_out);
   const Stage st(rq);
+  // Whether the scales of channels [c0, c0 + n) all have |s| < 1 (false for NaN).
+  auto small = [&](size_t c0, size_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __mmask16 k = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(scale + c0)), one, _CMP_LT_OQ);
+    if (n > 16)
+      k &= _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(scale + c0 + 16)), one, _CMP_LT_OQ);
+    return k == 0xFFFF && !std::is_same<Out, float>::value;
+  };
   size_t c0 = 0;
-  for (; c0 + kC <= channels; c0 += kC)
-    row_block<In, Out, S, kC>(c0, channels, npix, rows, w, bias, scale, y, y_stride, st);
-  if (c0 < channels)  // channels is a multiple of 16
-    row_block<In, Out, S, 16>(c0, channels, npix, rows, w, bias, scale, y, y_stride, st);
+  for (; c0 + kC <= channels; c0 += kC) {
+    if (small(c0, kC)) row_block<In, Out, S, kC, true>(c0, channels, npix, rows, w, bias, scale, y, y_stride, st);
+    else row_block<In, Out, S, kC, false>(c0, channels, npix, rows, w, bias, scale, y, y_stride, st);
+  }
+  if (c0 < channels) {  // channels is a multiple of 16
+    if (small(c0, 16)) row_block<In, Out, S, 16, true>(c0, channels, npix, rows, w, bias, scale, y, y_stride, st);
+    else row_block<In, Out, S, 16, false>(c0, channels, npix, rows, w, bias, scale, y, y_stride, st);
+  }
 }
 
 }  // namespace
