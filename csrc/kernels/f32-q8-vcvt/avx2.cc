@@ -72,14 +72,12 @@ void block32(const float* x, const Consts& k, T* y) {
     const __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(x + 8 * j), k.recip, k.magic);
     s[j] = _mm256_castps_si256(clamp(v, k.smin, k.smax));
   }
-  // Shifted left by 2, each dword holds the fraction in its low 16 bits (zero: a tie) and the
-  // output byte in byte 2; the high 16 bits are never zero.
+  // Shifted left by 2, each dword holds the fraction in its low 16 bits (zero: a tie; the
+  // mask keeps those bytes' bits) and the output byte in byte 2.
   for (int j = 0; j < 4; ++j) s[j] = _mm256_slli_epi32(s[j], 2);
   const __m256i low = _mm256_min_epu16(_mm256_min_epu16(s[0], s[1]), _mm256_min_epu16(s[2], s[3]));
-  if (k.always_divide || !_mm256_testz_si256(_mm256_cmpeq_epi16(low, _mm256_setzero_si256()),
-                                              _mm256_set1_epi32(0xFFFF))) {
-    return divide32(x, k, y);
-  }
+  const int zero_bytes = _mm256_movemask_epi8(_mm256_cmpeq_epi16(low, _mm256_setzero_si256()));
+  if (k.always_divide || (zero_bytes & 0x33333333) != 0) return divide32(x, k, y);
   // Per 128-bit lane, s[j]'s four output bytes go to dword j; the permutation then joins lanes.
   __m256i bytes = _mm256_setzero_si256();
   for (int j = 0; j < 4; ++j) {
