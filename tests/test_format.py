@@ -306,6 +306,9 @@ def test_hostile_metadata_with_valid_checksums(models):
         edgert.load(ef.join(h, doc, plan, blobs, text=b"[" * 100000 + b"]" * 100000))
     with pytest.raises(edgert.ModelError, match="corrupt metadata"):
         edgert.load(ef.join(h, doc, plan, blobs, text=b"{not json"))
+    for text in (b'{"producer": "\xff"}', b'{"producer": "\xed\xa0\x80"}'):  # not UTF-8
+        with pytest.raises(edgert.ModelError, match="corrupt metadata"):
+            edgert.load(ef.join(h, doc, plan, blobs, text=text))
 
 
 def test_dynamic_graph_blobs_are_checked(models):

@@ -19,8 +19,11 @@ import struct
 
 import numpy as np
 
+from . import _core  # CRC32C (with the CPU's crc32 instruction where it has one), the executor
 from .errors import EdgertError, ModelError
 from .graph import Graph, Node, ValueInfo, check_elements
+from .plan import Plan, plan_facts
+from .session import NodeArg, Session, _Compiled, check_threads
 
 MAGIC = b"EDGERT\x00\x1a"
 VERSION = 3  # 2: CRC32C checksums; 3: binary plan, prepacked weights
@@ -41,7 +44,6 @@ A_INT, A_FLOAT, A_INTS, A_FLOATS, A_STR, A_ARR = range(6)
 
 
 def _crc(data):
-    from . import _core  # CRC32C, with the CPU's crc32 instruction where it has one
     return _core.crc32c(data)
 
 
@@ -179,7 +181,6 @@ def packed_ops(compiled):
 
 def write(session, path):
     """Writes the session's model (default-shape plan, and its graph if shapes may vary)."""
-    from .plan import plan_facts
     compiled = next(iter(session._plans.values()))
     p = compiled.plan
     if p.ops is None:
@@ -274,8 +275,8 @@ class _Reader:
         self.blob_crc = blob_crc
         self.plan_off, self.plan_len = _HEADER_SIZE + json_len, plan_len
         self.blob_off, self.blob_len = blob_off, blob_len
-        try:
-            return json.loads(bytes(mv[_HEADER_SIZE:_HEADER_SIZE + json_len]))
+        try:  # str, not bytes: json's encoding detection for bytes costs more than the parse
+            return json.loads(str(mv[_HEADER_SIZE:_HEADER_SIZE + json_len], "utf-8"))
         except (ValueError, RecursionError) as e:
             self.fail(f"corrupt metadata: {e}")
 
@@ -306,9 +307,6 @@ def _decode(v, arrays):
 def read(source, threads=None, *, fd=None):
     """A Session on an .edgert file: memory-mapped from a path (from `fd` when the caller has
     the file open already), or in a bytes-like object."""
-    from . import _core
-    from .plan import Plan
-    from .session import NodeArg, Session, _Compiled, check_threads
     threads = check_threads(threads)
     if isinstance(source, (bytes, bytearray, memoryview)):
         buf, where = source, "model bytes"

@@ -261,11 +261,11 @@ class _Compiled:
 
     def __init__(self, plan, threads):
         """`threads`: the count for a new executor, or the executor itself (an .edgert file's)."""
-        from . import _core
         self.plan = p = plan
         if not isinstance(threads, int):
             self.executor = threads
             return
+        from . import _core
         try:
             self.executor = _core.Executor(p.arena_bytes, p.tensors, p.ops, p.input_ids,
                                            [i for i in p.output_ids if i is not None], threads)
