@@ -51,10 +51,10 @@ struct Array {
 // attribute when it is missing or of the wrong kind. f() also accepts an Int and floats() an
 // Ints (Python writes 1 for 1.0); i() and ints() never accept floats.
 //
-// Attributes are a flat table searched by name: an op has about a dozen, and factories look them
-// up thousands of times per load. A table read from an .edgert file holds views into the plan's
-// bytes (names, strings, lists) and into the plan's array table, so reading one allocates
-// nothing; attributes given by set() are copied into storage the table owns.
+// Attributes are a flat table with a small hash index: an op has about a dozen, and factories
+// look them up thousands of times per load. A table read from an .edgert file holds views into
+// the plan's bytes (names, strings, lists) and into the plan's array table, so reading one
+// allocates nothing; attributes given by set() are copied into storage the table owns.
 class Attrs {
  public:
   // An attribute as its own value: what set() takes and what PackedAttrs offers.
@@ -100,7 +100,6 @@ class Attrs {
   void reserve(size_t n) { entries_.reserve(n); }
   void add(Entry e);
   void set(std::string_view k, const Value& v);
-  const std::vector<Entry>& entries() const { return entries_; }
 
   const Entry* find(std::string_view k) const;
   bool has(std::string_view k) const { return find(k) != nullptr; }
