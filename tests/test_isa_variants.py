@@ -171,7 +171,8 @@ def quantize_cases():
 
 def transpose_cases():
     """NCHW -> NHWC of 1-5 byte channels (2-4 take the interleaving kernel) with pixel counts
-    around its 32-pixel steps and its 4096-pixel ranges, batches of two, 1 and 2 threads."""
+    around its 32-pixel steps and its 4096-pixel ranges, batches of two, 1 and 2 threads; and
+    NHWC <-> NCHW of more channels (the 16x16 tile kernel)."""
     rng = np.random.default_rng(4)
     cases = []
     for dt in (np.uint8, np.int8):
@@ -182,6 +183,12 @@ def transpose_cases():
                 for threads in (1, 2):
                     cases.append(("transpose", [x], [((n, h, w, c), dt)], {"perm": [0, 2, 3, 1]},
                                   threads))
+        # Other byte transposes (16x16 tiles): NHWC <-> NCHW of 16-70 channels.
+        for n, h, w, c in [(1, 20, 18, 40), (2, 9, 9, 70), (1, 20, 20, 64), (1, 5, 7, 16)]:
+            x = rng.integers(0, 256, (n, h, w, c)).astype(np.uint8).view(dt)
+            cases.append(("transpose", [x], [((n, c, h, w), dt)], {"perm": [0, 3, 1, 2]}, 2))
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+            cases.append(("transpose", [x], [((n, h, w, c), dt)], {"perm": [0, 2, 3, 1]}, 1))
     return cases
 
 

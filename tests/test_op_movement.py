@@ -72,6 +72,9 @@ def test_concat_rejects_bad_specs():
     ((1, 3, 17, 23), (0, 2, 3, 1)),    # image input: 3 channels, 391 pixels (a partial step)
     ((2, 2, 5, 33), (0, 2, 3, 1)),
     ((1, 4, 64, 65), (0, 2, 3, 1)),    # 4160 pixels: two 4096-pixel ranges for bytes
+    ((1, 20, 18, 40), (0, 3, 1, 2)),   # NHWC -> NCHW, 40 channels: 16x16 byte tiles + overlap
+    ((2, 70, 9, 9), (0, 2, 3, 1)),     # 81 pixels x 70 channels
+    ((1, 64, 20, 20), (0, 2, 3, 1)),   # 400 rows: six 64-row ranges, the last one 80
 ])
 def test_transpose(dtype, threads, shape, perm):
     x = rand(shape, dtype)

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/x8-transpose/x8-transpose.h"
 #include "kernels/x8-zip/x8-zip.h"
 #include "runtime/registry.h"
 #include "runtime/threadpool.h"
@@ -215,6 +216,24 @@ class TransposeOp : public Op {
     return true;
   }
 
+  // Other 2-d transposes of bytes: the x8-transpose kernel over ranges of kTransposeRows output
+  // rows (the last range takes the remainder, so ranges stay whole 16-row tiles or more).
+  static constexpr size_t kTransposeRows = 64;
+  void run_x8_transpose(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
+    const size_t k = size_.size(), cols = size_[k - 1], rows = size_[k - 2];
+    const size_t per = std::max<size_t>(1, rows / kTransposeRows);
+    const size_t x_stride = static_cast<size_t>(stride_[k - 1]);
+    const X8TransposeFn transpose = x8_transpose_ukernel().fn;
+    pool.parallel_for(numel_ / (rows * cols) * per, 1, [&](size_t b, size_t e) {
+      for (size_t it = b; it < e; ++it) {
+        const size_t slice = it / per, part = it % per, i0 = part * kTransposeRows;
+        const size_t n = part + 1 == per ? rows - i0 : kTransposeRows;
+        transpose(n, cols, x_stride, cols, x + slice_offset(slice) + i0,
+                  y + (slice * rows + i0) * cols);
+      }
+    });
+  }
+
   template <class T>
   void run_typed(const T* x, T* y, ThreadPool& pool) const {
     const size_t k = size_.size(), inner = size_[k - 1];
@@ -223,6 +242,7 @@ class TransposeOp : public Op {
       if (run_zip(x, y, pool)) return;
     }
     if (k >= 2 && istride != 1 && stride_[k - 2] == 1 && size_[k - 2] >= int64_t(kBlock)) {
+      if constexpr (sizeof(T) == 1) return run_x8_transpose(x, y, pool);
       // Blocks of kBlock output rows (within one 2-d slice) are the parallel items.
       const size_t ni = size_[k - 2], per = (ni + kBlock - 1) / kBlock;
       const size_t items = numel_ / (inner * ni) * per;
