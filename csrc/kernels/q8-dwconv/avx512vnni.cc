@@ -5,8 +5,9 @@
 // vpermt2d restores it for the output stage); a last 16-channel block is widened from xmm halves
 // and stays in order. Per-pixel kernel: weights packed by q8_dwconv_pack_w_c32x2; reads input,
 // bias and scale only below channels (masked loads, masked stores). 3x3 row kernels: weights by
-// q8_dwconv_pack_w_3x3c32, held in registers along the row; row 2 paired across columns. Output stage: cvtdq2ps, mulps (no
-// FMA), clamp in float, cvtps2dq (round half to even under the default MXCSR), packs, + y_zp.
+// q8_dwconv_pack_w_3x3c32, held in registers along the row; row 2 paired across columns. Output
+// stage: cvtdq2ps, mulps (no FMA), clamp in float (or, scales below 1, on the bytes), cvtps2dq
+// (round half to even under the default MXCSR), packs, + y_zp.
 // GCC 12's AVX-512 headers start some intrinsics from an "undefined" vector and -Wall flags that
 // (GCC bug 105593); nothing here reads an uninitialized value.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -184,9 +185,13 @@ inline void block16(size_t c0, size_t nc, size_t cp, size_t taps, const void* co
     e = dp(e, pairs16<In>(load(in[t]), load(in[t + 1])), w + (t / 2 * cp + c0) * 2);
     o = dp(o, pairs16<In>(load(in[t + 2]), load(in[t + 3])), w + ((t / 2 + 1) * cp + c0) * 2);
   }
-  if (t + 2 <= taps) e = dp(e, pairs16<In>(load(in[t]), load(in[t + 1])), w + (t / 2 * cp + c0) * 2), t += 2;
+  if (t + 2 <= taps) {
+    e = dp(e, pairs16<In>(load(in[t]), load(in[t + 1])), w + (t / 2 * cp + c0) * 2);
+    t += 2;
+  }
   if (t < taps) o = dp(o, pairs16<In>(load(in[t]), load(in[t])), w + (t / 2 * cp + c0) * 2);
-  const __m512i acc = _mm512_add_epi32(_mm512_add_epi32(e, o), _mm512_maskz_loadu_epi32(m, bias + c0));
+  const __m512i acc =
+      _mm512_add_epi32(_mm512_add_epi32(e, o), _mm512_maskz_loadu_epi32(m, bias + c0));
   out16<Out>(acc, _mm512_maskz_loadu_ps(m, scale + c0), st, y + c0, m);
 }
 
@@ -278,7 +283,8 @@ inline void row_block(size_t c0, size_t channels, size_t npix, const uint8_t* co
   __m512 s0, s1;
   if constexpr (W == kC) {
     const __m512i lo = _mm512_loadu_si512(bias + c0), hi = _mm512_loadu_si512(bias + c0 + 16);
-    b0 = {_mm512_permutex2var_epi32(lo, st.nat_lo, hi), _mm512_permutex2var_epi32(lo, st.nat_hi, hi)};
+    b0 = {_mm512_permutex2var_epi32(lo, st.nat_lo, hi),
+          _mm512_permutex2var_epi32(lo, st.nat_hi, hi)};
     const __m512 f0 = _mm512_loadu_ps(scale + c0), f1 = _mm512_loadu_ps(scale + c0 + 16);
     s0 = _mm512_permutex2var_ps(f0, st.nat_lo, f1), s1 = _mm512_permutex2var_ps(f0, st.nat_hi, f1);
   } else {
@@ -330,15 +336,15 @@ void dw3x3_row(size_t channels, size_t npix, const uint8_t* const* rows, const i
       k &= _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(scale + c0 + 16)), one, _CMP_LT_OQ);
     return k == 0xFFFF && !std::is_same<Out, float>::value;
   };
+#define EDGERT_DW_BLOCK(W)                                                                    \
+  (small(c0, W) ? row_block<In, Out, S, W, true>(c0, channels, npix, rows, w, bias, scale, y,  \
+                                                  y_stride, st)                               \
+                : row_block<In, Out, S, W, false>(c0, channels, npix, rows, w, bias, scale, y, \
+                                                   y_stride, st))
   size_t c0 = 0;
-  for (; c0 + kC <= channels; c0 += kC) {
-    if (small(c0, kC)) row_block<In, Out, S, kC, true>(c0, channels, npix, rows, w, bias, scale, y, y_stride, st);
-    else row_block<In, Out, S, kC, false>(c0, channels, npix, rows, w, bias, scale, y, y_stride, st);
-  }
-  if (c0 < channels) {  // channels is a multiple of 16
-    if (small(c0, 16)) row_block<In, Out, S, 16, true>(c0, channels, npix, rows, w, bias, scale, y, y_stride, st);
-    else row_block<In, Out, S, 16, false>(c0, channels, npix, rows, w, bias, scale, y, y_stride, st);
-  }
+  for (; c0 + kC <= channels; c0 += kC) EDGERT_DW_BLOCK(kC);
+  if (c0 < channels) EDGERT_DW_BLOCK(16);  // channels is a multiple of 16
+#undef EDGERT_DW_BLOCK
 }
 
 }  // namespace

@@ -17,11 +17,13 @@ static int16_t w_prime(const void* w, bool w_is_u8, size_t i, int32_t zp) {
 void q8_dwconv_pack_w(size_t channels, size_t taps, const void* w, bool w_is_u8,
                       const int32_t* w_zp, int16_t* out) {
   for (size_t c = 0; c < channels; ++c)
-    for (size_t t = 0; t < taps; ++t) out[t * channels + c] = w_prime(w, w_is_u8, c * taps + t, w_zp[c]);
+    for (size_t t = 0; t < taps; ++t)
+      out[t * channels + c] = w_prime(w, w_is_u8, c * taps + t, w_zp[c]);
 }
 
-// Position of channel c among the cp = round_up(channels, 16) packed channels: in order (c16), or
-// (c32) whole 32-channel blocks in the order of the AVX-512 kernel's byte unpacks, a last 16 in order.
+// Position of channel c among the cp = round_up(channels, 16) packed channels for c32x2 and
+// 3x3c32: whole 32-channel blocks in the order of the AVX-512 kernel's byte unpacks, a last 16
+// in order (c16x2 keeps every channel in order).
 static size_t pos_c32(size_t c, size_t cp) {
   const size_t c0 = c / 32 * 32, k = c % 32;
   return c0 + (c0 + 32 <= cp ? k / 8 % 2 * 16 + k / 16 * 8 + k % 8 : k);
@@ -34,7 +36,8 @@ static void pack_tap_pairs(size_t channels, size_t taps, const void* w, bool w_i
   std::fill(out, out + q8_dwconv_packed_size(channels, taps), int16_t{0});
   for (size_t c = 0; c < channels; ++c)
     for (size_t t = 0; t < taps; ++t)
-      out[(t / 2 * cp + (c32 ? pos_c32(c, cp) : c)) * 2 + t % 2] = w_prime(w, w_is_u8, c * taps + t, w_zp[c]);
+      out[(t / 2 * cp + (c32 ? pos_c32(c, cp) : c)) * 2 + t % 2] =
+          w_prime(w, w_is_u8, c * taps + t, w_zp[c]);
 }
 
 void q8_dwconv_pack_w_c16x2(size_t channels, size_t taps, const void* w, bool w_is_u8,
@@ -68,7 +71,8 @@ void q8_dwconv_pack_w_3x3c32(size_t channels, size_t taps, const void* w, bool w
   std::fill(out, out + q8_dwconv_packed_size_3x3(channels), int16_t{0});
   // Per block 6 sets of int16 pairs, (first, second) tap: (W[c][0][kx], W[c][1][kx]) for kx 0-2,
   // (W[c][2][0], W[c][2][1]), (0, W[c][2][2]), (W[c][2][2], 0).
-  static const int8_t kSet[9][2] = {{0, 0}, {1, 0}, {2, 0}, {0, 1}, {1, 1}, {2, 1}, {3, 0}, {3, 1}, {4, 1}};
+  static const int8_t kSet[9][2] = {{0, 0}, {1, 0}, {2, 0}, {0, 1}, {1, 1},
+                                    {2, 1}, {3, 0}, {3, 1}, {4, 1}};  // [tap] = (set, member)
   for (size_t c = 0; c < channels; ++c) {
     const size_t c0 = c / 32 * 32, bw = c0 + 32 <= cp ? 32 : 16;  // block width
     const size_t j = pos_c32(c, cp) - c0;  // int32 lane in the block: vector j / 16, lane j % 16
