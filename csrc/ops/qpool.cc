@@ -1,7 +1,8 @@
 // qavgpool (8-bit average pool, bit-exact with onnxruntime's QLinearAveragePool and
 // QLinearGlobalAveragePool) and maxpool (u8 / i8 / f32) on NHWC tensors. Work is split over
-// output pixels (or channel blocks for a global pool); each output element is computed by one
-// call in a fixed order, so results do not depend on the thread count.
+// output pixels (qavgpool; channel blocks for a global pool) or output rows (maxpool); each
+// output element is computed by one call in a fixed order, so results do not depend on the
+// thread count.
 #include <algorithm>
 #include <limits>
 #include <memory>
@@ -159,7 +160,7 @@ class MaxPoolOp : public Op {
   }
 
  private:
-  // Output rows are the parallel items; each output pixel is computed by one kernel call.
+  // Output rows are the parallel items; each output pixel is computed by exactly one call.
   template <class T>
   void run_typed(XMaxPoolFn<T> kernel, const T* x, T* y, ThreadPool& pool) const {
     const size_t c = static_cast<size_t>(g_.c), ow_n = static_cast<size_t>(g_.ow);
