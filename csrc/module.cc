@@ -6,7 +6,6 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "isa.h"
 #include "runtime/crc32c.h"
@@ -75,14 +74,11 @@ class PyExecutor {
 
   // A plan in the binary form of an .edgert file (runtime/plan_io.h), its arrays used in place:
   // the buffer (an mmap, bytes, ...) stays exported, so alive and unmovable, while this lives.
-  // blob_crc >= 0: the CRC32C the weights must have, computed by a helper thread while the ops
-  // are created (they read weights only as numbers, never as sizes or offsets, so unverified
-  // bytes cannot make them misbehave), and by this thread too once they are; a mismatch wins
-  // over any error creation raised.
+  // The weights' checksum is the caller's (Crc32cTask): ops read weights only as numbers, never
+  // as sizes or offsets, so unverified bytes cannot make them misbehave.
   static std::unique_ptr<PyExecutor> from_buffer(const py::object& buf, size_t plan_off,
                                                  size_t plan_len, size_t blob_off,
-                                                 size_t blob_len, int64_t blob_crc,
-                                                 int threads) {
+                                                 size_t blob_len, int threads) {
     std::unique_ptr<PyExecutor> self(new PyExecutor());
     if (PyObject_GetBuffer(buf.ptr(), &self->view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
     self->has_view_ = true;
@@ -92,37 +88,13 @@ class PyExecutor {
     }
     const uint8_t* base = static_cast<const uint8_t*>(self->view_.buf);
     py::gil_scoped_release nogil;  // reading is quick; creating ops may pack weights
-    std::shared_ptr<Crc32cJob>& crc = self->crc_;
-    if (blob_crc >= 0) {
-      crc = std::make_shared<Crc32cJob>(base + blob_off, blob_len);
-      // Waking the helper costs about what checking 256 KiB does: small models check inline.
-      if (blob_len < (size_t(256) << 10)) crc->work();
-      else crc32c_share(crc);
-    }
-    auto verify = [&] {
-      if (!crc) return;
-      crc->work();
-      crc->finish();
-      if (crc->result() != static_cast<uint32_t>(blob_crc))
-        throw ModelError("corrupt: the weights checksum does not match");
-    };
-    try {
-      Plan plan = read_binary_plan(base + plan_off, plan_len, base + blob_off, blob_len);
-      self->ex_ = std::make_unique<Executor>(std::move(plan), threads);
-    } catch (...) {
-      verify();
-      throw;
-    }
-    verify();
+    Plan plan = read_binary_plan(base + plan_off, plan_len, base + blob_off, blob_len);
+    self->ex_ = std::make_unique<Executor>(std::move(plan), threads);
     return self;
   }
 
   ~PyExecutor() {
     ex_.reset();  // ops may point into the buffer
-    if (crc_) {  // and a checksum helper may still read it (and may wait for a CPU)
-      py::gil_scoped_release nogil;
-      crc_->close();
-    }
     if (has_view_) PyBuffer_Release(&view_);
   }
 
@@ -317,8 +289,48 @@ class PyExecutor {
   std::vector<py::object> keep_;
   Py_buffer view_{};
   bool has_view_ = false;
-  std::shared_ptr<Crc32cJob> crc_;  // the weights' checksum, shared with the helper thread
   std::unique_ptr<Executor> ex_;
+};
+
+// The CRC32C of bytes [offset, +length) of a buffer, begun at once: a helper thread checksums
+// while the caller does other work (for an .edgert file: reading its metadata and creating its
+// ops), and result() checksums whatever the helper has not. The buffer stays exported, so alive
+// and unmovable, until this goes, which first waits out a helper still reading it.
+class PyCrc32cTask {
+ public:
+  PyCrc32cTask(const py::buffer& buf, size_t offset, size_t length, size_t chunk) {
+    if (PyObject_GetBuffer(buf.ptr(), &view_, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+    const size_t n = static_cast<size_t>(view_.len);
+    if (offset > n || length > n - offset) {
+      PyBuffer_Release(&view_);
+      throw py::value_error("bytes [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                            ") lie outside the buffer's " + std::to_string(n));
+    }
+    job_ = std::make_shared<Crc32cJob>(static_cast<const uint8_t*>(view_.buf) + offset, length,
+                                       chunk);
+    // Waking the helper costs about what checking 256 KiB does.
+    if (length >= (size_t(256) << 10)) crc32c_share(job_);
+  }
+  PyCrc32cTask(const PyCrc32cTask&) = delete;
+  PyCrc32cTask& operator=(const PyCrc32cTask&) = delete;
+  ~PyCrc32cTask() {
+    {
+      py::gil_scoped_release nogil;  // a helper inside a chunk may be waiting for a CPU
+      job_->close();
+    }
+    PyBuffer_Release(&view_);
+  }
+
+  uint32_t result() {
+    py::gil_scoped_release nogil;
+    job_->work();
+    job_->finish();
+    return job_->result();
+  }
+
+ private:
+  Py_buffer view_{};
+  std::shared_ptr<Crc32cJob> job_;
 };
 
 }  // namespace
@@ -355,25 +367,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("crc32c_hardware", &crc32c_hardware, "crc32c uses the CPU's crc32 instruction.");
   m.def("crc32c_combine", &crc32c_combine, py::arg("crc_a"), py::arg("crc_b"), py::arg("len_b"),
         "The CRC-32C of A followed by B from the CRCs of both and B's length.");
-  // The chunked form the loader shares between threads, for tests: `threads` threads work on
-  // one job of `chunk`-byte chunks.
-  m.def("crc32c_chunked", [](const py::buffer& b, size_t chunk, int threads) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(b.ptr(), &view, PyBUF_SIMPLE) != 0) throw py::error_already_set();
-    uint32_t r;
-    {
-      py::gil_scoped_release nogil;
-      Crc32cJob job(view.buf, static_cast<size_t>(view.len), chunk);
-      std::vector<std::thread> helpers;
-      for (int i = 1; i < threads; ++i) helpers.emplace_back([&] { job.work(); });
-      job.work();
-      job.finish();
-      r = job.result();
-      for (auto& t : helpers) t.join();
-    }
-    PyBuffer_Release(&view);
-    return r;
-  }, py::arg("buffer"), py::arg("chunk"), py::arg("threads") = 1);
+  py::class_<PyCrc32cTask>(m, "Crc32cTask",
+                           "CRC-32C of buffer[offset:offset+length], started on a helper thread "
+                           "(from 256 KiB) while the caller goes on; result() finishes it.")
+      .def(py::init<const py::buffer&, size_t, size_t, size_t>(), py::arg("buffer"),
+           py::arg("offset"), py::arg("length"), py::arg("chunk") = 0)
+      .def("result", &PyCrc32cTask::result);
 
   py::class_<PyExecutor>(m, "Executor")
       .def(py::init<int64_t, py::list, py::list, std::vector<int64_t>, std::vector<int64_t>,
@@ -382,7 +381,7 @@ PYBIND11_MODULE(_core, m) {
            py::arg("output_ids"), py::arg("threads") = 0)
       .def_static("from_buffer", &PyExecutor::from_buffer, py::arg("buffer"),
                   py::arg("plan_offset"), py::arg("plan_length"), py::arg("blob_offset"),
-                  py::arg("blob_length"), py::arg("blob_crc") = -1, py::arg("threads") = 0)
+                  py::arg("blob_length"), py::arg("threads") = 0)
       .def("packed_attrs", &PyExecutor::packed_attrs, py::arg("op"))
       .def("run", &PyExecutor::run, py::arg("inputs"))
       .def_property_readonly("arena_bytes", &PyExecutor::arena_bytes)

@@ -79,10 +79,22 @@ def test_combine(len_b):
     assert _core.crc32c_combine(0, _core.crc32c(b), len_b) == _core.crc32c(b)
 
 
-# The loader's form: chunks claimed by whichever thread is free, the first one the short one.
+# The loader's form: chunks claimed by whichever thread is free (a helper from 256 KiB), the
+# first one the short one.
 @pytest.mark.parametrize("n,chunk", [(0, 64), (1, 64), (64, 64), (65, 64), (1000, 64),
-                                     (100003, 8192), (300000, 98304), (98304 * 3, 98304)])
-def test_chunked_job_equals_one_pass(n, chunk):
-    data = np.random.default_rng(n).integers(0, 256, n).astype(np.uint8).tobytes()
-    for threads in (1, 3):
-        assert _core.crc32c_chunked(data, chunk, threads) == _core.crc32c(data)
+                                     (100003, 8192), (300000, 8192), (300000, 98304),
+                                     (98304 * 3, 98304), (1 << 21, 0)])
+def test_task_equals_one_pass(n, chunk):
+    data = np.random.default_rng(n).integers(0, 256, n + 7).astype(np.uint8).tobytes()
+    for off in (0, 7):
+        task = _core.Crc32cTask(data, off, n, chunk)
+        want = _core.crc32c(data[off:off + n])
+        assert task.result() == want
+        assert task.result() == want  # once finished, the same again
+
+
+def test_task_checks_its_range():
+    with pytest.raises(ValueError, match="outside the buffer"):
+        _core.Crc32cTask(bytes(100), 90, 11)
+    with pytest.raises(ValueError, match="outside the buffer"):
+        _core.Crc32cTask(bytes(100), 101, 0)

@@ -247,7 +247,8 @@ class _Reader:
     def fail(self, msg):
         raise ModelError(f"{self.where}: {msg}")
 
-    def header(self):
+    def layout(self):
+        """Checks the header's fields and offsets; sets where the plan and the weights are."""
         size = len(self.buf)
         if size < _HEADER_SIZE:
             self.fail(f"truncated: {size} bytes is shorter than the header")
@@ -259,26 +260,32 @@ class _Reader:
             self.fail(f"written in format version {version} by {newer} edgert; this edgert "
                       f"reads version {VERSION}: recompile the model with this edgert "
                       f"(edgert compile model.onnx)")
-        (_, _, reserved, json_len, plan_len, blob_off, blob_len, meta_crc,
-         blob_crc) = _HEADER.unpack_from(self.buf, 0)
+        (_, _, self.reserved, json_len, plan_len, blob_off, blob_len, self.meta_crc,
+         self.blob_crc) = _HEADER.unpack_from(self.buf, 0)
         meta_end = _HEADER_SIZE + json_len + plan_len
         if (json_len > size or plan_len > size or blob_off < meta_end or blob_off % _ALIGN
                 or blob_off + blob_len != size):
             self.fail(f"truncated or corrupt: header says {blob_off}+{blob_len} bytes, file has {size}")
-        mv = memoryview(self.buf)
-        # Bytes no checksum covers must be zero, so that no bit of the file goes unchecked.
-        if reserved or any(mv[_HEADER.size:_HEADER_SIZE]) or any(mv[meta_end:blob_off]):
-            self.fail("corrupt: padding bytes are not zero")
-        if _crc(mv[_HEADER_SIZE:meta_end]) != meta_crc:
-            self.fail("corrupt: the metadata checksum does not match")
-        # The weights' checksum is checked by the executor while it creates the ops.
-        self.blob_crc = blob_crc
+        self.json_len = json_len
         self.plan_off, self.plan_len = _HEADER_SIZE + json_len, plan_len
         self.blob_off, self.blob_len = blob_off, blob_len
+
+    def metadata(self):
+        """The JSON document, after the padding and the metadata checksum are checked."""
+        mv, meta_end = memoryview(self.buf), self.plan_off + self.plan_len
+        # Bytes no checksum covers must be zero, so that no bit of the file goes unchecked.
+        if self.reserved or any(mv[_HEADER.size:_HEADER_SIZE]) or any(mv[meta_end:self.blob_off]):
+            self.fail("corrupt: padding bytes are not zero")
+        if _crc(mv[_HEADER_SIZE:meta_end]) != self.meta_crc:
+            self.fail("corrupt: the metadata checksum does not match")
         try:  # str, not bytes: json's encoding detection for bytes costs more than the parse
-            return json.loads(str(mv[_HEADER_SIZE:_HEADER_SIZE + json_len], "utf-8"))
+            return json.loads(str(mv[_HEADER_SIZE:self.plan_off], "utf-8"))
         except (ValueError, RecursionError) as e:
             self.fail(f"corrupt metadata: {e}")
+
+    def check_weights(self, crc):
+        if crc.result() != self.blob_crc:
+            self.fail("corrupt: the weights checksum does not match")
 
     def array(self, table, i):
         """Blob i of the JSON's table, as a read-only view of the file."""
@@ -304,29 +311,47 @@ def _decode(v, arrays):
     return v
 
 
-def read(source, threads=None, *, fd=None):
-    """A Session on an .edgert file: memory-mapped from a path (from `fd` when the caller has
-    the file open already), or in a bytes-like object."""
+def map_edgert(fd):
+    """The file open at fd, memory-mapped, if it is an .edgert file; None for anything else,
+    including a file that cannot be mapped (the caller reads it instead)."""
+    try:
+        buf = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # empty, a pipe, a directory, ...
+        return None
+    if is_edgert(buf[:len(MAGIC)]):
+        return buf
+    buf.close()
+    return None
+
+
+def read(source, threads=None, *, name=None):
+    """A Session on an .edgert file: a path (memory-mapped), a mapped file (an mmap; `name` its
+    path, for messages) or a bytes-like object."""
     threads = check_threads(threads)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        buf, where = source, "model bytes"
+    if isinstance(source, (bytes, bytearray, memoryview, mmap.mmap)):
+        buf = source
+        where = f"model file '{name}'" if name is not None else "model bytes"
     else:
         where = f"model file '{source}'"
         try:
-            if fd is not None:
-                buf = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-            else:
-                with open(source, "rb") as f:
-                    buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            with open(source, "rb") as f:
+                buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError) as e:
             raise ModelError(f"cannot read {where}: {getattr(e, 'strerror', None) or e}") from None
     r = _Reader(buf, where)
-    doc = r.header()
+    r.layout()
+    # The weights' checksum begins now, on a helper thread, and runs while the metadata is read
+    # and the ops are created (they read weights only as numbers, never as sizes or offsets, so
+    # unverified bytes cannot make them misbehave); a mismatch wins over any error they raise.
+    weights_crc = _core.Crc32cTask(buf, r.blob_off, r.blob_len)
+    doc = r.metadata()
     try:
         executor = _core.Executor.from_buffer(buf, r.plan_off, r.plan_len, r.blob_off,
-                                              r.blob_len, r.blob_crc, threads)
+                                              r.blob_len, threads)
     except _core.ModelError as e:
+        r.check_weights(weights_crc)
         raise ModelError(f"{where}: {e}") from None
+    r.check_weights(weights_crc)
     try:  # the weights are verified now: arrays the metadata names may be read
         table = doc["blobs"]
         arrays = lambda i: r.array(table, i)  # noqa: E731
