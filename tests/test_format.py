@@ -93,6 +93,19 @@ def test_weights_are_stored_packed(models):
     assert packed and all("weight" not in op["attrs"] for op in packed)
 
 
+def test_weights_follow_the_arrays_loading_reads(models):
+    """Creating the ops reads biases, scales and zero points, not the weights: those come first
+    in the blob area, so that loading touches few pages of the mapping."""
+    _, h, doc, plan, blobs = _parts(models)
+    p = ef.decode_plan(plan)
+    weights = {v for op in p["ops"] for k, (kind, v) in op["attrs"].items()
+               if kind == 5 and k in fmt._Blobs.WEIGHTS}
+    others = set(range(len(p["blobs"]))) - weights
+    assert weights and others
+    assert (max(p["blobs"][i]["offset"] for i in others)
+            < min(p["blobs"][i]["offset"] for i in weights))
+
+
 def test_version_mismatch_is_explained(models):
     _, h, doc, plan, blobs = _parts(models)
     with pytest.raises(edgert.ModelError, match="version 99 by a newer edgert.*recompile"):

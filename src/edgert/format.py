@@ -53,29 +53,45 @@ def is_edgert(prefix):
 
 # --- writing -------------------------------------------------------------------------------
 class _Blobs:
+    """The blob area. Offsets are given by lay_out(), once every array is in: the arrays loading
+    reads (biases, scales, zero points, tables) first, together, then the weights only runs read,
+    so creating the ops touches few pages of the mapping (each first touch is a page fault)."""
+
+    # Attributes holding weights (used in place, or repacked only when another ISA runs them),
+    # and the dynamic-shape graph's arrays (read only to plan other shapes) go last.
+    WEIGHTS = ("weight", "x8_weight", "dw_packed", "dw_packed3")
+
     def __init__(self):
-        self.table, self.chunks, self.size = [], [], 0
+        self.table, self.arrays, self.weights = [], [], []
         self.json_index = []
 
-    def add(self, a):
+    def add(self, a, weights=False):
         a = np.ascontiguousarray(a)
         if a.dtype not in _CODES:
             raise ModelError(f"cannot store an array of dtype {a.dtype}")
-        pad = -self.size % _ALIGN
-        self.chunks.append(b"\0" * pad)
-        self.size += pad
-        self.table.append({"dtype": _CODES[a.dtype], "shape": list(a.shape),
-                           "offset": self.size, "nbytes": a.nbytes})
-        self.chunks.append(a.tobytes())
-        self.size += a.nbytes
+        self.table.append({"dtype": _CODES[a.dtype], "shape": list(a.shape), "offset": None,
+                           "nbytes": a.nbytes})
+        self.arrays.append(a)
+        self.weights.append(weights)
         return len(self.table) - 1
+
+    def lay_out(self):
+        """The area's bytes; sets every table entry's offset."""
+        chunks, size = [], 0
+        for i in sorted(range(len(self.table)), key=lambda i: self.weights[i]):
+            pad = -size % _ALIGN
+            chunks.append(b"\0" * pad)
+            self.table[i]["offset"] = size + pad
+            chunks.append(self.arrays[i].tobytes())
+            size += pad + self.arrays[i].nbytes
+        return b"".join(chunks)
 
 
 class _PlanWriter:
     """The binary plan of plan_io.h; arrays go to the shared blob area."""
 
     def __init__(self, blobs):
-        self.blobs, self.out, self.index = blobs, [], []
+        self.blobs, self.out, self.index, self.body = blobs, [], [], []
 
     def u8(self, v): self.out.append(struct.pack("<B", v))
     def u32(self, v): self.out.append(struct.pack("<I", v))
@@ -90,18 +106,18 @@ class _PlanWriter:
         self.u8(len(shape))
         self.out.append(struct.pack(f"<{len(shape)}q", *shape))
 
-    def array(self, a):
+    def array(self, a, weights=False):
         a = np.ascontiguousarray(a)
         if a.dtype not in _PLAN_DTYPES:
             raise ModelError(f"the executor cannot hold an array of dtype {a.dtype}")
-        self.index.append(self.blobs.add(a))
+        self.index.append(self.blobs.add(a, weights))
         return len(self.index) - 1
 
-    def attr(self, v):
+    def attr(self, v, weights=False):
         if isinstance(v, str):
             self.u8(A_STR), self.str(v)
         elif isinstance(v, np.ndarray):
-            self.u8(A_ARR), self.u32(self.array(v))
+            self.u8(A_ARR), self.u32(self.array(v, weights))
         elif isinstance(v, (int, np.integer)):
             self.u8(A_INT), self.i64(int(v))
         elif isinstance(v, (float, np.floating)):
@@ -115,6 +131,7 @@ class _PlanWriter:
             raise ModelError(f"cannot store an attribute of type {type(v).__name__}")
 
     def encode(self, p, ops):
+        """Tensors, ops and the plan's inputs and outputs; plan() adds the blob table."""
         self.u32(len(p.tensors))
         for t in p.tensors:
             self.u8(_KINDS[t["kind"]]), self.u8(_PLAN_DTYPE_NAMES[t["dtype"]])
@@ -132,30 +149,33 @@ class _PlanWriter:
             attrs = op.get("attrs", {})
             self.u32(len(attrs))
             for k, v in attrs.items():
-                self.str(k), self.attr(v)
+                self.str(k), self.attr(v, k in _Blobs.WEIGHTS)
         for ids in (p.input_ids, [i for i in p.output_ids if i is not None]):
             self.u32(len(ids))
             self.out.append(struct.pack(f"<{len(ids)}I", *ids))
-        # The blob table goes first, but is known only now.
-        body, self.out = self.out, [struct.pack("<Q", p.arena_bytes)]
+        self.body, self.out = self.out, []
+
+    def plan(self, arena_bytes):
+        """The whole plan, once the blob area is laid out: the blob table goes first."""
+        self.out = [struct.pack("<Q", arena_bytes)]
         self.u32(len(self.index))
         for i in self.index:
             b = self.blobs.table[i]
             self.u8(_PLAN_DTYPE_NAMES[b["dtype"]]), self.shape(b["shape"])
             self.out.append(struct.pack("<QQ", b["offset"], b["nbytes"]))
-        return b"".join(self.out + body)
+        return b"".join(self.out + self.body)
 
 
-def _encode(v, blobs):
+def _encode(v, blobs, weights=False):
     """JSON metadata with arrays replaced by {"$blob": index into the JSON's blob table}
     (blobs.json_index: the JSON's table, a list of indices into the shared one)."""
     if isinstance(v, np.ndarray):
-        blobs.json_index.append(blobs.add(v))
+        blobs.json_index.append(blobs.add(v, weights))
         return {"$blob": len(blobs.json_index) - 1}
     if isinstance(v, dict):
-        return {k: _encode(x, blobs) for k, x in v.items()}
+        return {k: _encode(x, blobs, weights) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_encode(x, blobs) for x in v]
+        return [_encode(x, blobs, weights) for x in v]
     if isinstance(v, np.generic):
         return v.item()
     if isinstance(v, np.dtype):
@@ -186,7 +206,8 @@ def write(session, path):
     if p.ops is None:
         raise EdgertError("this session was loaded from an .edgert file; compile the .onnx model")
     blobs = _Blobs()
-    plan_bytes = _PlanWriter(blobs).encode(p, packed_ops(compiled))
+    writer = _PlanWriter(blobs)
+    writer.encode(p, packed_ops(compiled))
     graph = session._graph
     dynamic = graph is not None and any(d is None for i in session.get_inputs() for d in i.shape)
     doc = {
@@ -204,13 +225,14 @@ def write(session, path):
             "nodes": [[n.op_type, n.domain, n.name, n.inputs, n.outputs, n.attrs] for n in graph.nodes],
             "constants": graph.constants, "opset": graph.opset,
             "inputs": [_value_info(v) for v in graph.inputs],
-            "outputs": [_value_info(v) for v in graph.outputs]}, blobs),
+            "outputs": [_value_info(v) for v in graph.outputs]}, blobs, weights=True),
     }
+    body = blobs.lay_out()
+    plan_bytes = writer.plan(p.arena_bytes)
     doc["blobs"] = [blobs.table[i] for i in blobs.json_index]
     text = json.dumps(doc, separators=(",", ":")).encode()
     meta = text + plan_bytes
     blob_off = -(-(_HEADER_SIZE + len(meta)) // _ALIGN) * _ALIGN
-    body = b"".join(blobs.chunks)
     header = _HEADER.pack(MAGIC, VERSION, 0, len(text), len(plan_bytes), blob_off, len(body),
                           _crc(meta), _crc(body))
     # Written beside and renamed into place: a process that has the old file mapped keeps
