@@ -112,13 +112,21 @@ void Attrs::set(std::string_view k, const Value& v) {
   }
 }
 
-void Attrs::add(Entry e) {
+bool Attrs::add(Entry e) {
   e.tag = tag_of(e.name);
-  entries_.push_back(e);
-  if (entries_.size() > kIndexed) return;  // searched in order from now on
+  if (entries_.size() >= kIndexed) {  // searched in order from here on
+    if (find(e.name)) return false;
+    entries_.push_back(e);
+    return true;
+  }
   size_t h = slot_of(e.tag);
-  while (slots_[h]) h = (h + 1) % kSlots;
+  for (; slots_[h]; h = (h + 1) % kSlots) {
+    const Entry& x = entries_[slots_[h] - 1];
+    if (x.tag == e.tag && x.name == e.name) return false;
+  }
+  entries_.push_back(e);
   slots_[h] = static_cast<uint8_t>(entries_.size());
+  return true;
 }
 
 const Attrs::Entry* Attrs::find(std::string_view k) const {

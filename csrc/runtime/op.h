@@ -96,9 +96,9 @@ class Attrs {
   std::string_view op_type, op_node;
 
   // Table-building: the caller keeps `e`'s views alive as long as the table is read. add()
-  // takes a name the table does not hold yet (find() tells); set() replaces one.
+  // returns false, adding nothing, when the table holds the name already; set() replaces it.
   void reserve(size_t n) { entries_.reserve(n); }
-  void add(Entry e);
+  bool add(Entry e);
   void set(std::string_view k, const Value& v);
 
   const Entry* find(std::string_view k) const;

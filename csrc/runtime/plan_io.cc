@@ -228,10 +228,9 @@ Plan read_binary_plan(const uint8_t* data, size_t len, const uint8_t* blob_base,
     op.attrs.reserve(na);
     for (size_t i = 0; i < na; ++i) {
       const std::string_view key = c.str("attribute name");
-      if (op.attrs.find(key)) {
+      if (!op.attrs.add(attr(c, key, plan.arrays))) {
         c.fail(op.type + " '" + op.name + "': attribute '" + std::string(key) + "' given twice");
       }
-      op.attrs.add(attr(c, key, plan.arrays));
     }
   }
   plan.input_ids = ids(c, "plan input");
