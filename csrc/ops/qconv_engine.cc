@@ -18,8 +18,8 @@ namespace edgert {
 namespace {
 
 constexpr size_t kScratchBytes = 128 << 10;  // im2col tile: fits L2 next to a weight block
-constexpr size_t kWeightBlockBytes = 32 << 10;
-constexpr size_t kOneTileBytes = 512 << 10;  // the largest im2col tile (L2 has room beside it)  // packed W columns reused across a tile's rows
+constexpr size_t kWeightBlockBytes = 32 << 10;  // packed W columns reused across a tile's rows
+constexpr size_t kOneTileBytes = 512 << 10;  // the largest im2col tile (L2 has room beside it)
 // Waking a worker costs tens of microseconds on a busy machine: a chunk gets at least this many
 // multiply-adds (about 10 us of kernel time), so small layers run on the calling thread alone.
 constexpr size_t kMinChunkMacs = 256 << 10;
@@ -710,9 +710,6 @@ class Q8ConvOp : public Op {
     const Split sp = split(uk_->nr, pool);
     const size_t tg = sp.tile_groups, parts = sp.parts, part_cols = sp.part_cols;
     const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
-    // im2col rows own whole quads (lda_ >= round_up(k, 16)) and the packed weights past k are
-    // zero: the kernel reads the last quad whole instead of through its partial-quad path.
-    const size_t k_row = direct_ || prep_sign_ ? k_ : (k_ + 3) / 4 * 4;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       std::vector<int16_t> a(tile_rows_ * kp_);
       size_t built = SIZE_MAX;  // the (tile, group) whose rows `a` holds
