@@ -1,7 +1,10 @@
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of .edgert files.
 // crc32c(data, n, 0) of "123456789" is 0xE3069283; passing a previous result as `crc` continues
-// it over more data. Uses the SSE4.2 crc32 instruction when the CPU has it (checked at run time),
-// a table otherwise; both give identical results.
+// it over more data. Chosen once at run time, the widest form the CPU runs: carry-less multiply
+// folding (on 512-bit, 256-bit or 128-bit registers; short inputs take the SSE4.2 crc32
+// instruction), the crc32 instruction alone, or a table. All give identical results.
+// EDGERT_CRC=portable|sse42|pclmul|vpclmul256|vpclmul512 picks one for tests (ignored if the CPU
+// does not run it).
 #pragma once
 
 #include <atomic>
@@ -15,6 +18,7 @@ namespace edgert {
 uint32_t crc32c(const void* data, size_t n, uint32_t crc = 0);
 uint32_t crc32c_portable(const void* data, size_t n, uint32_t crc = 0);  // the table form
 bool crc32c_hardware();  // true when crc32c uses the CPU instruction
+const char* crc32c_variant();  // the form crc32c uses: one of EDGERT_CRC's names
 
 // The CRC of A followed by B from crc32c(A) and crc32c(B) and B's length.
 uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b);
@@ -29,7 +33,9 @@ struct ZeroShift;
 // claims and waits until none is; it must return before the data goes away.
 class Crc32cJob {
  public:
-  static constexpr size_t kChunk = size_t(48) << 10;  // two runs of the three-chain form
+  // Two runs of the three-chain form, three blocks of the 256-bit folding one (64 to 256 KiB
+  // measured no faster).
+  static constexpr size_t kChunk = size_t(48) << 10;
   Crc32cJob(const void* data, size_t n, size_t chunk = kChunk);
   ~Crc32cJob();
   void work();
