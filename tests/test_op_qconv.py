@@ -402,6 +402,17 @@ def shape_weights(cs, form, rng):
                 j = int(rng.integers(0, kk // 2)) * 2
                 sgn = 1 if rng.integers(0, 2) else -1
                 flat[col, j], flat[col, j + 1] = z + sgn * 127, z + sgn * int(rng.integers(2, 128))
+    elif form == "heavy":  # a few heavy input channels, adjacent in pairs: passes pair_u8 only
+        z = 0 if w.dtype == np.int8 else 128  # when each is paired with a light one instead
+        cs["wzp"][:] = z
+        flat = w.reshape(w.shape[0], -1)
+        flat[:] = z + rng.integers(-28, 29, flat.shape)  # 100 + 28 <= 128: a light partner passes
+        kk = flat.shape[1]
+        for g0 in range(0, kk - 1, 16):  # two heavy pairs (2j, 2j + 1) per group of 16
+            pairs = [j for j in range(g0, min(kk, g0 + 16) - 1, 2)]
+            for j in rng.choice(pairs, min(2, len(pairs) // 2 or 1), replace=False):
+                sgn = rng.choice([-1, 1], flat.shape[0])
+                flat[:, j], flat[:, j + 1] = z + sgn * 100, z + sgn * int(rng.integers(90, 101))
     m = w.shape[0]
     folded = (cs["bias"].astype(np.int64) - cs["x_zp"] *
               (w.astype(np.int64) - cs["wzp"][:, None, None, None]).reshape(m, -1).sum(1))
@@ -480,22 +491,90 @@ def test_qconv_pair_with_moved_weights(name, combo):
     moved into per-row biases: exact, also from their packed form and after unpacking on
     another ISA."""
     from edgert import _core
-    from oplib import make_executor
     xt, wt = COMBOS[combo]
     seed = zlib.crc32(f"sparse-{name}-{combo}".encode())
     cs = make_case(seed, xt=xt, wt=wt, yt=xt, **SPARSE_CONFIGS[name])
     shape_weights(cs, "sparse", np.random.default_rng(seed))
+
+    def form(add):
+        if _core.isa() == "avx2":
+            assert add["x8_form"] == 0 and len(add["x8_corr"]) > 0
+        if _core.isa() == "avx512vnni":  # exact pairs: pair_u8 as it is, nothing moved
+            assert add["x8_form"] == 2 and "x8_corr" not in add
+    # other ISAs unpack the weights (the moved ones back in) and pack them anew
+    _check_packed_everywhere(cs, form)
+
+
+def _check_packed_everywhere(cs, check_form):
+    """cs's qconv at 1 and 2 threads, check_form on its packed attributes, then from them here
+    and under every other ISA: each output equal to cs["expect"]."""
+    from oplib import make_executor
     outs = [(cs["expect"].shape, cs["yt"])]
     for threads in (1, 2):
         ex = make_executor("qconv", [cs["x"]], outs, cs["attrs"], threads)
         np.testing.assert_array_equal(ex.run([cs["x"]])[0], cs["expect"])
     drop, add = ex.packed_attrs(0)
-    if _core.isa() == "avx2":
-        assert add["x8_form"] == 0 and len(add["x8_corr"]) > 0
-    if _core.isa() == "avx512vnni":  # exact pairs: pair_u8 as it is, nothing moved
-        assert add["x8_form"] == 2 and "x8_corr" not in add
+    check_form(add)
     packed = {**{k: v for k, v in cs["attrs"].items() if k not in drop}, **add}
     np.testing.assert_array_equal(run_op("qconv", [cs["x"]], outs, packed, 2)[0], cs["expect"])
-    for isa in other_isas():  # unpacks the weights (the moved ones back in) and packs anew
+    for isa in other_isas():
         got = run_under_isa(isa, [("qconv", [cs["x"]], outs, packed, 1)])[0][0]
         np.testing.assert_array_equal(got, cs["expect"])
+
+
+HEAVY_CONFIGS = {
+    "1x1_flat": dict(h=9, w=8, c=96, m=40, k=(1, 1)),          # direct rows, whole groups
+    "1x1_flat_k27": dict(h=9, w=8, c=27, m=24, k=(1, 1)),      # a partial last group
+    "1x1_k12": dict(h=6, w=5, c=12, m=20, k=(1, 1)),           # one partial group
+    "1x1_s2": dict(h=9, w=9, c=40, m=33, k=(1, 1), s=(2, 2)),  # direct rows by pointer
+    "stem_3x3_s2_c3": dict(h=15, w=13, c=3, m=32, k=(3, 3), s=(2, 2), pads=(0, 0, 1, 1)),
+    "3x3_pad1": dict(h=8, w=7, c=24, m=48, k=(3, 3), pads=(1, 1, 1, 1)),  # im2col in place
+    "group2_1x1": dict(h=6, w=6, c=64, m=64, k=(1, 1), group=2),
+    "many_pixels": dict(h=40, w=40, c=32, m=16, k=(1, 1)),     # several tiles
+}
+
+
+@pytest.mark.parametrize("combo", ["u8i8", "i8i8"])
+@pytest.mark.parametrize("name", list(HEAVY_CONFIGS))
+def test_qconv_pair_in_another_k_order(name, combo):
+    """Layers whose heavy input channels sit side by side fail the pair_u8 test on too many pairs
+    to move; on kernels with int16 pair sums they run pair_u8 with K reordered (heavy channels
+    paired with light ones): exact, also from their packed form (x8_perm) and after unpacking on
+    another ISA."""
+    from edgert import _core
+    xt, wt = COMBOS[combo]
+    seed = zlib.crc32(f"heavy-{name}-{combo}".encode())
+    cs = make_case(seed, xt=xt, wt=wt, yt=xt, **HEAVY_CONFIGS[name])
+    shape_weights(cs, "heavy", np.random.default_rng(seed))
+
+    def form(add):
+        if _core.isa() == "avx2":
+            assert add["x8_form"] == 0 and "x8_corr" not in add and len(add["x8_perm"]) % 16 == 0
+        if _core.isa() == "avx512vnni":  # exact pairs: the model's K order
+            assert add["x8_form"] == 2 and "x8_perm" not in add
+    # other ISAs unpack the weights into the model's K order and pack them anew
+    _check_packed_everywhere(cs, form)
+
+
+def test_qconv_rejects_a_bad_k_order():
+    """A stored x8_perm that is not a permutation within its groups, or of the wrong length, is
+    a ModelError naming it (a hostile file must not read past a row)."""
+    from edgert import _core
+    from oplib import make_executor
+    if _core.isa() != "avx2":
+        pytest.skip("only kernels with int16 pair sums take a stored K order as it is")
+    seed = zlib.crc32(b"heavy-bad-perm")
+    cs = make_case(seed, xt=np.uint8, wt=np.int8, yt=np.uint8, h=5, w=5, c=27, m=24, k=(1, 1))
+    shape_weights(cs, "heavy", np.random.default_rng(seed))
+    outs = [(cs["expect"].shape, cs["yt"])]
+    drop, add = make_executor("qconv", [cs["x"]], outs, cs["attrs"], 1).packed_attrs(0)
+    good = {**{k: v for k, v in cs["attrs"].items() if k not in drop}, **add}
+    perm = np.asarray(add["x8_perm"], np.uint8)
+    bad = {"repeat": perm.copy(), "past_k": perm.copy(), "short": perm[:16].copy(),
+           "pad_moved": perm.copy()}
+    bad["repeat"][1] = bad["repeat"][0]
+    bad["past_k"][16] = 12  # the last group holds 11 channels
+    bad["pad_moved"][31] = 0
+    for what, p in bad.items():
+        with pytest.raises(_core.ModelError, match="x8_perm"):
+            make_executor("qconv", [cs["x"]], outs, dict(good, x8_perm=p), 1)

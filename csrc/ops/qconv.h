@@ -28,6 +28,8 @@ struct Q8Prepacked {
   std::string layout;             // the packing's fingerprint (see qconv_engine.cc)
   const int32_t* corr = nullptr;  // pair_u8 weights moved out: (channel, k, w') triples
   int64_t corr_len = 0;
+  const uint8_t* perm = nullptr;  // pair_u8 in another K order: q8_gemm_x8_permute_rows' mask
+  int64_t perm_len = 0;
 };
 
 // Depthwise weights a compiled model stores as the running kernel packed them (int16 arrays as

@@ -5,6 +5,7 @@
 // element is one exact integer sum, so results do not depend on how items are split over threads.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <memory>
 #include <vector>
@@ -153,6 +154,7 @@ class Q8ConvOp : public Op {
           corr_flat_.insert(corr_flat_.end(), {int32_t(gi * ng_ + c.col), int32_t(c.k), c.d});
       pa.add["x8_corr"] = arr(DType::i32, corr_flat_.size(), corr_flat_.data());
     }
+    if (!perm_.empty()) pa.add["x8_perm"] = arr(DType::u8, perm_.size(), perm_.data());
     return pa;
   }
 
@@ -173,7 +175,10 @@ class Q8ConvOp : public Op {
                     "byte-form weights packed in layout '" + d.pre.layout + "', this edgert "
                     "packs '" + x8_layout(d.pre.nr) + "': recompile the model");
       const Q8GemmX8UKernel* xk = q8_gemm_x8_ukernel();
-      if (xk && xk->nr == d.pre.nr && (d.pre.form != kWidePairs || xk->exact_pairs))
+      // A permuted packing needs a kernel that reorders rows and sums pairs in int16 (an
+      // exact_pairs kernel repacks: it runs every layer in the model's K order).
+      if (xk && xk->nr == d.pre.nr && (d.pre.form != kWidePairs || xk->exact_pairs) &&
+          (!d.pre.perm || (xk->permute_rows && !xk->exact_pairs)))
         return adopt_x8(spec, xk);
       unpack_prepacked(spec, raw);  // this ISA packs its own way
     }
@@ -253,7 +258,11 @@ class Q8ConvOp : public Op {
     if (form == Q8GemmForm::sign_s8 && xk_->exact_pairs) {
       form = Q8GemmForm::pair_u8;
       wide_pairs_ = true;
-    } else if (form == Q8GemmForm::sign_s8 && pair_with_corrections(scan_pack, sums)) {
+    } else if (form == Q8GemmForm::sign_s8 &&
+               pair_with_corrections(scan_pack, static_cast<const uint8_t*>(d.w), sums)) {
+      form = Q8GemmForm::pair_u8;
+    } else if (form == Q8GemmForm::sign_s8 && xk_->permute_rows &&
+               pair_with_permutation(scan_pack, sums)) {
       form = Q8GemmForm::pair_u8;
     }
     w8_ = packed8_.get();
@@ -287,10 +296,9 @@ class Q8ConvOp : public Op {
   // weights (MobileNetV2 measured: 1/64 was slower than sign_s8, 1/1024 about 10 % faster); the
   // packing and sums are replaced only on success.
   template <class ScanPack>
-  bool pair_with_corrections(ScanPack scan_pack, std::vector<int32_t>& sums) {
+  bool pair_with_corrections(ScanPack scan_pack, const uint8_t* w, std::vector<int32_t>& sums) {
     const Q8ConvDesc& d = d_;
     const bool w_u8 = d.w_type == DType::u8;
-    const uint8_t* w = static_cast<const uint8_t*>(d.w);
     std::vector<std::vector<Corr>> corr(d.group);
     size_t total = 0;
     const size_t limit = ng_ * d.group * k_ / 1024;
@@ -329,6 +337,88 @@ class Q8ConvOp : public Op {
     return true;
   }
 
+  // pair_u8 in another K order. A pair fails the test when its two weights have the same sign
+  // and a large sum; in trained layers the large weights sit in a few input channels, so pairing
+  // each heavy channel with a light one usually passes for every column. The K order is chosen
+  // within groups of 16 (a vpshufb per group reorders an A row, see q8_gemm_x8_permute_rows):
+  // greedily, the heaviest channel left takes the partner with the fewest failing columns. The
+  // order is kept only if the reordered weights pass the test outright (moved weights on top of
+  // a reordered row cost more than they save). MobileNetV2's early layers (K 16-192) fail the
+  // plain test on 2-20 pairs each, too many to move, and pass reordered; reordering a row costs
+  // less than preparing a sign_s8 row, and pair_u8 needs a quarter fewer vector operations.
+  template <class ScanPack>
+  bool pair_with_permutation(ScanPack scan_pack, std::vector<int32_t>& sums) {
+    const Q8ConvDesc& d = d_;
+    const size_t n = d.m, k = k_, kpad = (k + 15) / 16 * 16;
+    if (k < 4 || n * k > (size_t(1) << 22)) return false;  // the search is O(n·k·16)
+    const bool w_u8 = d.w_type == DType::u8;
+    const uint8_t* w = static_cast<const uint8_t*>(d.w);
+    // w' by channel: t[kk·n + col]
+    std::vector<int16_t> t(k * n);
+    for (size_t col = 0; col < n; ++col)
+      for (size_t kk = 0; kk < k; ++kk)
+        t[kk * n + col] = static_cast<int16_t>(
+            (w_u8 ? int32_t{w[col * k + kk]} : int32_t{static_cast<int8_t>(w[col * k + kk])}) -
+            d.w_zp[col]);
+    auto failing = [&](size_t a, size_t b) {
+      size_t f = 0;
+      const int16_t* x = t.data() + a * n;
+      const int16_t* y = t.data() + b * n;
+      for (size_t col = 0; col < n; ++col) {
+        const int pos = std::max<int>(x[col], 0) + std::max<int>(y[col], 0);
+        const int neg = std::min<int>(x[col], 0) + std::min<int>(y[col], 0);
+        f += pos > 128 || neg < -128;
+      }
+      return f;
+    };
+    std::vector<uint8_t> mask(kpad);
+    for (size_t g0 = 0; g0 < kpad; g0 += 16) {
+      const size_t len = std::min<size_t>(16, k > g0 ? k - g0 : 0);
+      for (size_t j = 0; j < 16; ++j) mask[g0 + j] = static_cast<uint8_t>(j);  // pads: identity
+      size_t left[16], nl = 0;
+      int heavy[16];
+      for (size_t j = 0; j < len; ++j) {
+        int hmax = 0;
+        for (size_t col = 0; col < n; ++col) hmax = std::max<int>(hmax, std::abs(t[(g0 + j) * n + col]));
+        heavy[j] = hmax;
+        left[nl++] = j;
+      }
+      std::stable_sort(left, left + nl, [&](size_t a, size_t b) { return heavy[a] > heavy[b]; });
+      size_t pos = 0;
+      while (nl >= 2) {
+        const size_t h = left[0];
+        size_t best = 1, best_f = SIZE_MAX;
+        for (size_t c = 1; c < nl; ++c) {
+          const size_t f = failing(g0 + h, g0 + left[c]);
+          if (f < best_f) best_f = f, best = c;
+        }
+        mask[g0 + pos] = static_cast<uint8_t>(h);
+        mask[g0 + pos + 1] = static_cast<uint8_t>(left[best]);
+        pos += 2;
+        std::copy(left + best + 1, left + nl, left + best);
+        std::copy(left + 1, left + nl - 1, left);
+        nl -= 2;
+      }
+      if (nl) mask[g0 + pos] = static_cast<uint8_t>(left[0]);  // odd group (the last): alone
+    }
+    std::vector<uint8_t> wp(n * k);
+    for (size_t col = 0; col < n; ++col)
+      for (size_t kk = 0; kk < k; ++kk) wp[col * k + kk] = w[col * k + kk / 16 * 16 + mask[kk]];
+    std::unique_ptr<int8_t[]> packed(new int8_t[group_packed_ * d.group]);
+    std::vector<int32_t> psums(d.m);
+    Q8GemmForm form = Q8GemmForm::pair_u8;
+    for (size_t gi = 0; gi < d.group; ++gi)
+      form = std::max(form, scan_pack(ng_, k, wp.data() + gi * ng_ * k, w_u8, k,
+                                      d.w_zp + gi * ng_, xk_->nr,
+                                      packed.get() + gi * group_packed_, psums.data() + gi * ng_));
+    // Moved weights on top of the reordering cost more than they save on layers this small.
+    if (form != Q8GemmForm::pair_u8) return false;
+    packed8_ = std::move(packed);
+    sums = std::move(psums);
+    perm_ = std::move(mask);
+    return true;
+  }
+
   // Sizes of prepacked weights against this layer's layout for their column block.
   void check_prepacked(const OpSpec& spec) const {
     const Q8Prepacked& p = d_.pre;
@@ -356,6 +446,9 @@ class Q8ConvOp : public Op {
     w8_ = p.w;
     corr_ = prepacked_corrections(spec);
     EDGERT_EXPECT(spec, corr_.empty() || !sign_, "x8_corr given for a sign_s8 layer");
+    perm_ = prepacked_permutation(spec);
+    EDGERT_EXPECT(spec, perm_.empty() || (!sign_ && !wide_pairs_),
+                  "x8_perm given for a layer that is not pair_u8");
     bias_.assign(p.bias, p.bias + p.bias_len);
     scale_.assign(p.scale, p.scale + p.scale_len);
     finish_x8(xk_->mr, xk_->nr);
@@ -377,6 +470,27 @@ class Q8ConvOp : public Op {
     for (auto& g : corr)
       std::stable_sort(g.begin(), g.end(), [](const Corr& a, const Corr& b) { return a.col < b.col; });
     return corr;
+  }
+
+  // The stored K order (x8_perm), checked: each group of 16 a permutation of its indices below
+  // k, and the identity past k.
+  std::vector<uint8_t> prepacked_permutation(const OpSpec& spec) const {
+    const Q8Prepacked& p = d_.pre;
+    if (!p.perm) return {};
+    const size_t kpad = (k_ + 15) / 16 * 16;
+    EDGERT_EXPECT(spec, p.perm_len == int64_t(kpad), "x8_perm has " + std::to_string(p.perm_len) +
+                                                         " entries, K needs " + std::to_string(kpad));
+    for (size_t g0 = 0; g0 < kpad; g0 += 16) {
+      const size_t len = std::min<size_t>(16, k_ - g0);
+      unsigned seen = 0;
+      for (size_t j = 0; j < 16; ++j) {
+        const unsigned v = p.perm[g0 + j];
+        const bool ok = j < len ? v < len && !(seen >> v & 1) : v == j;
+        if (!ok) spec.fail("x8_perm is not a permutation within group " + std::to_string(g0 / 16));
+        if (j < len) seen |= 1u << v;
+      }
+    }
+    return std::vector<uint8_t>(p.perm, p.perm + kpad);
   }
 
   // The model's weights back from the byte-form packing (w = w' + w_zp), for an ISA that packs
@@ -410,6 +524,16 @@ class Q8ConvOp : public Op {
         raw[at] = static_cast<uint8_t>(v);
       }
     }
+    // A permuted packing: back to the model's K order.
+    const std::vector<uint8_t> perm = prepacked_permutation(spec);
+    if (!perm.empty()) {
+      std::vector<uint8_t> row(k_);
+      for (size_t col = 0; col < d_.m; ++col) {
+        uint8_t* r = raw.data() + col * k_;
+        for (size_t kk = 0; kk < k_; ++kk) row[kk / 16 * 16 + perm[kk]] = r[kk];
+        std::copy(row.begin(), row.end(), r);
+      }
+    }
     d_.w = raw.data();
     d_.pre = Q8Prepacked{};
   }
@@ -430,7 +554,7 @@ class Q8ConvOp : public Op {
     // pointer loads; moved weights need contiguous rows).
     taps_ = g.kh * g.kw;
     ind_fn_ = nullptr;
-    if (!direct_ && corr_.empty() && !prep_sign_ && cg_ % 4 == 0 && cg_ >= 16 &&
+    if (!direct_ && corr_.empty() && perm_.empty() && !prep_sign_ && cg_ % 4 == 0 && cg_ >= 16 &&
         xk_->indirect[sign_ ? 1 : 0][0][0]) {
       ind_fn_ = xk_->indirect[sign_ ? 1 : 0][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
       pad_row_.assign(cg_, static_cast<uint8_t>(d.x_zp));
@@ -474,13 +598,17 @@ class Q8ConvOp : public Op {
     const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
     // im2col rows own whole quads (lda_ >= round_up(k, 16)) and the packed weights past k are
     // zero: the kernel reads the last quad whole instead of through its partial-quad path.
-    const size_t k_row = direct_ || prep_sign_ ? k_ : (k_ + 3) / 4 * 4;
+    // Reordered rows (perm_) are whole 16-byte groups too.
+    const size_t k_row = (direct_ && perm_.empty()) || prep_sign_ ? k_ : (k_ + 3) / 4 * 4;
+    const size_t prow = (k_ + 15) / 16 * 16;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       // im2col never writes a row's bytes past k: sign_s8 rows keep s = 0 there.
       std::vector<uint8_t> a(direct_ || ind_fn_ ? 0 : tile_rows_ * lda_, zero_s);
       // Indirect rows: per group of mr rows, each tap's mr pointers (see Q8GemmX8IndirectFn).
       std::vector<const void*> ind(ind_fn_ ? (tile_rows_ + mr - 1) / mr * mr * taps_ : 0);
-      std::vector<uint8_t> prep(prep_sign_ ? tile_rows_ * srow_ : 0);  // sign_s8 operand rows
+      // sign_s8 operand rows, or reordered rows of a direct 1x1 conv (im2col ones in place)
+      std::vector<uint8_t> prep(prep_sign_ ? tile_rows_ * srow_
+                                : direct_ && !perm_.empty() ? tile_rows_ * prow : 0);
       std::vector<const void*> rowp(tile_rows_);
       std::vector<int32_t> rb;  // per-row biases (pair_u8 with corrections)
       size_t built = SIZE_MAX;
@@ -525,6 +653,24 @@ class Q8ConvOp : public Op {
                                   k_, flip, pr + r * srow_);
             }
             for (size_t r = 0; r < rows; ++r) rowp[r] = pr + r * srow_;
+          } else if (!perm_.empty()) {
+            // Whole 16-byte groups are read where the bytes past a row's k are readable: im2col
+            // rows (padded, reordered in place) and flat rows followed by enough of the tile.
+            if (!direct_) {
+              xk_->permute_rows(flat, step, rows, k_, true, perm_.data(), a.data(), lda_);
+            } else if (flat) {
+              const size_t tail = std::min(rows, (prow - k_ + k_ - 1) / k_);
+              xk_->permute_rows(flat, step, rows - tail, k_, true, perm_.data(), prep.data(), prow);
+              xk_->permute_rows(flat + (rows - tail) * step, step, tail, k_, false, perm_.data(),
+                                prep.data() + (rows - tail) * prow, prow);
+            } else {
+              for (size_t r = 0; r < rows; ++r)
+                xk_->permute_rows(static_cast<const uint8_t*>(rowp[r]), 0, 1, k_, false,
+                                  perm_.data(), prep.data() + r * prow, prow);
+            }
+            uint8_t* base = direct_ ? prep.data() : a.data();
+            const size_t stride = direct_ ? prow : lda_;
+            for (size_t r = 0; r < rows; ++r) rowp[r] = base + r * stride;
           } else if (flat) {
             for (size_t r = 0; r < rows; ++r) rowp[r] = flat + r * step;
           }
@@ -744,6 +890,7 @@ class Q8ConvOp : public Op {
   std::vector<float> scale_;
   std::vector<int16_t> packed_;
   std::vector<std::vector<Corr>> corr_;  // per group, by column; empty: none
+  std::vector<uint8_t> perm_;  // pair_u8 in another K order (q8_gemm_x8_permute_rows' mask)
   mutable std::vector<int32_t> corr_flat_;  // corr_ as packed_attrs exports it
   std::unique_ptr<int8_t[]> packed8_;
   const int8_t* w8_ = nullptr;  // packed8_, or prepacked weights in the model's buffer

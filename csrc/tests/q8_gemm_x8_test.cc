@@ -67,6 +67,9 @@ Data make_data(const Case& c, Rng& rng) {
     d.bias.push_back(rng.below(8) ? rng.range(-(1 << 20), 1 << 20) : int32_t(rng.next()));
     d.scale.push_back(rng.uniform(0.2f, 4.0f) * 64.0f / typical);
     if (c.ties) d.bias.back() = rng.range(-40, 40), d.scale.back() = 1.0f / float(2 << rng.below(3));
+    // Now and then a product far outside int32 either way (a float clamp or a cvtps2dq overflow
+    // guard must saturate it, not wrap).
+    if (!c.ties && rng.below(8) == 0) d.scale.back() = (rng.coin() ? 1e6f : -1e6f) * rng.uniform(1.0f, 1e3f);
   }
   d.rq = random_requant(rng, c.out == 0);
   return d;
@@ -286,6 +289,47 @@ void check_scan_pack(Family& fam, const Q8GemmX8UKernel& uk, const char* name, s
             fmt("%s without sums: form %d vs %d", what.c_str(), int(f2), int(f0)));
 }
 
+// A variant's permute_rows against q8_gemm_x8_permute_rows on `rows` rows of k bytes, with a
+// random mask of the documented kind (each 16-group a permutation of its indices below k, the
+// identity past k). Not whole: the source ends at a fenced page after its last row's k bytes and
+// all round_up(k, 16) output bytes must match; whole: rows are readable to round_up(k, 16) and
+// the first k bytes must match. Also in place (dst == src, rows round_up(k, 16) or more apart),
+// as the engine reorders im2col rows.
+void check_permute_rows(Family& fam, const Q8GemmX8UKernel& uk, const char* name, size_t rows,
+                        size_t k, bool whole, Rng& rng) {
+  const size_t kp = (k + 15) / 16 * 16;
+  const size_t stride = (whole ? kp : k) + rng.below(3) * 16;
+  const size_t dstride = kp + rng.below(2) * 16;
+  std::vector<uint8_t> mask(kp);
+  for (size_t g = 0; g < kp; g += 16) {
+    const size_t len = std::min<size_t>(16, k - g);
+    for (size_t j = 0; j < 16; ++j) mask[g + j] = static_cast<uint8_t>(j);
+    for (size_t j = len; j-- > 1;) std::swap(mask[g + j], mask[g + rng.below(j + 1)]);
+  }
+  std::vector<uint8_t> src((rows - 1) * stride + (whole ? kp : k));
+  for (auto& b : src) b = static_cast<uint8_t>(rng.below(256));
+  const Fenced<uint8_t> fsrc(src);
+  const std::string what = fmt("%s permute_rows rows=%zu k=%zu whole=%d", name, rows, k, int(whole));
+  set_running(what);
+  const size_t bytes = (rows - 1) * dstride + kp;
+  Guarded want(bytes), got(bytes);
+  q8_gemm_x8_permute_rows(fsrc.data(), stride, rows, k, whole, mask.data(), want.data(), dstride);
+  uk.permute_rows(fsrc.data(), stride, rows, k, whole, mask.data(), got.data(), dstride);
+  bool same = got.guard_intact();
+  for (size_t r = 0; r < rows; ++r)
+    same = same && first_diff(got.data() + r * dstride, want.data() + r * dstride, whole ? k : kp) == SIZE_MAX;
+  fam.check(same, what);
+  // In place (rows at least round_up(k, 16) apart): the rows of a copy reordered where they are.
+  if (stride < kp) return;
+  std::vector<uint8_t> inplace((rows - 1) * stride + kp + kGuard, kFill);
+  std::memcpy(inplace.data(), src.data(), src.size());
+  uk.permute_rows(inplace.data(), stride, rows, k, whole, mask.data(), inplace.data(), stride);
+  bool same2 = true;
+  for (size_t r = 0; r < rows; ++r)
+    same2 = same2 && first_diff(inplace.data() + r * stride, want.data() + r * dstride, k) == SIZE_MAX;
+  fam.check(same2, what + " in place");
+}
+
 }  // namespace
 
 Family run_q8_gemm_x8(Rng& rng) {
@@ -318,6 +362,12 @@ Family run_q8_gemm_x8(Rng& rng) {
       for (size_t taps : {1, 2, 9})
         for (size_t cg : {4, 8, 12, 64}) check_indirect(fam, *v.table, v.name, m, 1 + rng.below(40), taps, cg, rng);
     check_indirect(fam, *v.table, v.name, v.table->mr, 2 * v.table->nr + 3, 9, 512, rng);
+  }
+  for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
+    if (!v.table->permute_rows || !isa_runnable(v.isa)) continue;
+    for (size_t k : {4, 5, 15, 16, 17, 24, 27, 31, 32, 33, 47, 48, 63, 64, 65, 96, 100, 144, 577})
+      for (size_t rows : {1, 2, 5})
+        for (bool whole : {false, true}) check_permute_rows(fam, *v.table, v.name, rows, k, whole, rng);
   }
   for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
     if (!v.table->scan_pack || !isa_runnable(v.isa)) continue;

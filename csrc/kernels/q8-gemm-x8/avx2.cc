@@ -118,6 +118,44 @@ inline void store_row(__m256i acc0, __m256i acc1, const float* scale, size_t nj,
   }
 }
 
+// The output stage of two full rows (16 columns each) for u8/i8 outputs, clamping in integers
+// rather than in floats: round first (cvtps2dq, half to even; the min keeps a huge positive
+// product from becoming cvtps2dq's 0x80000000), then saturate to int16, add y_zp saturating,
+// saturate to 8 bits and clamp to [qmin, qmax] there, 32 outputs an instruction. Every step is
+// monotone and [qmin, qmax] lies inside each saturation range, so this equals the scalar
+// clamp(nearbyint(v), lo, hi) + y_zp. Two rows share the packs; one vpermd puts them in order.
+struct PairStage {
+  __m256 big;
+  __m256i zp16, qmin, qmax, order;
+  explicit PairStage(const Q8Requant& rq)
+      : big(_mm256_set1_ps(2147483520.0f)),  // the largest float below 2^31
+        zp16(_mm256_set1_epi16(static_cast<int16_t>(rq.y_zp))),
+        qmin(_mm256_set1_epi8(static_cast<char>(static_cast<int32_t>(rq.lo) + rq.y_zp))),
+        qmax(_mm256_set1_epi8(static_cast<char>(static_cast<int32_t>(rq.hi) + rq.y_zp))),
+        order(_mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)) {}
+};
+
+template <class Out>
+inline void store_pair(__m256i r00, __m256i r01, __m256i r10, __m256i r11, const float* scale,
+                       const PairStage& ps, Out* c0, Out* c1) {
+  const __m256 s0 = _mm256_loadu_ps(scale), s1 = _mm256_loadu_ps(scale + 8);
+  auto q = [&](__m256i acc, __m256 s) {
+    return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), s), ps.big));
+  };
+  // Per 128-bit lane: row 0's columns 0-3 and 8-11 (lane 0) or 4-7 and 12-15 (lane 1).
+  const __m256i p0 = _mm256_adds_epi16(_mm256_packs_epi32(q(r00, s0), q(r01, s1)), ps.zp16);
+  const __m256i p1 = _mm256_adds_epi16(_mm256_packs_epi32(q(r10, s0), q(r11, s1)), ps.zp16);
+  __m256i b;
+  if constexpr (std::is_same<Out, uint8_t>::value) {
+    b = _mm256_min_epu8(_mm256_max_epu8(_mm256_packus_epi16(p0, p1), ps.qmin), ps.qmax);
+  } else {
+    b = _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(p0, p1), ps.qmin), ps.qmax);
+  }
+  b = _mm256_permutevar8x32_epi32(b, ps.order);  // 4-byte groups: row 0's four, row 1's four
+  _mm_storeu_si128((__m128i*)c0, _mm256_castsi256_si128(b));
+  _mm_storeu_si128((__m128i*)c1, _mm256_extracti128_si256(b, 1));
+}
+
 template <int Form, class In, class Out>
 void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                const int32_t* bias, size_t bias_stride, const float* scale, void* c_out,
@@ -130,6 +168,7 @@ void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
   const uint8_t* a2 = mr > 2 ? static_cast<const uint8_t*>(a[2]) : a0;
   const uint8_t* a3 = mr > 3 ? static_cast<const uint8_t*>(a[3]) : a0;
   const size_t kq = (k + 3) / 4, kfull = k / 4, rem = k % 4;
+  const PairStage ps(rq);
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const int8_t* wb = w + n0 / NR * kq * 4 * NR;
     __m256i c00 = _mm256_loadu_si256((const __m256i*)(bias + n0));
@@ -167,6 +206,13 @@ void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
     }
     const size_t nj = nc - n0 < NR ? nc - n0 : NR;
     Out* cr = c + n0;
+    if constexpr (!std::is_same<Out, float>::value) {
+      if (mr == MR && nj == NR) {  // a whole tile
+        store_pair<Out>(c00, c01, c10, c11, scale + n0, ps, cr, cr + c_stride);
+        store_pair<Out>(c20, c21, c30, c31, scale + n0, ps, cr + 2 * c_stride, cr + 3 * c_stride);
+        continue;
+      }
+    }
     store_row<Out>(c00, c01, scale + n0, nj, cr, rq);
     if (mr > 1) store_row<Out>(c10, c11, scale + n0, nj, cr + c_stride, rq);
     if (mr > 2) store_row<Out>(c20, c21, scale + n0, nj, cr + 2 * c_stride, rq);
@@ -201,6 +247,32 @@ void prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out) {
       _mm256_store_si256((__m256i*)tmp, _mm256_permute2x128_si256(lo, hi, 0x20));
       _mm256_store_si256((__m256i*)(tmp + 32), _mm256_permute2x128_si256(lo, hi, 0x31));
       std::memcpy(out, tmp, bytes);
+    }
+  }
+}
+
+// q8_gemm_x8_permute_rows: vpshufb reorders within 128-bit lanes, i.e. one 16-byte group a lane.
+void permute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k, bool whole,
+                  const uint8_t* mask, uint8_t* dst, size_t dst_stride) {
+  const size_t kk = whole ? (k + 15) / 16 * 16 : k;
+  for (size_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) {
+    size_t g = 0;
+    for (; g + 32 <= kk; g += 32) {
+      const __m256i v = _mm256_loadu_si256((const __m256i*)(src + g));
+      _mm256_storeu_si256((__m256i*)(dst + g),
+                          _mm256_shuffle_epi8(v, _mm256_loadu_si256((const __m256i*)(mask + g))));
+    }
+    for (; g < kk; g += 16) {
+      __m128i v;
+      if (g + 16 <= kk) {
+        v = _mm_loadu_si128((const __m128i*)(src + g));
+      } else {  // the last group, not readable whole
+        alignas(16) uint8_t buf[16] = {};
+        std::memcpy(buf, src + g, kk - g);
+        v = _mm_load_si128((const __m128i*)buf);
+      }
+      _mm_storeu_si128((__m128i*)(dst + g),
+                       _mm_shuffle_epi8(v, _mm_loadu_si128((const __m128i*)(mask + g))));
     }
   }
 }
@@ -330,7 +402,7 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2 = {
     "q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2", MR, NR,
     {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
      {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
-    prepare_sign, q8_gemm_x8_scan_pack__avx2};
+    prepare_sign, q8_gemm_x8_scan_pack__avx2, false, {}, permute_rows};
 #undef EDGERT_X8_ROW
 
 }  // namespace edgert

@@ -66,6 +66,11 @@ struct Q8GemmX8UKernel {
   bool exact_pairs = false;
   // Optional, exact_pairs kernels: the indirect form of fn (same [form][input][output] index).
   Q8GemmX8IndirectFn indirect[2][2][3] = {};
+  // Optional (kernels with int16 pair sums): q8_gemm_x8_permute_rows, faster. With it the engine
+  // may run pair_u8 on a layer whose weights pass the pair test only in another K order: the
+  // packing holds the reordered weights and each A row is reordered the same way first.
+  void (*permute_rows)(const uint8_t* src, size_t src_stride, size_t rows, size_t k, bool whole,
+                       const uint8_t* mask, uint8_t* dst, size_t dst_stride) = nullptr;
 };
 
 inline size_t q8_gemm_x8_packed_size(size_t n, size_t k, size_t nr) {
@@ -90,6 +95,16 @@ void q8_gemm_pack_x8(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw
 void q8_gemm_x8_bias(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
                      const int32_t* w_zp, Q8GemmForm form, bool x_is_u8, const int32_t* bias,
                      int32_t* out);
+
+// A rows in the K order of a permuted pair_u8 packing: K is cut in groups of 16 and, for each of
+// `rows` rows, dst[16g + j] = src[16g + mask[16g + j]] (rows src_stride / dst_stride bytes
+// apart). mask has round_up(k, 16) entries, each < 16, and maps the positions below k to sources
+// below k. Bytes of src at or past k are read only when `whole` (the row is readable up to
+// round_up(k, 16)); dst's bytes from k to round_up(k, 16) are then unspecified, otherwise 0 or
+// copies of src bytes below k (the weights there are zero either way). dst may be src when the
+// rows are at least round_up(k, 16) bytes apart: a group is read before it is written.
+void q8_gemm_x8_permute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
+                             bool whole, const uint8_t* mask, uint8_t* dst, size_t dst_stride);
 
 // The sign_s8 operand row for k input bytes x (flip: u8 input, s = x ^ 0x80), 8·ceil(k/4) bytes.
 void q8_gemm_x8_prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out);

@@ -187,4 +187,17 @@ const Q8GemmX8UKernel* q8_gemm_x8_ukernel() {
   return nullptr;
 }
 
+void q8_gemm_x8_permute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
+                             bool /*whole*/, const uint8_t* mask, uint8_t* dst,
+                             size_t dst_stride) {
+  for (size_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) {
+    for (size_t g = 0; g < k; g += 16) {
+      uint8_t in[16] = {};
+      const size_t n = k - g < 16 ? k - g : 16;
+      for (size_t j = 0; j < n; ++j) in[j] = src[g + j];
+      for (size_t j = 0; j < 16; ++j) dst[g + j] = in[mask[g + j] & 15];
+    }
+  }
+}
+
 }  // namespace edgert
