@@ -389,19 +389,22 @@ def shape_weights(cs, form, rng):
     elif form == "rr":
         cs["wzp"][:] = 0 if w.dtype == np.int8 else 128
         w[:] = rng.integers(int(cs["wzp"][0]) - 63, int(cs["wzp"][0]) + 64, w.shape)
-    elif form == "sparse":  # small weights and a few pairs past the pair_u8 limit (±127 twins)
+    elif form == "sparse":  # small weights and a few pairs past the pair_u8 limit in any K order
         z = 0 if w.dtype == np.int8 else 128
         cs["wzp"][:] = z
         flat = w.reshape(w.shape[0], -1)
-        flat[:] = z + rng.integers(-40, 41, flat.shape)
+        flat[:] = z + rng.integers(-28, 29, flat.shape)  # 100 + 28 <= 128: passes beside a 100
         kk = flat.shape[1]
-        # One such pair per 2048 weights: within what the engine moves out (1 per 1024).
+        # One such column per 2048 weights (its failing pair within what the engine moves out,
+        # 1 per 1024): nine same-sign 100s in one group of 16, so that every pairing of the group
+        # has two of them side by side; in the model's order only pair (g, g + 1) fails.
         count = min(flat.shape[0], max(1, flat.size // 2048))
         for col in rng.choice(flat.shape[0], count, replace=False):
-            if kk >= 2:
-                j = int(rng.integers(0, kk // 2)) * 2
+            if kk >= 16:
+                g = int(rng.integers(0, kk // 16)) * 16
                 sgn = 1 if rng.integers(0, 2) else -1
-                flat[col, j], flat[col, j + 1] = z + sgn * 127, z + sgn * int(rng.integers(2, 128))
+                flat[col, g:g + 16:2] = z + sgn * 100
+                flat[col, g + 1] = z + sgn * int(rng.integers(29, 101))
     elif form == "heavy":  # a few heavy input channels, adjacent in pairs: passes pair_u8 only
         z = 0 if w.dtype == np.int8 else 128  # when each is paired with a light one instead
         cs["wzp"][:] = z
