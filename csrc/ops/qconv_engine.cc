@@ -341,7 +341,7 @@ class Q8ConvOp : public Op {
   // and a large sum; in trained layers the large weights sit in a few input channels, so pairing
   // each heavy channel with a light one usually passes for every column. The K order is chosen
   // within groups of 16 (a vpshufb per group reorders an A row, see q8_gemm_x8_permute_rows):
-  // greedily, the heaviest channel left takes the partner with the fewest failing columns. The
+  // greedily, the heaviest channel left takes the heaviest partner it passes with. The
   // order is kept only if the reordered weights pass the test outright (moved weights on top of
   // a reordered row cost more than they save). Tried before moving weights: a reordered row
   // costs one vpshufb per 16 bytes, moved weights scalar work per row and split kernel calls
@@ -353,7 +353,7 @@ class Q8ConvOp : public Op {
   bool pair_with_permutation(ScanPack scan_pack, std::vector<int32_t>& sums) {
     const Q8ConvDesc& d = d_;
     const size_t n = d.m, k = k_, kpad = (k + 15) / 16 * 16;
-    if (k < 4 || n * k > (size_t(1) << 22)) return false;  // the search is O(n·k·16)
+    if (k < 4 || n * k > (size_t(1) << 22)) return false;  // the search is O(n·k·8) at worst
     const bool w_u8 = d.w_type == DType::u8;
     const uint8_t* w = static_cast<const uint8_t*>(d.w);
     // w' by channel: t[kk·n + col]
@@ -363,16 +363,19 @@ class Q8ConvOp : public Op {
         t[kk * n + col] = static_cast<int16_t>(
             (w_u8 ? int32_t{w[col * k + kk]} : int32_t{static_cast<int8_t>(w[col * k + kk])}) -
             d.w_zp[col]);
-    auto failing = [&](size_t a, size_t b) {
-      size_t f = 0;
+    // Whether channels a and b pass the pair test side by side in every column (branch-free
+    // on int16 lanes: the compiler vectorizes it).
+    auto passes = [&](size_t a, size_t b) {
       const int16_t* x = t.data() + a * n;
       const int16_t* y = t.data() + b * n;
+      int bad = 0;
       for (size_t col = 0; col < n; ++col) {
-        const int pos = std::max<int>(x[col], 0) + std::max<int>(y[col], 0);
-        const int neg = std::min<int>(x[col], 0) + std::min<int>(y[col], 0);
-        f += pos > 128 || neg < -128;
+        const int16_t xa = x[col], yb = y[col];
+        const int16_t pos = static_cast<int16_t>((xa > 0 ? xa : 0) + (yb > 0 ? yb : 0));
+        const int16_t neg = static_cast<int16_t>((xa < 0 ? xa : 0) + (yb < 0 ? yb : 0));
+        bad |= (pos > 128) | (neg < -128);
       }
-      return f;
+      return bad == 0;
     };
     std::vector<uint8_t> mask(kpad);
     for (size_t g0 = 0; g0 < kpad; g0 += 16) {
@@ -387,18 +390,18 @@ class Q8ConvOp : public Op {
         left[nl++] = j;
       }
       std::stable_sort(left, left + nl, [&](size_t a, size_t b) { return heavy[a] > heavy[b]; });
+      // The heaviest channel left takes the heaviest partner it passes with, keeping the light
+      // ones for the heavy channels after it; none: no clean order of this group (give up).
       size_t pos = 0;
       while (nl >= 2) {
         const size_t h = left[0];
-        size_t best = 1, best_f = SIZE_MAX;
-        for (size_t c = 1; c < nl; ++c) {
-          const size_t f = failing(g0 + h, g0 + left[c]);
-          if (f < best_f) best_f = f, best = c;
-        }
+        size_t c = 1;
+        while (c < nl && !passes(g0 + h, g0 + left[c])) ++c;
+        if (c == nl) return false;
         mask[g0 + pos] = static_cast<uint8_t>(h);
-        mask[g0 + pos + 1] = static_cast<uint8_t>(left[best]);
+        mask[g0 + pos + 1] = static_cast<uint8_t>(left[c]);
         pos += 2;
-        std::copy(left + best + 1, left + nl, left + best);
+        std::copy(left + c + 1, left + nl, left + c);
         std::copy(left + 1, left + nl - 1, left);
         nl -= 2;
       }
