@@ -213,7 +213,7 @@ class Q8ConvOp : public Op {
     }
     const size_t mr = uk_->mr;
     tile_rows_ = std::clamp<size_t>(kScratchBytes / (kp_ * 2) / mr * mr, 8 * mr, 256);
-    tile_rows_ = std::min(tile_rows_, (pixels_ + mr - 1) / mr * mr);
+    tile_rows_ = even_tiles(std::min(tile_rows_, (pixels_ + mr - 1) / mr * mr), mr);
     const size_t nr = uk_->nr;
     col_block_ = std::max(nr, kWeightBlockBytes / (kp_ * 2) / nr * nr);
   }
@@ -575,9 +575,20 @@ class Q8ConvOp : public Op {
     tile_rows_ = std::clamp<size_t>(tile_bytes / lda_ / mr * mr, 4 * mr, 512);
     tile_rows_ = std::min(tile_rows_, (pixels_ + mr - 1) / mr * mr);
     if (one_tile) tile_rows_ = (pixels_ + mr - 1) / mr * mr;
+    tile_rows_ = even_tiles(tile_rows_, mr);
     const size_t kq4 = (k_ + 3) / 4 * 4;
     col_block_ = std::max(nr, (24 << 10) / kq4 / nr * nr);
     return true;
+  }
+
+  // Tiles of at most `rows` rows, as equal as whole groups of mr make them and, when there are
+  // several, a multiple of 4 of them, so that 2 or 4 threads get equal shares: 196 pixels in
+  // tiles of 168 rows would be one of 168 and one of 28, which two threads split badly; 4 of 52
+  // or fewer. (Fewer tiles than threads are split by columns instead, see split.)
+  size_t even_tiles(size_t rows, size_t mr) const {
+    size_t tiles = (pixels_ + rows - 1) / rows;
+    if (tiles > 1) tiles = (tiles + 3) / 4 * 4;
+    return std::max(mr, ((pixels_ + tiles - 1) / tiles + mr - 1) / mr * mr);
   }
 
   // Work items: (pixel tile, group, column part). Columns are split only when pixel tiles alone
