@@ -156,6 +156,57 @@ inline void store_pair(__m256i r00, __m256i r01, __m256i r10, __m256i r11, const
   _mm_storeu_si128((__m128i*)c1, _mm256_extracti128_si256(b, 1));
 }
 
+// A tile of R < 4 rows (a GEMV, the last rows of a layer): only those rows' products, where the
+// 4-row loop would compute four (a fully connected layer on one sample ran 4x the multiplies).
+template <int R, int Form, class In, class Out>
+void gemm_short(size_t nc, size_t k, const void* const* a, const int8_t* w, const int32_t* bias,
+                size_t bias_stride, const float* scale, Out* c, size_t c_stride,
+                const Q8Requant& rq) {
+  constexpr bool kFlip = (Form == 0) != std::is_same<In, uint8_t>::value;
+  const uint8_t* ar[R];
+  for (int r = 0; r < R; ++r) ar[r] = static_cast<const uint8_t*>(a[r]);
+  const size_t kq = (k + 3) / 4, kfull = k / 4, rem = k % 4;
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (size_t n0 = 0; n0 < nc; n0 += NR) {
+    const int8_t* wb = w + n0 / NR * kq * 4 * NR;
+    __m256i acc[R][2];
+    for (int r = 0; r < R; ++r) {
+      const int32_t* b = bias + n0 + r * bias_stride;
+      acc[r][0] = _mm256_loadu_si256((const __m256i*)b);
+      acc[r][1] = _mm256_loadu_si256((const __m256i*)(b + 8));
+    }
+    if constexpr (Form == 1) {  // prepared rows: per quad 4 bytes |s|, then 4 bytes s
+      for (size_t q = 0; q < kq; ++q, wb += 4 * NR) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
+        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
+        for (int r = 0; r < R; ++r) {
+          const __m256i u = bcast_quad(ar[r] + 8 * q), sg = bcast_quad(ar[r] + 8 * q + 4);
+          acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(
+                                                      _mm256_maddubs_epi16(u, _mm256_sign_epi8(w0, sg)), ones));
+          acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(
+                                                      _mm256_maddubs_epi16(u, _mm256_sign_epi8(w1, sg)), ones));
+        }
+      }
+    } else {
+      size_t off = 0;
+      for (size_t q = 0; q < kfull; ++q, off += 4, wb += 4 * NR) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
+        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
+        for (int r = 0; r < R; ++r) quad<kFlip>(bcast_quad(ar[r] + off), w0, w1, acc[r][0], acc[r][1]);
+      }
+      if (rem) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
+        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
+        for (int r = 0; r < R; ++r)
+          quad<kFlip>(bcast_tail(ar[r] + off, rem), w0, w1, acc[r][0], acc[r][1]);
+      }
+    }
+    const size_t nj = nc - n0 < NR ? nc - n0 : NR;
+    for (int r = 0; r < R; ++r)
+      store_row<Out>(acc[r][0], acc[r][1], scale + n0, nj, c + r * c_stride + n0, rq);
+  }
+}
+
 template <int Form, class In, class Out>
 void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                const int32_t* bias, size_t bias_stride, const float* scale, void* c_out,
@@ -163,10 +214,16 @@ void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
   // pair_u8 wants u8 operands, sign_s8 wants s8 ones: flip the sign bit when the input differs.
   constexpr bool kFlip = (Form == 0) != std::is_same<In, uint8_t>::value;
   Out* c = static_cast<Out*>(c_out);
-  const uint8_t* a0 = static_cast<const uint8_t*>(a[0]);
-  const uint8_t* a1 = mr > 1 ? static_cast<const uint8_t*>(a[1]) : a0;  // short tile: reuse 0
-  const uint8_t* a2 = mr > 2 ? static_cast<const uint8_t*>(a[2]) : a0;
-  const uint8_t* a3 = mr > 3 ? static_cast<const uint8_t*>(a[3]) : a0;
+  switch (mr) {
+    case 1: return gemm_short<1, Form, In, Out>(nc, k, a, w, bias, bias_stride, scale, c, c_stride, rq);
+    case 2: return gemm_short<2, Form, In, Out>(nc, k, a, w, bias, bias_stride, scale, c, c_stride, rq);
+    case 3: return gemm_short<3, Form, In, Out>(nc, k, a, w, bias, bias_stride, scale, c, c_stride, rq);
+    default: break;
+  }
+  const uint8_t* a0 = static_cast<const uint8_t*>(a[0]);  // a whole tile from here on
+  const uint8_t* a1 = static_cast<const uint8_t*>(a[1]);
+  const uint8_t* a2 = static_cast<const uint8_t*>(a[2]);
+  const uint8_t* a3 = static_cast<const uint8_t*>(a[3]);
   const size_t kq = (k + 3) / 4, kfull = k / 4, rem = k % 4;
   const PairStage ps(rq);
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
