@@ -346,7 +346,8 @@ Family run_q8_gemm_x8(Rng& rng) {
   };
   for (size_t k : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100})
     for (size_t m = 1; m <= mr + 1; ++m)
-      for (size_t n : {size_t{1}, size_t{3}, nr - 1, nr, nr + 1}) check_case(fam, random_case(m, n, k), rng);
+      for (size_t n : {size_t{1}, size_t{3}, nr / 2, nr - 1, nr, nr + 1, nr + nr / 2})
+        check_case(fam, random_case(m, n, k), rng);
   for (size_t m : {2 * mr + 1, size_t{13}})
     for (size_t n : {2 * nr + 1, 3 * nr - 1, size_t{67}})
       for (size_t k : {size_t{27}, size_t{144}, size_t{577}}) check_case(fam, random_case(m, n, k), rng);

@@ -207,6 +207,41 @@ void gemm_short(size_t nc, size_t k, const void* const* a, const int8_t* w, cons
   }
 }
 
+// The last block of a 4-row tile when it has at most 8 columns (N = 8, 24, 56, 1000 ...): the
+// block's columns 0-7 only, half the multiplies of a whole block.
+template <int Form, class In, class Out>
+void half_block(size_t nj, size_t k, const uint8_t* const* ar, const int8_t* wb,
+                const int32_t* bias, size_t bias_stride, const float* scale, Out* c,
+                size_t c_stride, const Q8Requant& rq) {
+  constexpr bool kFlip = (Form == 0) != std::is_same<In, uint8_t>::value;
+  const size_t kq = (k + 3) / 4, kfull = k / 4, rem = k % 4;
+  const __m256i ones = _mm256_set1_epi16(1), zero = _mm256_setzero_si256();
+  __m256i acc[MR];
+  for (size_t r = 0; r < MR; ++r) acc[r] = _mm256_loadu_si256((const __m256i*)(bias + r * bias_stride));
+  if constexpr (Form == 1) {
+    for (size_t q = 0; q < kq; ++q, wb += 4 * NR) {
+      const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
+      for (size_t r = 0; r < MR; ++r) {
+        const __m256i u = bcast_quad(ar[r] + 8 * q), sg = bcast_quad(ar[r] + 8 * q + 4);
+        acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(
+                                              _mm256_maddubs_epi16(u, _mm256_sign_epi8(w0, sg)), ones));
+      }
+    }
+  } else {
+    __m256i unused = zero;
+    size_t off = 0;
+    for (size_t q = 0; q < kfull; ++q, off += 4, wb += 4 * NR) {
+      const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
+      for (size_t r = 0; r < MR; ++r) quad<kFlip>(bcast_quad(ar[r] + off), w0, zero, acc[r], unused);
+    }
+    if (rem) {
+      const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
+      for (size_t r = 0; r < MR; ++r) quad<kFlip>(bcast_tail(ar[r] + off, rem), w0, zero, acc[r], unused);
+    }
+  }
+  for (size_t r = 0; r < MR; ++r) store_row<Out>(acc[r], zero, scale, nj, c + r * c_stride, rq);
+}
+
 template <int Form, class In, class Out>
 void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                const int32_t* bias, size_t bias_stride, const float* scale, void* c_out,
@@ -228,6 +263,12 @@ void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
   const PairStage ps(rq);
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const int8_t* wb = w + n0 / NR * kq * 4 * NR;
+    if (nc - n0 <= NR / 2) {
+      const uint8_t* const ar[MR] = {a0, a1, a2, a3};
+      half_block<Form, In, Out>(nc - n0, k, ar, wb, bias + n0, bias_stride, scale + n0, c + n0,
+                                c_stride, rq);
+      break;
+    }
     __m256i c00 = _mm256_loadu_si256((const __m256i*)(bias + n0));
     __m256i c01 = _mm256_loadu_si256((const __m256i*)(bias + n0 + 8));
     __m256i c10 = c00, c11 = c01, c20 = c00, c21 = c01, c30 = c00, c31 = c01;
