@@ -56,7 +56,7 @@ EDGERT_DOT inline int8x16_t operand(uint8x16_t bytes) {
   if (nq > q) {                                                                           \
     const int8x16_t w0 = vld1q_s8(wq + q * 64), w1 = vld1q_s8(wq + q * 64 + 16);          \
     const int8x16_t w2 = vld1q_s8(wq + q * 64 + 32), w3 = vld1q_s8(wq + q * 64 + 48);     \
-    for (size_t r = 0; r < MR; ++r) {                                                     \
+    for (size_t r = 0; r < R; ++r) {                                                      \
       acc[r][0] = vdotq_laneq_s32(acc[r][0], w0, x[r], q);                                \
       acc[r][1] = vdotq_laneq_s32(acc[r][1], w1, x[r], q);                                \
       acc[r][2] = vdotq_laneq_s32(acc[r][2], w2, x[r], q);                                \
@@ -68,25 +68,27 @@ EDGERT_DOT inline int8x16_t operand(uint8x16_t bytes) {
     }                                                                                     \
   }
 
-template <bool Pair, class In, class Out>
-EDGERT_DOT void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
+// R rows (1..4): a short tile computes only its rows.
+template <size_t R, bool Pair, class In, class Out>
+EDGERT_DOT void gemm_rows(size_t nc, size_t k, const void* const* a, const int8_t* w,
                           const int32_t* bias, size_t bias_stride, const float* scale,
                           void* c_out, size_t c_stride, const Q8Requant& rq) {
   const size_t kq = (k + 3) / 4;
-  const uint8_t* ar[MR];
-  for (size_t r = 0; r < MR; ++r) ar[r] = static_cast<const uint8_t*>(a[r < mr ? r : 0]);
+  const size_t mr = R;
+  const uint8_t* ar[R];
+  for (size_t r = 0; r < R; ++r) ar[r] = static_cast<const uint8_t*>(a[r]);
   const int8x16_t ones = vdupq_n_s8(1);
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const int8_t* wb = w + n0 * kq * 4;
-    int32x4_t acc[MR][4], sw[4];
+    int32x4_t acc[R][4], sw[4];
     for (size_t v = 0; v < 4; ++v) {
       sw[v] = vdupq_n_s32(0);
-      for (size_t r = 0; r < MR; ++r) acc[r][v] = vdupq_n_s32(0);
+      for (size_t r = 0; r < R; ++r) acc[r][v] = vdupq_n_s32(0);
     }
     size_t k0 = 0;
     for (; k0 + 16 <= k; k0 += 16) {
-      int8x16_t x[MR];
-      for (size_t r = 0; r < MR; ++r)
+      int8x16_t x[R];
+      for (size_t r = 0; r < R; ++r)
         x[r] = Pair ? operand<In>(vld1q_u8(ar[r] + k0))
                     : vreinterpretq_s8_u32(vld2q_u32(reinterpret_cast<const uint32_t*>(
                           ar[r] + 2 * k0)).val[1]);
@@ -95,9 +97,9 @@ EDGERT_DOT void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, 
       EDGERT_QUAD(0) EDGERT_QUAD(1) EDGERT_QUAD(2) EDGERT_QUAD(3)
     }
     if (k0 < k) {  // the last 1..15 bytes: a zero-padded copy, only the quads W has
-      int8x16_t x[MR];
+      int8x16_t x[R];
       const size_t nq = kq - k0 / 4;
-      for (size_t r = 0; r < MR; ++r) {
+      for (size_t r = 0; r < R; ++r) {
         alignas(16) uint8_t buf[32] = {};
         if (Pair) {
           std::memcpy(buf, ar[r] + k0, k - k0);
@@ -120,6 +122,18 @@ EDGERT_DOT void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, 
   }
 }
 #undef EDGERT_QUAD
+
+template <bool Pair, class In, class Out>
+EDGERT_DOT void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
+                          const int32_t* bias, size_t bias_stride, const float* scale,
+                          void* c_out, size_t c_stride, const Q8Requant& rq) {
+  switch (mr) {
+    case 1: return gemm_rows<1, Pair, In, Out>(nc, k, a, w, bias, bias_stride, scale, c_out, c_stride, rq);
+    case 2: return gemm_rows<2, Pair, In, Out>(nc, k, a, w, bias, bias_stride, scale, c_out, c_stride, rq);
+    case 3: return gemm_rows<3, Pair, In, Out>(nc, k, a, w, bias, bias_stride, scale, c_out, c_stride, rq);
+    default: return gemm_rows<4, Pair, In, Out>(nc, k, a, w, bias, bias_stride, scale, c_out, c_stride, rq);
+  }
+}
 
 }  // namespace
 
