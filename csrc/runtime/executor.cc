@@ -314,13 +314,17 @@ void Executor::run(const void* const* inputs, void* const* outputs) const {
     if (r == kTrialRuns) {
       int64_t total = 0;
       for (size_t k = 0; k < n; ++k) total += op_min_ns_[k].load();
+      bool any = false;
       for (size_t k = 0; k < n; ++k) {
-        op_serial_[k].store(total < kTinyRunNs || op_min_ns_[k].load() < kTinyOpNs,
-                            std::memory_order_relaxed);
+        const bool serial = total < kTinyRunNs || op_min_ns_[k].load() < kTinyOpNs;
+        op_serial_[k].store(serial, std::memory_order_relaxed);
+        any = any || !serial;
       }
+      any_parallel_.store(any, std::memory_order_relaxed);
     }
     return;
   }
+  if (any_parallel_.load(std::memory_order_relaxed)) pool_->prewake();
   for (size_t k = 0; k < n; ++k) {
     ThreadPool::SerialScope serial(op_serial_[k].load(std::memory_order_relaxed));
     ops_[k]->run(l.in.data() + in_off_[k], l.out.data() + out_off_[k], *pool_);

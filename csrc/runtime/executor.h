@@ -91,6 +91,7 @@ class Executor {
   mutable std::atomic<int> trials_{0};
   std::unique_ptr<std::atomic<int64_t>[]> op_min_ns_;
   std::unique_ptr<std::atomic<bool>[]> op_serial_;
+  mutable std::atomic<bool> any_parallel_{false};  // some op splits: wake workers at run start
   mutable std::mutex arena_mu_;
   mutable std::vector<Lease*> free_leases_;
   mutable std::vector<std::unique_ptr<Lease>> all_leases_;

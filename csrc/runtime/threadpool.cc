@@ -114,7 +114,7 @@ void ThreadPool::run_chunks(size_t self) {
 
 void ThreadPool::worker_loop(int index) {
   t_in_region = true;  // a worker only ever runs chunks
-  uint64_t seen = 0;
+  uint64_t seen = 0, woken = 0;
   for (;;) {
     auto fresh = [&] { return word_.load(std::memory_order_acquire) != seen; };
     if (!spin_until(fresh, [&] { return runs_.load(std::memory_order_relaxed) > 0; })) {
@@ -122,11 +122,16 @@ void ThreadPool::worker_loop(int index) {
       // seq_cst pairs with parallel_for's store of word_ then load of sleepers_: either it sees
       // us asleep and notifies, or we see its new word here.
       sleepers_.fetch_add(1);
-      cv_work_.wait(lock, [&] { return stop_.load() || word_.load() != seen; });
+      cv_work_.wait(lock, [&] {
+        return stop_.load() || word_.load() != seen || wake_.load() != woken;
+      });
       sleepers_.fetch_sub(1);
+      woken = wake_.load();
     }
     if (stop_.load()) return;
-    seen = word_.load(std::memory_order_acquire);
+    const uint64_t now = word_.load(std::memory_order_acquire);
+    if (now == seen) continue;  // woken by prewake: spin for the run's next region
+    seen = now;
     if (static_cast<uint64_t>(index) >= (seen & 0xffff)) continue;
     run_chunks(static_cast<size_t>(index) + 1);
     if (pending_.fetch_sub(1) == 1) {
@@ -134,6 +139,15 @@ void ThreadPool::worker_loop(int index) {
       cv_done_.notify_one();
     }
   }
+}
+
+void ThreadPool::prewake() {
+  if (sleepers_.load() == 0) return;  // none started, or all awake
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake_.fetch_add(1);
+  }
+  cv_work_.notify_all();
 }
 
 void ThreadPool::parallel_for(size_t n, size_t grain,
