@@ -12,7 +12,8 @@ EDGERT_PEAK_GMACS=G).
 
 Weight forms (see csrc/kernels/q8-gemm-x8/q8-gemm-x8.h): "full" weights span [-127, 127] like
 onnxruntime's s8 quantization (sign_s8 form on avx2, pair_u8 with exact quads on avx512vnni);
-"rr" weights are 7-bit (reduce_range; pair_u8).
+"rr" weights are 7-bit (reduce_range; pair_u8); "heavy" ones are light but for a few heavy
+input channels side by side, like trained layers (pair_u8 in another K order on avx2).
 """
 import os
 import re
@@ -39,6 +40,9 @@ MBV2_1X1 = [(12544, 32, 16), (12544, 16, 96), (3136, 96, 24), (3136, 24, 144), (
             (49, 160, 960), (49, 960, 160), (49, 960, 320), (49, 320, 1280)]
 GEMMS = [(m, k, n, "full") for m, k, n in MBV2_1X1] + [(1024, 1024, 1024, "full"),
                                                        (1024, 1024, 1024, "rr")]
+# Trained-like weights (a few heavy input channels, see _weights): pair_u8 in another K order on
+# avx2, where uniform random "full" weights run sign_s8.
+GEMMS += [(m, k, n, "heavy") for m, k, n in MBV2_1X1[:5]] + [(1024, 1024, 1024, "heavy")]
 # Depthwise (H, W, C, kernel, stride) with pad k//2.
 DWS = [(112, 112, 32, 3, 1), (112, 112, 96, 3, 2), (56, 56, 144, 3, 1), (56, 56, 144, 3, 2),
        (28, 28, 192, 3, 1), (14, 14, 576, 3, 1), (7, 7, 960, 3, 1), (28, 28, 96, 5, 1),
@@ -81,6 +85,14 @@ def _executor(op_type, x, y_shape, attrs, threads=1, y_dtype="u8"):
 
 
 def _weights(rng, shape, form):
+    if form == "heavy":  # light weights, and in each group of 16 input channels two heavy
+        w = rng.integers(-28, 29, shape)  # pairs side by side (same sign per column)
+        for g0 in range(0, shape[1] - 1, 16):
+            for j in (g0, g0 + 2):
+                if j + 1 < shape[1]:
+                    sgn = rng.choice([-1, 1], shape[0])
+                    w[:, j], w[:, j + 1] = sgn * 100, sgn * 95
+        return w.astype(np.int8)
     lim = 63 if form == "rr" else 127
     return rng.integers(-lim, lim + 1, shape).astype(np.int8)
 
