@@ -18,11 +18,12 @@
 //  - sign_s8: the operand is s = x (i8 input) or x ^ 0x80 (u8 input; bias + 128·Σw'),
 //    multiplied as |s| (u8, <= 128) × w'·sign(s) (s8): pair sums <= 2·128·127 < 32767, exact
 //    whenever every w' is in [−127, 127] (all onnxruntime-quantized s8 weights; it never emits
-//    −128). One vpsignb and one more broadcast per product vector than pair_u8; with the AVX2
-//    K loop in registers (inline asm) both reach ~90 % of peak.cpp's u8*s8 figure on 1024^3
-//    (thread CPU time, best of 15, on a shared machine). Every conv layer of the bench models' ws8 variants fails the
-//    pair test and none has a −128 weight, so sign_s8 is what they run; reduce_range (_rr)
-//    variants get pair_u8.
+//    −128). One vpsignb and one more broadcast per product vector than pair_u8: on a Zen 3,
+//    1024^3 with random full-range weights runs sign_s8 at 74 % of peak.cpp's u8*s8 figure,
+//    pair_u8 at 98 %. Nearly every full-range layer fails the pair test as packed; the engine
+//    then tries pair_u8 in another K order (permute_rows) or with a few weights moved into the
+//    bias (qconv_engine.cc), and runs sign_s8 where neither works (per-channel weights, most
+//    often); reduce_range (_rr) variants pass as they are.
 //  - int16: anything else (u8 weights with a zero point, a w' of −128 or beyond): the int16
 //    q8-gemm table.
 #pragma once
