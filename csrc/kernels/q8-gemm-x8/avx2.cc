@@ -156,90 +156,67 @@ inline void store_pair(__m256i r00, __m256i r01, __m256i r10, __m256i r11, const
   _mm_storeu_si128((__m128i*)c1, _mm256_extracti128_si256(b, 1));
 }
 
-// A tile of R < 4 rows (a GEMV, the last rows of a layer): only those rows' products, where the
-// 4-row loop would compute four (a fully connected layer on one sample ran 4x the multiplies).
+// One column block for R rows and V 8-column vectors, in intrinsics: the tiles the 4-row loop
+// would waste work on. R < 4 (a GEMV, a layer's last rows): only those rows' products, where the
+// 4-row loop computes four (a fully connected layer on one sample ran 4x the multiplies).
+// V = 1: a last block of at most 8 columns (N = 8, 24, 56, 1000 ...), half a block's multiplies.
+template <int R, int V, int Form, class In, class Out>
+void block(size_t nj, size_t k, const uint8_t* const* ar, const int8_t* wb, const int32_t* bias,
+           size_t bias_stride, const float* scale, Out* c, size_t c_stride, const Q8Requant& rq) {
+  constexpr bool kFlip = (Form == 0) != std::is_same<In, uint8_t>::value;
+  const size_t kq = (k + 3) / 4, kfull = k / 4, rem = k % 4;
+  const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  __m256i acc[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v)
+      acc[r][v] = _mm256_loadu_si256((const __m256i*)(bias + r * bias_stride + 8 * v));
+  auto madd = [&](__m256i& acc, __m256i a, __m256i w) {
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, w), ones));
+  };
+  if constexpr (Form == 1) {  // prepared rows: per quad 4 bytes |s|, then 4 bytes s
+    for (size_t q = 0; q < kq; ++q, wb += 4 * NR) {
+      __m256i wv[V];
+      for (int v = 0; v < V; ++v) wv[v] = _mm256_loadu_si256((const __m256i*)(wb + 32 * v));
+      for (int r = 0; r < R; ++r) {
+        const __m256i u = bcast_quad(ar[r] + 8 * q), sg = bcast_quad(ar[r] + 8 * q + 4);
+        for (int v = 0; v < V; ++v) madd(acc[r][v], u, _mm256_sign_epi8(wv[v], sg));
+      }
+    }
+  } else {
+    auto step = [&](size_t q, auto load) {
+      __m256i wv[V];
+      for (int v = 0; v < V; ++v) wv[v] = _mm256_loadu_si256((const __m256i*)(wb + 4 * NR * q + 32 * v));
+      for (int r = 0; r < R; ++r) {
+        __m256i x = load(ar[r] + 4 * q);
+        if (kFlip) x = _mm256_xor_si256(x, flip);
+        for (int v = 0; v < V; ++v) madd(acc[r][v], x, wv[v]);
+      }
+    };
+    for (size_t q = 0; q < kfull; ++q) step(q, [](const uint8_t* p) { return bcast_quad(p); });
+    // the last partial quad through a copy; the weights of the missing bytes are zero
+    if (rem) step(kfull, [rem](const uint8_t* p) { return bcast_tail(p, rem); });
+  }
+  for (int r = 0; r < R; ++r)
+    store_row<Out>(acc[r][0], V == 2 ? acc[r][V - 1] : _mm256_setzero_si256(), scale, nj,
+                   c + r * c_stride, rq);
+}
+
+// A tile of R < 4 rows: whole blocks, and a last one of at most 8 columns as half a block.
 template <int R, int Form, class In, class Out>
 void gemm_short(size_t nc, size_t k, const void* const* a, const int8_t* w, const int32_t* bias,
                 size_t bias_stride, const float* scale, Out* c, size_t c_stride,
                 const Q8Requant& rq) {
-  constexpr bool kFlip = (Form == 0) != std::is_same<In, uint8_t>::value;
   const uint8_t* ar[R];
   for (int r = 0; r < R; ++r) ar[r] = static_cast<const uint8_t*>(a[r]);
-  const size_t kq = (k + 3) / 4, kfull = k / 4, rem = k % 4;
-  const __m256i ones = _mm256_set1_epi16(1);
+  const size_t kq = (k + 3) / 4;
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const int8_t* wb = w + n0 / NR * kq * 4 * NR;
-    __m256i acc[R][2];
-    for (int r = 0; r < R; ++r) {
-      const int32_t* b = bias + n0 + r * bias_stride;
-      acc[r][0] = _mm256_loadu_si256((const __m256i*)b);
-      acc[r][1] = _mm256_loadu_si256((const __m256i*)(b + 8));
-    }
-    if constexpr (Form == 1) {  // prepared rows: per quad 4 bytes |s|, then 4 bytes s
-      for (size_t q = 0; q < kq; ++q, wb += 4 * NR) {
-        const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
-        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
-        for (int r = 0; r < R; ++r) {
-          const __m256i u = bcast_quad(ar[r] + 8 * q), sg = bcast_quad(ar[r] + 8 * q + 4);
-          acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(
-                                                      _mm256_maddubs_epi16(u, _mm256_sign_epi8(w0, sg)), ones));
-          acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(
-                                                      _mm256_maddubs_epi16(u, _mm256_sign_epi8(w1, sg)), ones));
-        }
-      }
-    } else {
-      size_t off = 0;
-      for (size_t q = 0; q < kfull; ++q, off += 4, wb += 4 * NR) {
-        const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
-        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
-        for (int r = 0; r < R; ++r) quad<kFlip>(bcast_quad(ar[r] + off), w0, w1, acc[r][0], acc[r][1]);
-      }
-      if (rem) {
-        const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
-        const __m256i w1 = _mm256_loadu_si256((const __m256i*)(wb + 32));
-        for (int r = 0; r < R; ++r)
-          quad<kFlip>(bcast_tail(ar[r] + off, rem), w0, w1, acc[r][0], acc[r][1]);
-      }
-    }
     const size_t nj = nc - n0 < NR ? nc - n0 : NR;
-    for (int r = 0; r < R; ++r)
-      store_row<Out>(acc[r][0], acc[r][1], scale + n0, nj, c + r * c_stride + n0, rq);
+    if (nj <= NR / 2)
+      block<R, 1, Form, In, Out>(nj, k, ar, wb, bias + n0, bias_stride, scale + n0, c + n0, c_stride, rq);
+    else
+      block<R, 2, Form, In, Out>(nj, k, ar, wb, bias + n0, bias_stride, scale + n0, c + n0, c_stride, rq);
   }
-}
-
-// The last block of a 4-row tile when it has at most 8 columns (N = 8, 24, 56, 1000 ...): the
-// block's columns 0-7 only, half the multiplies of a whole block.
-template <int Form, class In, class Out>
-void half_block(size_t nj, size_t k, const uint8_t* const* ar, const int8_t* wb,
-                const int32_t* bias, size_t bias_stride, const float* scale, Out* c,
-                size_t c_stride, const Q8Requant& rq) {
-  constexpr bool kFlip = (Form == 0) != std::is_same<In, uint8_t>::value;
-  const size_t kq = (k + 3) / 4, kfull = k / 4, rem = k % 4;
-  const __m256i ones = _mm256_set1_epi16(1), zero = _mm256_setzero_si256();
-  __m256i acc[MR];
-  for (size_t r = 0; r < MR; ++r) acc[r] = _mm256_loadu_si256((const __m256i*)(bias + r * bias_stride));
-  if constexpr (Form == 1) {
-    for (size_t q = 0; q < kq; ++q, wb += 4 * NR) {
-      const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
-      for (size_t r = 0; r < MR; ++r) {
-        const __m256i u = bcast_quad(ar[r] + 8 * q), sg = bcast_quad(ar[r] + 8 * q + 4);
-        acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(
-                                              _mm256_maddubs_epi16(u, _mm256_sign_epi8(w0, sg)), ones));
-      }
-    }
-  } else {
-    __m256i unused = zero;
-    size_t off = 0;
-    for (size_t q = 0; q < kfull; ++q, off += 4, wb += 4 * NR) {
-      const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
-      for (size_t r = 0; r < MR; ++r) quad<kFlip>(bcast_quad(ar[r] + off), w0, zero, acc[r], unused);
-    }
-    if (rem) {
-      const __m256i w0 = _mm256_loadu_si256((const __m256i*)wb);
-      for (size_t r = 0; r < MR; ++r) quad<kFlip>(bcast_tail(ar[r] + off, rem), w0, zero, acc[r], unused);
-    }
-  }
-  for (size_t r = 0; r < MR; ++r) store_row<Out>(acc[r], zero, scale, nj, c + r * c_stride, rq);
 }
 
 template <int Form, class In, class Out>
@@ -265,8 +242,8 @@ void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
     const int8_t* wb = w + n0 / NR * kq * 4 * NR;
     if (nc - n0 <= NR / 2) {
       const uint8_t* const ar[MR] = {a0, a1, a2, a3};
-      half_block<Form, In, Out>(nc - n0, k, ar, wb, bias + n0, bias_stride, scale + n0, c + n0,
-                                c_stride, rq);
+      block<MR, 1, Form, In, Out>(nc - n0, k, ar, wb, bias + n0, bias_stride, scale + n0, c + n0,
+                                  c_stride, rq);
       break;
     }
     __m256i c00 = _mm256_loadu_si256((const __m256i*)(bias + n0));
