@@ -1,5 +1,6 @@
 // qconv (NHWC int8 convolution, any group) and the quantization attributes it shares with qgemm:
 // parse and validate everything here, then hand a Q8ConvDesc to the engine (qconv_engine.cc).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -116,6 +117,15 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
   d.rq.lo = static_cast<float>(qmin - y_zp);
   d.rq.hi = static_cast<float>(qmax - y_zp);
   d.rq.y_zp = y_zp;
+  // The bound is proved on the model's bias and scale; a compiled model's prepacked scales are
+  // copies of them (and zero padding), so one larger than every model scale keeps the guard.
+  d.rq.guard = q8_requant_needs_guard(m, k, d.bias, d.scale);
+  if (!d.rq.guard && d.pre.scale) {
+    float smax = 0;
+    for (size_t i = 0; i < m; ++i) smax = std::max(smax, std::fabs(d.scale[i]));
+    for (int64_t i = 0; i < d.pre.scale_len; ++i)
+      if (!(std::fabs(d.pre.scale[i]) <= smax)) d.rq.guard = true;
+  }
 }
 
 namespace {

@@ -28,7 +28,23 @@ constexpr size_t kQ8GemmMaxK = 32768;   // 32768·255·255 < 2^31: the int32 sum
 struct Q8Requant {
   float lo, hi;   // qmin − y_zp, qmax − y_zp
   int32_t y_zp;
+  // false when the layer proves |float(acc)·scale| < 2^31 for every accumulator it can produce
+  // (q8_requant_needs_guard): a kernel that rounds before it clamps (cvtps2dq, whose overflow is
+  // 0x80000000) may then skip its clamp of huge products. Kernels that clamp first ignore it.
+  bool guard = true;
 };
+
+// Whether a layer's products can reach 2^31: each accumulator is bias[n] + Σ_k (x − x_zp)·w'
+// exactly, with |x − x_zp| <= 255 and |w'| <= 255, so |acc| <= |bias[n]| + 65025·k; the float
+// conversion and multiply each round by at most 2^-24 relatively.
+inline bool q8_requant_needs_guard(size_t m, size_t k, const int32_t* bias, const float* scale) {
+  for (size_t n = 0; n < m; ++n) {
+    const double b = bias[n] < 0 ? -double(bias[n]) : double(bias[n]);
+    const double s = scale[n] < 0 ? -double(scale[n]) : double(scale[n]);
+    if (!((b + 65025.0 * double(k)) * s * (1.0 + 1.0 / (1 << 20)) < 2147483520.0)) return true;
+  }
+  return false;
+}
 
 // C[i][n] for i < mr (<= MR), n < nc: A rows a_stride int16 apart, w points at packed row 0 of
 // this column range (nc columns, so round_up(nc, NR) packed rows may be read), bias/scale at
