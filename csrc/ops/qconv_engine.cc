@@ -713,8 +713,7 @@ class Q8ConvOp : public Op {
                         y + ((p0 + r) * d_.m + ch + (a - c0)) * y_size_, d_.m, d_.rq);
               return;
             }
-            for (size_t r = 0; r < rows; r += mr)
-              call(r, std::min(mr, rows - r), a, b, bias_.data() + pc + (a - c0), 0);
+            call(0, rows, a, b, bias_.data() + pc + (a - c0), 0);  // the kernel walks the rows
           };
           if (corr_.empty()) {
             gemm(c0, c0 + nc);

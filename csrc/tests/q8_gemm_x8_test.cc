@@ -104,7 +104,7 @@ void reference(const Case& c, const Data& d, uint8_t* out) {
 // bias/scale to whole tiles, run rows in tiles of mr and columns in chunks of `chunk` (multiple
 // of nr).
 void run(const Q8GemmX8UKernel& uk, Q8GemmForm form, const Case& c, const Data& d, size_t chunk,
-         uint8_t* out) {
+         bool all_rows, uint8_t* out) {
   const size_t nr = uk.nr, np = (c.n + nr - 1) / nr * nr, kq4 = (c.k + 3) / 4 * 4;
   std::vector<int8_t> w(q8_gemm_x8_packed_size(c.n, c.k, nr));
   q8_gemm_pack_x8(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data(), nr, w.data());
@@ -139,10 +139,11 @@ void run(const Q8GemmX8UKernel& uk, Q8GemmForm form, const Case& c, const Data& 
       a[i] = prepared.back().data();
     }
   }
-  const size_t es = c.out == 2 ? 4 : 1;
+  // Rows in tiles of the kernel's mr, or all in one call (the kernel walks them itself).
+  const size_t es = c.out == 2 ? 4 : 1, step = all_rows ? c.m : uk.mr;
   for (size_t c0 = 0; c0 < c.n; c0 += chunk)
-    for (size_t r = 0; r < c.m; r += uk.mr)
-      fn(std::min(uk.mr, c.m - r), std::min(chunk, c.n - c0), c.k, a.data() + r,
+    for (size_t r = 0; r < c.m; r += step)
+      fn(std::min(step, c.m - r), std::min(chunk, c.n - c0), c.k, a.data() + r,
          fw.data() + c0 * kq4, fb.data() + r * bstride + c0, bstride, fs.data() + c0,
          out + (r * c.c_stride + c0) * es, c.c_stride, d.rq);
 }
@@ -187,11 +188,13 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
       for (size_t chunk : {c.n, v.table->nr * (1 + rng.below(2))}) {
         Guarded got(bytes);
         set_running(fmt("%s form %d (chunk %zu): %s", v.name, int(form), chunk, describe(c).c_str()));
-        run(*v.table, form, c, d, chunk, got.data());
+        const bool all_rows = rng.coin();
+        run(*v.table, form, c, d, chunk, all_rows, got.data());
         const size_t at = first_diff(got.data(), want.data(), bytes);
         fam.check(at == SIZE_MAX && got.guard_intact(),
-                  fmt("%s form %s (chunk %zu, %s): %s, byte %zu%s", v.name,
+                  fmt("%s form %s (chunk %zu%s, %s): %s, byte %zu%s", v.name,
                       form == Q8GemmForm::pair_u8 ? "pair_u8" : "sign_s8", chunk,
+                      all_rows ? ", all rows" : "",
                       d.rq.guard ? "guarded" : "unguarded", describe(c).c_str(), at,
                       got.guard_intact() ? "" : ", wrote past the output"));
       }
@@ -366,7 +369,7 @@ Family run_q8_gemm_x8(Rng& rng) {
     for (size_t m = 1; m <= mr + 1; ++m)
       for (size_t n : {size_t{1}, size_t{3}, nr / 2, nr - 1, nr, nr + 1, nr + nr / 2})
         check_case(fam, random_case(m, n, k), rng);
-  for (size_t m : {2 * mr + 1, size_t{13}})
+  for (size_t m : {2 * mr + 1, size_t{11}, size_t{13}})
     for (size_t n : {2 * nr + 1, 3 * nr - 1, size_t{67}})
       for (size_t k : {size_t{27}, size_t{144}, size_t{577}}) check_case(fam, random_case(m, n, k), rng);
   for (int combo = 0; combo < 24; ++combo) {

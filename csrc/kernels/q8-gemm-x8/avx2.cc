@@ -162,6 +162,39 @@ inline void store_pair(__m256i r00, __m256i r01, __m256i r10, __m256i r11, const
   _mm_storeu_si128((__m128i*)c1, _mm_unpackhi_epi32(l0, l1));
 }
 
+// The same stage for four rows of 8 columns (a last block of at most 8 columns, or N = 8):
+// lane 0 of the byte vector holds columns 0-3 of rows 0-3, lane 1 columns 4-7.
+template <class Out, bool Guard>
+inline void store_quad8(const __m256i* acc, const float* scale, const PairStage& ps, size_t nj,
+                        Out* c, size_t c_stride) {
+  const __m256 s = _mm256_loadu_ps(scale);
+  auto q = [&](__m256i a) {
+    const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(a), s);
+    return _mm256_cvtps_epi32(Guard ? _mm256_min_ps(v, ps.big) : v);
+  };
+  const __m256i p0 = _mm256_adds_epi16(_mm256_packs_epi32(q(acc[0]), q(acc[1])), ps.zp16);
+  const __m256i p1 = _mm256_adds_epi16(_mm256_packs_epi32(q(acc[2]), q(acc[3])), ps.zp16);
+  __m256i b;
+  if constexpr (std::is_same<Out, uint8_t>::value) {
+    b = _mm256_min_epu8(_mm256_max_epu8(_mm256_packus_epi16(p0, p1), ps.qmin), ps.qmax);
+  } else {
+    b = _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(p0, p1), ps.qmin), ps.qmax);
+  }
+  const __m128i l0 = _mm256_castsi256_si128(b), l1 = _mm256_extracti128_si256(b, 1);
+  const __m128i r01 = _mm_unpacklo_epi32(l0, l1), r23 = _mm_unpackhi_epi32(l0, l1);
+  if (nj == 8) {
+    _mm_storel_epi64((__m128i*)c, r01);
+    _mm_storel_epi64((__m128i*)(c + c_stride), _mm_unpackhi_epi64(r01, r01));
+    _mm_storel_epi64((__m128i*)(c + 2 * c_stride), r23);
+    _mm_storel_epi64((__m128i*)(c + 3 * c_stride), _mm_unpackhi_epi64(r23, r23));
+  } else {
+    alignas(16) Out tmp[32];
+    _mm_store_si128((__m128i*)tmp, r01);
+    _mm_store_si128((__m128i*)(tmp + 16), r23);
+    for (int r = 0; r < 4; ++r) std::memcpy(c + r * c_stride, tmp + 8 * r, nj * sizeof(Out));
+  }
+}
+
 // One column block for R rows and V 8-column vectors, in intrinsics: the tiles the 4-row loop
 // would waste work on. R < 4 (a GEMV, a layer's last rows): only those rows' products, where the
 // 4-row loop computes four (a fully connected layer on one sample ran 4x the multiplies).
@@ -202,6 +235,13 @@ void block(size_t nj, size_t k, const uint8_t* const* ar, const int8_t* wb, cons
     // the last partial quad through a copy; the weights of the missing bytes are zero
     if (rem) step(kfull, [rem](const uint8_t* p) { return bcast_tail(p, rem); });
   }
+  if constexpr (R == 4 && V == 1 && !std::is_same<Out, float>::value) {
+    const PairStage ps(rq);
+    const __m256i a4[4] = {acc[0][0], acc[1][0], acc[2][0], acc[3][0]};
+    if (rq.guard) store_quad8<Out, true>(a4, scale, ps, nj, c, c_stride);
+    else store_quad8<Out, false>(a4, scale, ps, nj, c, c_stride);
+    return;
+  }
   for (int r = 0; r < R; ++r)
     store_row<Out>(acc[r][0], V == 2 ? acc[r][V - 1] : _mm256_setzero_si256(), scale, nj,
                    c + r * c_stride, rq);
@@ -225,13 +265,15 @@ void gemm_short(size_t nc, size_t k, const void* const* a, const int8_t* w, cons
   }
 }
 
+// One tile of mr <= 4 rows, inlined into gemm_4x16's row loop.
 template <int Form, class In, class Out>
-void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
-               const int32_t* bias, size_t bias_stride, const float* scale, void* c_out,
-               size_t c_stride, const Q8Requant& rq) {
+__attribute__((always_inline)) inline void gemm_tile(size_t mr, size_t nc, size_t k,
+                                                     const void* const* a, const int8_t* w,
+                                                     const int32_t* bias, size_t bias_stride,
+                                                     const float* scale, Out* c, size_t c_stride,
+                                                     const Q8Requant& rq) {
   // pair_u8 wants u8 operands, sign_s8 wants s8 ones: flip the sign bit when the input differs.
   constexpr bool kFlip = (Form == 0) != std::is_same<In, uint8_t>::value;
-  Out* c = static_cast<Out*>(c_out);
   switch (mr) {
     case 1: return gemm_short<1, Form, In, Out>(nc, k, a, w, bias, bias_stride, scale, c, c_stride, rq);
     case 2: return gemm_short<2, Form, In, Out>(nc, k, a, w, bias, bias_stride, scale, c, c_stride, rq);
@@ -306,6 +348,16 @@ void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
     if (mr > 2) store_row<Out>(c20, c21, scale + n0, nj, cr + 2 * c_stride, rq);
     if (mr > 3) store_row<Out>(c30, c31, scale + n0, nj, cr + 3 * c_stride, rq);
   }
+}
+
+template <int Form, class In, class Out>
+void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
+               const int32_t* bias, size_t bias_stride, const float* scale, void* c_out,
+               size_t c_stride, const Q8Requant& rq) {
+  Out* c = static_cast<Out*>(c_out);
+  for (size_t r = 0; r < mr; r += MR)
+    gemm_tile<Form, In, Out>(mr - r < MR ? mr - r : MR, nc, k, a + r, w, bias + r * bias_stride,
+                             bias_stride, scale, c + r * c_stride, c_stride, rq);
 }
 
 // 8 quads at a time: s = x ^ flip, |s|, interleaved per quad as [|s| x4, s x4].

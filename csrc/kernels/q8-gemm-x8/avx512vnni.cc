@@ -224,16 +224,20 @@ void gemm_8x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
                size_t c_stride, const Q8Requant& rq) {
   // The operand is u8: x for u8 input, x ^ 0x80 for i8 input (both forms).
   constexpr bool kFlip = !std::is_same<In, uint8_t>::value;
-  const uint8_t* const* rows = reinterpret_cast<const uint8_t* const*>(a);
-  Out* c = static_cast<Out*>(c_out);
   const OutStage os(rq);
-  switch (mr) {
+  for (size_t r = 0; r < mr; r += MR) {
+    const uint8_t* const* rows = reinterpret_cast<const uint8_t* const*>(a + r);
+    const size_t rn = mr - r < MR ? mr - r : MR;
+    const int32_t* br = bias + r * bias_stride;
+    Out* c = static_cast<Out*>(c_out) + r * c_stride;
+    switch (rn) {
 #define EDGERT_ROWS(R) \
-  case R: return gemm_rows<Form, kFlip, R, Out>(mr, nc, k, rows, w, bias, bias_stride, scale, c, c_stride, os);
-    EDGERT_ROWS(1) EDGERT_ROWS(2) EDGERT_ROWS(3) EDGERT_ROWS(4)
+  case R: gemm_rows<Form, kFlip, R, Out>(rn, nc, k, rows, w, br, bias_stride, scale, c, c_stride, os); break;
+      EDGERT_ROWS(1) EDGERT_ROWS(2) EDGERT_ROWS(3) EDGERT_ROWS(4)
 #undef EDGERT_ROWS
-    default:  // 5 to 8
-      if (mr <= MR) gemm_rows<Form, kFlip, MR, Out>(mr, nc, k, rows, w, bias, bias_stride, scale, c, c_stride, os);
+      default:  // 5 to 8
+        gemm_rows<Form, kFlip, MR, Out>(rn, nc, k, rows, w, br, bias_stride, scale, c, c_stride, os);
+    }
   }
 }
 

@@ -127,11 +127,16 @@ template <bool Pair, class In, class Out>
 EDGERT_DOT void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                           const int32_t* bias, size_t bias_stride, const float* scale,
                           void* c_out, size_t c_stride, const Q8Requant& rq) {
-  switch (mr) {
-    case 1: return gemm_rows<1, Pair, In, Out>(nc, k, a, w, bias, bias_stride, scale, c_out, c_stride, rq);
-    case 2: return gemm_rows<2, Pair, In, Out>(nc, k, a, w, bias, bias_stride, scale, c_out, c_stride, rq);
-    case 3: return gemm_rows<3, Pair, In, Out>(nc, k, a, w, bias, bias_stride, scale, c_out, c_stride, rq);
-    default: return gemm_rows<4, Pair, In, Out>(nc, k, a, w, bias, bias_stride, scale, c_out, c_stride, rq);
+  for (size_t r = 0; r < mr; r += MR) {
+    const void* const* ar = a + r;
+    const int32_t* br = bias + r * bias_stride;
+    Out* cr = static_cast<Out*>(c_out) + r * c_stride;
+    switch (mr - r) {
+      case 1: gemm_rows<1, Pair, In, Out>(nc, k, ar, w, br, bias_stride, scale, cr, c_stride, rq); break;
+      case 2: gemm_rows<2, Pair, In, Out>(nc, k, ar, w, br, bias_stride, scale, cr, c_stride, rq); break;
+      case 3: gemm_rows<3, Pair, In, Out>(nc, k, ar, w, br, bias_stride, scale, cr, c_stride, rq); break;
+      default: gemm_rows<4, Pair, In, Out>(nc, k, ar, w, br, bias_stride, scale, cr, c_stride, rq);
+    }
   }
 }
 

@@ -37,8 +37,11 @@ namespace edgert {
 
 enum class Q8GemmForm { pair_u8, sign_s8, int16 };
 
-// Row r's bias is bias + r·bias_stride (bias_stride 0: one bias row for every row; the engine
-// passes per-row biases to fold in the corrections of a pair_u8 layer, see qconv_engine.cc).
+// mr rows, any number: a holds mr row pointers and the kernel walks them in tiles of its own mr
+// (one call for a whole tile of rows saves a call and the output-stage setup per tile: 2304 rows
+// of K=16, N=8 ran 12.2 us in 4-row calls, 8.1 in one). Row r's bias is bias + r·bias_stride
+// (bias_stride 0: one bias row for every row; the engine passes per-row biases to fold in the
+// corrections of a pair_u8 layer, see qconv_engine.cc).
 using Q8GemmX8Fn = void (*)(size_t mr, size_t nc, size_t k, const void* const* a,
                             const int8_t* w, const int32_t* bias, size_t bias_stride,
                             const float* scale, void* c, size_t c_stride, const Q8Requant& rq);
