@@ -139,49 +139,46 @@ struct PairStage {
         guard(rq.guard) {}
 };
 
+// Four accumulator vectors to bytes, x0 and x2 scaled by s0, x1 and x3 by s1. Per 128-bit lane
+// the byte vector holds 4-byte groups of x0, x1, x2, x3 (lane 0 their elements 0-3, lane 1 4-7);
+// lo = unpacklo_epi32 of the lanes is x0's 8 elements then x1's, hi is x2's then x3's.
 template <class Out, bool Guard>
-inline void store_pair(__m256i r00, __m256i r01, __m256i r10, __m256i r11, const float* scale,
-                       const PairStage& ps, Out* c0, Out* c1) {
-  const __m256 s0 = _mm256_loadu_ps(scale), s1 = _mm256_loadu_ps(scale + 8);
+inline void requant4(__m256i x0, __m256i x1, __m256i x2, __m256i x3, __m256 s0, __m256 s1,
+                     const PairStage& ps, __m128i& lo, __m128i& hi) {
   auto q = [&](__m256i acc, __m256 s) {
     const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), s);
     return _mm256_cvtps_epi32(Guard ? _mm256_min_ps(v, ps.big) : v);
   };
-  // Per 128-bit lane: row 0's columns 0-3 and 8-11 (lane 0) or 4-7 and 12-15 (lane 1).
-  const __m256i p0 = _mm256_adds_epi16(_mm256_packs_epi32(q(r00, s0), q(r01, s1)), ps.zp16);
-  const __m256i p1 = _mm256_adds_epi16(_mm256_packs_epi32(q(r10, s0), q(r11, s1)), ps.zp16);
+  const __m256i p0 = _mm256_adds_epi16(_mm256_packs_epi32(q(x0, s0), q(x1, s1)), ps.zp16);
+  const __m256i p1 = _mm256_adds_epi16(_mm256_packs_epi32(q(x2, s0), q(x3, s1)), ps.zp16);
   __m256i b;
   if constexpr (std::is_same<Out, uint8_t>::value) {
     b = _mm256_min_epu8(_mm256_max_epu8(_mm256_packus_epi16(p0, p1), ps.qmin), ps.qmax);
   } else {
     b = _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(p0, p1), ps.qmin), ps.qmax);
   }
-  // 4-byte groups: lane 0 holds row 0's columns 0-3 and 8-11, then row 1's; lane 1 4-7, 12-15
   const __m128i l0 = _mm256_castsi256_si128(b), l1 = _mm256_extracti128_si256(b, 1);
-  _mm_storeu_si128((__m128i*)c0, _mm_unpacklo_epi32(l0, l1));
-  _mm_storeu_si128((__m128i*)c1, _mm_unpackhi_epi32(l0, l1));
+  lo = _mm_unpacklo_epi32(l0, l1), hi = _mm_unpackhi_epi32(l0, l1);
 }
 
-// The same stage for four rows of 8 columns (a last block of at most 8 columns, or N = 8):
-// lane 0 of the byte vector holds columns 0-3 of rows 0-3, lane 1 columns 4-7.
+// Two full rows of 16 columns (r00/r01: row 0's columns 0-7 / 8-15, so lo is row 0).
+template <class Out, bool Guard>
+inline void store_pair(__m256i r00, __m256i r01, __m256i r10, __m256i r11, const float* scale,
+                       const PairStage& ps, Out* c0, Out* c1) {
+  __m128i row0, row1;
+  requant4<Out, Guard>(r00, r01, r10, r11, _mm256_loadu_ps(scale), _mm256_loadu_ps(scale + 8), ps,
+                       row0, row1);
+  _mm_storeu_si128((__m128i*)c0, row0);
+  _mm_storeu_si128((__m128i*)c1, row1);
+}
+
+// Four rows of at most 8 columns (a last block of at most 8 columns, or N = 8).
 template <class Out, bool Guard>
 inline void store_quad8(const __m256i* acc, const float* scale, const PairStage& ps, size_t nj,
                         Out* c, size_t c_stride) {
   const __m256 s = _mm256_loadu_ps(scale);
-  auto q = [&](__m256i a) {
-    const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(a), s);
-    return _mm256_cvtps_epi32(Guard ? _mm256_min_ps(v, ps.big) : v);
-  };
-  const __m256i p0 = _mm256_adds_epi16(_mm256_packs_epi32(q(acc[0]), q(acc[1])), ps.zp16);
-  const __m256i p1 = _mm256_adds_epi16(_mm256_packs_epi32(q(acc[2]), q(acc[3])), ps.zp16);
-  __m256i b;
-  if constexpr (std::is_same<Out, uint8_t>::value) {
-    b = _mm256_min_epu8(_mm256_max_epu8(_mm256_packus_epi16(p0, p1), ps.qmin), ps.qmax);
-  } else {
-    b = _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(p0, p1), ps.qmin), ps.qmax);
-  }
-  const __m128i l0 = _mm256_castsi256_si128(b), l1 = _mm256_extracti128_si256(b, 1);
-  const __m128i r01 = _mm_unpacklo_epi32(l0, l1), r23 = _mm_unpackhi_epi32(l0, l1);
+  __m128i r01, r23;
+  requant4<Out, Guard>(acc[0], acc[1], acc[2], acc[3], s, s, ps, r01, r23);
   if (nj == 8) {
     _mm_storel_epi64((__m128i*)c, r01);
     _mm_storel_epi64((__m128i*)(c + c_stride), _mm_unpackhi_epi64(r01, r01));
