@@ -154,9 +154,12 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
                               const std::function<void(size_t, size_t)>& fn) {
   if (n == 0) return;
   grain = std::max<size_t>(grain, 1);
-  // About 4 chunks per thread balances uneven chunks; the split depends only on n, grain and
-  // threads_, never on timing.
-  size_t target = static_cast<size_t>(threads_) * 4;
+  // About 16 chunks per thread (no smaller than grain): a thread that finishes its range takes
+  // chunks from the others', so the threads end at most a chunk apart even when one core runs
+  // slower (the second core here often runs 5-10 % slower than the first; with 4 chunks per
+  // thread a 12544x96x24 GEMM scaled 1.35x on 2 threads, with 16 1.63-1.71x). The split depends
+  // only on n, grain and threads_, never on timing.
+  size_t target = static_cast<size_t>(threads_) * 16;
   size_t chunk = std::max(grain, (n + target - 1) / target);
   if (threads_ == 1 || chunk >= n || t_in_region || t_serial) {
     fn(0, n);
