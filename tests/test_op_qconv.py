@@ -189,6 +189,10 @@ CONFIGS = {
     "many_tiles_and_cols": dict(h=20, w=20, c=33, m=70, k=(3, 3), pads=(1, 1, 1, 1)),
     "many_pixels_1x1": dict(h=48, w=48, c=8, m=16, k=(1, 1)),
     "kernel_larger_than_input": dict(h=1, w=2, c=3, m=4, k=(3, 3), pads=(1, 1, 1, 0)),
+    # RGB stems: im2col copies runs of interior pixels along an output row, tiles start mid-row.
+    "stem_rgb_3x3_s2_tiles": dict(h=70, w=66, c=3, m=16, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1)),
+    "stem_rgb_7x7_s2_batch2": dict(n=2, h=41, w=37, c=3, m=8, k=(7, 7), s=(2, 2),
+                                   pads=(3, 3, 3, 3)),
     # Whole channel quads, 16+ a group: kernels with an indirect form read taps by pointer.
     "taps_3x3_c32_s2_dil": dict(h=11, w=10, c=32, m=20, k=(3, 3), s=(2, 2), d=(1, 2),
                                 pads=(1, 2, 0, 1)),

