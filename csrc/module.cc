@@ -123,57 +123,12 @@ class PyExecutor {
     return py::make_tuple(pa.drop, add);
   }
 
-  py::list run(const py::sequence& inputs) const {
-    const Plan& p = ex_->plan();
-    if (inputs.size() != p.input_ids.size()) {
-      throw py::value_error("expected " + std::to_string(p.input_ids.size()) + " inputs, got " +
-                            std::to_string(inputs.size()));
-    }
-    std::vector<py::array> in;
-    std::vector<const void*> in_ptr;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      const TensorDesc& d = ex_->input_desc(i);
-      // Messages are built only on failure: this is the per-run hot path.
-      auto want = [&] { return std::string(dtype_name(d.dtype)) + " " + shape_str(d.shape); };
-      py::object o = inputs[i];
-      if (!py::isinstance<py::array>(o)) {
-        throw py::value_error("input " + std::to_string(i) + ": expected a numpy array (" + want() +
-                              "), got " + std::string(Py_TYPE(o.ptr())->tp_name));
-      }
-      py::array a = py::reinterpret_borrow<py::array>(o);
-      DType t;
-      bool same = static_cast<size_t>(a.ndim()) == d.shape.size();
-      for (size_t k = 0; same && k < d.shape.size(); ++k) same = a.shape()[k] == d.shape[k];
-      if (!same || !np_dtype(a.dtype(), &t) || t != d.dtype) {
-        std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
-        throw py::value_error("input " + std::to_string(i) + ": expected " + want() + ", got " +
-                              std::string(py::str(a.dtype())) + " " + shape_str(shape));
-      }
-      const int need = py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
-      if ((a.flags() & need) != need) {
-        throw py::value_error("input " + std::to_string(i) +
-                              ": array must be C-contiguous and aligned "
-                              "(use numpy.ascontiguousarray)");
-      }
-      in_ptr.push_back(a.data());
-      in.push_back(std::move(a));
-    }
-    std::vector<py::array> out;
-    std::vector<void*> out_ptr;
-    for (size_t i = 0; i < p.output_ids.size(); ++i) {
-      const TensorDesc& d = ex_->output_desc(i);
-      py::array a(to_np(d.dtype), std::vector<py::ssize_t>(d.shape.begin(), d.shape.end()));
-      out_ptr.push_back(a.mutable_data());
-      out.push_back(std::move(a));
-    }
-    {
-      py::gil_scoped_release nogil;
-      ex_->run(in_ptr.data(), out_ptr.data());
-    }
-    py::list r;
-    for (auto& a : out) r.append(a);
-    return r;
-  }
+  py::list run(const py::sequence& inputs) const { return run_impl(inputs, true); }
+
+  // The session's hot path: runs when every input is exactly what the plan takes (a plain
+  // C-contiguous, aligned numpy array of its dtype and shape), else returns None without a
+  // message, and the caller's full checks take over (and name what is wrong).
+  py::object try_run(const py::sequence& inputs) const { return run_impl(inputs, false); }
 
   int64_t arena_bytes() const { return ex_->arena_bytes(); }
   int threads() const { return ex_->threads(); }
@@ -284,12 +239,85 @@ class PyExecutor {
     }
   }
 
+  // Inputs checked (strict: a ValueError naming the input, else a None result), outputs
+  // allocated from dtypes and shapes made once, then one executor run without the GIL.
+  py::object run_impl(const py::sequence& inputs, bool strict) const {
+    const Plan& p = ex_->plan();
+    const size_t n_in = p.input_ids.size(), n_out = p.output_ids.size();
+    if (inputs.size() != n_in) {
+      if (!strict) return py::none();
+      throw py::value_error("expected " + std::to_string(n_in) + " inputs, got " +
+                            std::to_string(inputs.size()));
+    }
+    if (out_dtypes_.size() != n_out) {  // first run (the GIL serializes it): kept from then on
+      for (size_t i = 0; i < n_out; ++i) {
+        const TensorDesc& d = ex_->output_desc(i);
+        out_shapes_.emplace_back(d.shape.begin(), d.shape.end());
+        out_dtypes_.push_back(to_np(d.dtype));
+      }
+    }
+    constexpr size_t kSmall = 8;  // no heap vectors for the usual few inputs and outputs
+    const void* in_small[kSmall];
+    void* out_small[kSmall];
+    std::vector<const void*> in_big(n_in > kSmall ? n_in : 0);
+    std::vector<void*> out_big(n_out > kSmall ? n_out : 0);
+    const void** in_ptr = n_in > kSmall ? in_big.data() : in_small;
+    void** out_ptr = n_out > kSmall ? out_big.data() : out_small;
+    // Our own references: another thread may empty the caller's list while the run is on.
+    py::object keep_small[kSmall];
+    std::vector<py::object> keep_big(n_in > kSmall ? n_in : 0);
+    py::object* keep = n_in > kSmall ? keep_big.data() : keep_small;
+    for (size_t i = 0; i < n_in; ++i) {
+      const TensorDesc& d = ex_->input_desc(i);
+      auto want = [&] { return std::string(dtype_name(d.dtype)) + " " + shape_str(d.shape); };
+      py::object o = inputs[i];
+      const bool exact = Py_TYPE(o.ptr()) == py::detail::npy_api::get().PyArray_Type_;
+      if (!exact && (!strict || !py::isinstance<py::array>(o))) {
+        if (!strict) return py::none();
+        throw py::value_error("input " + std::to_string(i) + ": expected a numpy array (" + want() +
+                              "), got " + std::string(Py_TYPE(o.ptr())->tp_name));
+      }
+      py::array a = py::reinterpret_borrow<py::array>(o);
+      DType t;
+      bool same = static_cast<size_t>(a.ndim()) == d.shape.size();
+      for (size_t k = 0; same && k < d.shape.size(); ++k) same = a.shape()[k] == d.shape[k];
+      const int need = py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+      if (!same || !np_dtype(a.dtype(), &t) || t != d.dtype) {
+        if (!strict) return py::none();
+        std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+        throw py::value_error("input " + std::to_string(i) + ": expected " + want() + ", got " +
+                              std::string(py::str(a.dtype())) + " " + shape_str(shape));
+      }
+      if ((a.flags() & need) != need) {
+        if (!strict) return py::none();
+        throw py::value_error("input " + std::to_string(i) +
+                              ": array must be C-contiguous and aligned "
+                              "(use numpy.ascontiguousarray)");
+      }
+      in_ptr[i] = a.data();
+      keep[i] = std::move(a);
+    }
+    py::list r(n_out);
+    for (size_t i = 0; i < n_out; ++i) {
+      py::array a(out_dtypes_[i], out_shapes_[i]);
+      out_ptr[i] = a.mutable_data();
+      r[i] = std::move(a);
+    }
+    {
+      py::gil_scoped_release nogil;
+      ex_->run(in_ptr, out_ptr);
+    }
+    return std::move(r);
+  }
+
   PyExecutor() = default;
 
   std::vector<py::object> keep_;
   Py_buffer view_{};
   bool has_view_ = false;
   std::unique_ptr<Executor> ex_;
+  mutable std::vector<py::dtype> out_dtypes_;  // the outputs', made on the first run
+  mutable std::vector<std::vector<py::ssize_t>> out_shapes_;
 };
 
 // The CRC32C of bytes [offset, +length) of a buffer, begun at once: a helper thread checksums
@@ -384,6 +412,7 @@ PYBIND11_MODULE(_core, m) {
                   py::arg("blob_length"), py::arg("threads") = 0)
       .def("packed_attrs", &PyExecutor::packed_attrs, py::arg("op"))
       .def("run", &PyExecutor::run, py::arg("inputs"))
+      .def("try_run", &PyExecutor::try_run, py::arg("inputs"))
       .def_property_readonly("arena_bytes", &PyExecutor::arena_bytes)
       .def_property_readonly("threads", &PyExecutor::threads);
 }

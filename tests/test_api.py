@@ -99,6 +99,38 @@ def test_non_contiguous_input_gives_same_answer(qmodel):
     np.testing.assert_array_equal(s.run(None, {"input": view})[0], s.run(None, {"input": x})[0])
 
 
+def test_warm_session_checks_inputs_like_a_cold_one(qmodel):
+    """After a good run the next runs take a fast path (Session._hot): it must decline every
+    input the plan does not take as-is, with the same errors and answers as a fresh session."""
+    warm = edgert.load(qmodel)
+    x = _x(6)
+    want = warm.run(None, {"input": x})[0]
+    bad = [{"input": x.astype(np.float64)}, {"input": x[:, :, :15]}, {"inputs": x},
+           {"input": x, "extra": x}, {}, {"input": x.tolist()[0]}]
+    for feed in bad:
+        errors = []
+        for s in (edgert.load(qmodel), warm):
+            with pytest.raises(edgert.EdgertError) as e:
+                s.run(None, feed)
+            errors.append((type(e.value), str(e.value)))
+        assert errors[0] == errors[1], feed.keys()
+        np.testing.assert_array_equal(warm.run(None, {"input": x})[0], want)
+
+    class Sub(np.ndarray):
+        pass
+
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    misaligned = np.frombuffer(raw.data, np.float32, x.size, offset=1).reshape(x.shape)
+    misaligned[...] = x
+    assert not misaligned.flags.aligned
+    for same in (np.asfortranarray(x), x.view(Sub), misaligned, x.copy()):
+        np.testing.assert_array_equal(warm.run(None, {"input": same})[0], want)
+    batch = _x(7, batch=2)  # another shape plans anew; the warm plan then changes too
+    np.testing.assert_array_equal(warm.run(None, {"input": batch})[0],
+                                  edgert.load(qmodel).run(None, {"input": batch})[0])
+    np.testing.assert_array_equal(warm.run(["prob"], {"input": x})[0], want)
+
+
 def test_inputs_are_not_modified(qmodel):
     s = edgert.load(qmodel)
     x = _x(5)
