@@ -190,6 +190,9 @@ CONFIGS = {
     "many_pixels_1x1": dict(h=48, w=48, c=8, m=16, k=(1, 1)),
     "kernel_larger_than_input": dict(h=1, w=2, c=3, m=4, k=(3, 3), pads=(1, 1, 1, 0)),
     # RGB stems: im2col copies runs of interior pixels along an output row, tiles start mid-row.
+    # Grouped 1x1 over whole quads per group: sign_s8 rows prepared once per tile for all groups.
+    "group3_1x1_c24_tiles": dict(n=2, h=20, w=18, c=24, m=30, k=(1, 1), group=3),
+    "group4_1x1_c64": dict(h=9, w=7, c=64, m=20, k=(1, 1), group=4),
     "stem_rgb_3x3_s2_tiles": dict(h=70, w=66, c=3, m=16, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1)),
     "stem_rgb_7x7_s2_batch2": dict(n=2, h=41, w=37, c=3, m=8, k=(7, 7), s=(2, 2),
                                    pads=(3, 3, 3, 3)),

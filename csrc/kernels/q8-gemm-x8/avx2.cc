@@ -83,6 +83,31 @@ inline void quad(__m256i a, __m256i w0, __m256i w1, __m256i& acc0, __m256i& acc1
   acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, ones));
 }
 
+// The first n < 16 bytes of v, in constant-size pieces (a run-time-length memcpy is a library
+// call: a grouped layer's 10-column blocks paid one per row and tile).
+inline void store_partial(void* dst, __m128i v, size_t n) {
+  uint8_t* p = static_cast<uint8_t*>(dst);
+  if (n & 8) {
+    _mm_storel_epi64((__m128i*)p, v);
+    p += 8;
+    v = _mm_srli_si128(v, 8);
+  }
+  uint64_t rest = static_cast<uint64_t>(_mm_cvtsi128_si64(v));
+  if (n & 4) {
+    const uint32_t w = static_cast<uint32_t>(rest);
+    std::memcpy(p, &w, 4);
+    p += 4;
+    rest >>= 32;
+  }
+  if (n & 2) {
+    const uint16_t h = static_cast<uint16_t>(rest);
+    std::memcpy(p, &h, 2);
+    p += 2;
+    rest >>= 16;
+  }
+  if (n & 1) *p = static_cast<uint8_t>(rest);
+}
+
 template <class Out>
 inline void store_row(__m256i acc0, __m256i acc1, const float* scale, size_t nj, Out* c,
                       const Q8Requant& rq) {
@@ -111,13 +136,8 @@ inline void store_row(__m256i acc0, __m256i acc1, const float* scale, size_t nj,
     const __m128i wl = _mm256_castsi256_si128(w), wh = _mm256_extracti128_si256(w, 1);
     const __m128i b = std::is_same<Out, uint8_t>::value ? _mm_packus_epi16(wl, wh)
                                                         : _mm_packs_epi16(wl, wh);
-    if (nj == NR) {
-      _mm_storeu_si128((__m128i*)c, b);
-    } else {
-      alignas(16) uint8_t tmp[NR];
-      _mm_store_si128((__m128i*)tmp, b);
-      std::memcpy(c, tmp, nj);
-    }
+    if (nj == NR) _mm_storeu_si128((__m128i*)c, b);
+    else store_partial(c, b, nj);
   }
 }
 
@@ -164,15 +184,21 @@ inline void requant4(__m256i x0, __m256i x1, __m256i x2, __m256i x3, __m256 s0, 
   lo = _mm_unpacklo_epi32(l0, l1), hi = _mm_unpackhi_epi32(l0, l1);
 }
 
-// Two full rows of 16 columns (r00/r01: row 0's columns 0-7 / 8-15, so lo is row 0).
+// Two rows of 16 columns (r00/r01: row 0's columns 0-7 / 8-15, so lo is row 0), nj of them
+// stored.
 template <class Out, bool Guard>
 inline void store_pair(__m256i r00, __m256i r01, __m256i r10, __m256i r11, const float* scale,
-                       const PairStage& ps, Out* c0, Out* c1) {
+                       const PairStage& ps, size_t nj, Out* c0, Out* c1) {
   __m128i row0, row1;
   requant4<Out, Guard>(r00, r01, r10, r11, _mm256_loadu_ps(scale), _mm256_loadu_ps(scale + 8), ps,
                        row0, row1);
-  _mm_storeu_si128((__m128i*)c0, row0);
-  _mm_storeu_si128((__m128i*)c1, row1);
+  if (nj == NR) {
+    _mm_storeu_si128((__m128i*)c0, row0);
+    _mm_storeu_si128((__m128i*)c1, row1);
+  } else {
+    store_partial(c0, row0, nj);
+    store_partial(c1, row1, nj);
+  }
 }
 
 // Four rows of at most 8 columns (a last block of at most 8 columns, or N = 8).
@@ -188,10 +214,10 @@ inline void store_quad8(const __m256i* acc, const float* scale, const PairStage&
     _mm_storel_epi64((__m128i*)(c + 2 * c_stride), r23);
     _mm_storel_epi64((__m128i*)(c + 3 * c_stride), _mm_unpackhi_epi64(r23, r23));
   } else {
-    alignas(16) Out tmp[32];
-    _mm_store_si128((__m128i*)tmp, r01);
-    _mm_store_si128((__m128i*)(tmp + 16), r23);
-    for (int r = 0; r < 4; ++r) std::memcpy(c + r * c_stride, tmp + 8 * r, nj * sizeof(Out));
+    store_partial(c, r01, nj);
+    store_partial(c + c_stride, _mm_unpackhi_epi64(r01, r01), nj);
+    store_partial(c + 2 * c_stride, r23, nj);
+    store_partial(c + 3 * c_stride, _mm_unpackhi_epi64(r23, r23), nj);
   }
 }
 
@@ -330,14 +356,14 @@ __attribute__((always_inline)) inline void gemm_tile(size_t mr, size_t nc, size_
     const size_t nj = nc - n0 < NR ? nc - n0 : NR;
     Out* cr = c + n0;
     if constexpr (!std::is_same<Out, float>::value) {
-      if (mr == MR && nj == NR) {  // a whole tile
+      if (mr == MR) {  // a whole tile, or its last block of 9-15 columns
         if (ps.guard) {
-          store_pair<Out, true>(c00, c01, c10, c11, scale + n0, ps, cr, cr + c_stride);
-          store_pair<Out, true>(c20, c21, c30, c31, scale + n0, ps, cr + 2 * c_stride,
+          store_pair<Out, true>(c00, c01, c10, c11, scale + n0, ps, nj, cr, cr + c_stride);
+          store_pair<Out, true>(c20, c21, c30, c31, scale + n0, ps, nj, cr + 2 * c_stride,
                                 cr + 3 * c_stride);
         } else {
-          store_pair<Out, false>(c00, c01, c10, c11, scale + n0, ps, cr, cr + c_stride);
-          store_pair<Out, false>(c20, c21, c30, c31, scale + n0, ps, cr + 2 * c_stride,
+          store_pair<Out, false>(c00, c01, c10, c11, scale + n0, ps, nj, cr, cr + c_stride);
+          store_pair<Out, false>(c20, c21, c30, c31, scale + n0, ps, nj, cr + 2 * c_stride,
                                  cr + 3 * c_stride);
         }
         continue;
