@@ -748,18 +748,15 @@ class Q8ConvOp : public Op {
             const size_t b = std::min(a + nr, c0 + nc);
             auto last = it;
             while (last != cs.end() && last->col < b) ++last;
-            // mr rows at a time: the bytes read are the ones the kernel reads next.
-            rb.resize(mr * nr);
+            // The tile's rows at once (at most 512 rows of 16 int32), then one kernel call.
+            rb.resize(rows * nr);
             const int32_t* shared = bias_.data() + pc + (a - c0);
-            for (size_t r = 0; r < rows; r += mr) {
-              const size_t rr = std::min(mr, rows - r);
-              for (size_t q = 0; q < rr; ++q) {
-                int32_t* row = rb.data() + q * nr;
-                std::copy_n(shared, nr, row);
-                add_moved(it, last, a, rowp[r + q], row);
-              }
-              call(r, rr, a, b, rb.data(), nr);
+            for (size_t r = 0; r < rows; ++r) {
+              int32_t* row = rb.data() + r * nr;
+              std::copy_n(shared, nr, row);
+              add_moved(it, last, a, rowp[r], row);
             }
+            call(0, rows, a, b, rb.data(), nr);
             it = last;
             a = b;
           }
