@@ -71,36 +71,29 @@ inline __m256i to_bytes(__m256i ha, __m256i hb, const Stage& st) {
   return q;
 }
 
-// vpshufb controls [u8, i8][pair, s_lo, s_hi] on bytes broadcast to both lanes. pair: from 16
-// interleaved bytes of two taps (8 channels), int16 j of lane l = byte 8l + j; s_lo/s_hi: from
-// 16 channels, int32 j of lane l = channel 4l + j (+ 8). u8 lands in the low byte (zero-extended),
-// i8 in the high byte of an int16, shifted down with its sign by fix (an s_* int32's high half
-// stays 0: its weight partner is 0 anyway).
+// vpshufb controls [u8, i8] on bytes broadcast to both lanes: from 16 interleaved bytes of two
+// taps (8 channels), int16 j of lane l = byte 8l + j. u8 lands in the low byte (zero-extended),
+// i8 in the high byte of an int16, shifted down with its sign by fix.
 struct alignas(32) MaskTable {
-  int8_t m[2][3][32];
+  int8_t m[2][32];
 };
 constexpr MaskTable make_masks() {
   MaskTable t{};
   for (int in = 0; in < 2; ++in)
     for (int i = 0; i < 32; ++i) {
       const int lane = i / 16, k = i % 16;
-      t.m[in][0][i] = k % 2 == in ? static_cast<int8_t>(8 * lane + k / 2) : int8_t{-1};
-      const bool s = k % 4 == in;
-      t.m[in][1][i] = s ? static_cast<int8_t>(4 * lane + k / 4) : int8_t{-1};
-      t.m[in][2][i] = s ? static_cast<int8_t>(8 + 4 * lane + k / 4) : int8_t{-1};
+      t.m[in][i] = k % 2 == in ? static_cast<int8_t>(8 * lane + k / 2) : int8_t{-1};
     }
   return t;
 }
 constexpr MaskTable kMasks = make_masks();
 
 struct Masks {
-  __m256i pair, s_lo, s_hi;
+  __m256i pair;
 };
 template <class In>
 inline Masks masks() {
-  const int8_t(*m)[32] = kMasks.m[std::is_same<In, uint8_t>::value ? 0 : 1];
-  return {_mm256_load_si256((const __m256i*)m[0]), _mm256_load_si256((const __m256i*)m[1]),
-          _mm256_load_si256((const __m256i*)m[2])};
+  return {_mm256_load_si256((const __m256i*)kMasks.m[std::is_same<In, uint8_t>::value ? 0 : 1])};
 }
 
 template <class In>
@@ -204,35 +197,32 @@ void dwconv(size_t channels, size_t taps, const void* const* in, const int16_t* 
     block<In, Out, 1, true>(c0, channels - c0, cp, taps, in, w, bias, scale, y, m, st);
 }
 
-// The 3x3 row kernels. One input column of 16 channels: rows 0 and 1 as int16 pairs (channels
-// 0-7, 8-15), row 2 as int32 lanes (paired with a high half whose weight partner is 0).
-struct Col {
-  __m256i plo, phi, slo, shi;
+// The 3x3 row kernels. Taps are multiplied as int16 pairs of 16 channels (lo: channels 0-7,
+// hi: 8-15): rows 0 and 1 of one input column (W[0][kx], W[1][kx]), and row 2 of two adjacent
+// columns, (x2[i], x2[i+1]) times (W[2][0], W[2][1]) for output i and times (0, W[2][2]) for
+// output i − 1: 10 vpmaddwd per output and 16 channels (pairing row 2 with zeros took 12).
+struct Pair {
+  __m256i lo, hi;
 };
 
 template <class In>
-inline Col load_col(const uint8_t* r0, const uint8_t* r1, const uint8_t* r2, const Masks& m) {
-  Col c;
-  pairs<In>(bcast(r0), bcast(r1), m, c.plo, c.phi);
-  const __m256i x2 = bcast(r2);
-  c.slo = fix<In>(_mm256_shuffle_epi8(x2, m.s_lo));
-  c.shi = fix<In>(_mm256_shuffle_epi8(x2, m.s_hi));
-  return c;
+inline Pair make_pair(__m256i xa, __m256i xb, const Masks& m) {
+  Pair p;
+  pairs<In>(xa, xb, m, p.lo, p.hi);
+  return p;
 }
 
 struct Acc {
   __m256i a0, a1;  // int32 sums of channels 0-7, 8-15 (without bias)
 };
 
-// Column c times the weights of one tap column (w: that kx's 64 int16), alone or added to acc.
-inline Acc mul_col(const Col& c, const int16_t* w) {
-  return {_mm256_add_epi32(madd(c.plo, w), madd(c.slo, w + 32)),
-          _mm256_add_epi32(madd(c.phi, w + 16), madd(c.shi, w + 48))};
+// A pair vector times one weight pair set (w: 32 int16, lo then hi), alone or added to acc.
+inline Acc mul_pair(const Pair& p, const int16_t* w) {
+  return {madd(p.lo, w), madd(p.hi, w + 16)};
 }
-inline void mac(const Col& c, const int16_t* w, Acc& acc) {
-  const Acc m = mul_col(c, w);
-  acc.a0 = _mm256_add_epi32(acc.a0, m.a0);
-  acc.a1 = _mm256_add_epi32(acc.a1, m.a1);
+inline void mac(const Pair& p, const int16_t* w, Acc& acc) {
+  acc.a0 = _mm256_add_epi32(acc.a0, madd(p.lo, w));
+  acc.a1 = _mm256_add_epi32(acc.a1, madd(p.hi, w + 16));
 }
 
 // Output stage of n pixels' 16-channel sums (buffer rows of 16 int32) without bias, to y.
@@ -262,8 +252,10 @@ inline void finish(const int32_t* sums, size_t n, __m256i b0, __m256i b1, __m256
 constexpr size_t kChunk = 16;  // output pixels whose sums wait in a buffer for the output stage
 
 // Two passes per 16-channel block and chunk of pixels: the sums (input-stationary along the row:
-// each column widened once and multiplied into every output that reads it, 3 at stride 1, 1 or 2
-// at stride 2) into a small buffer, then the output stage; each loop then fits the 16 registers.
+// each column's rows 0-1 pair widened once and multiplied into every output that reads it, 3 at
+// stride 1, 1 or 2 at stride 2; row 2 pairs of adjacent columns) into a small buffer, then the
+// output stage; each loop then fits the 16 registers. Weights (q8_dwconv_pack_w_3x3r, 192 int16
+// a block): rows 0-1 pairs for kx = 0, 1, 2 at 0, 32, 64; row 2 pairs at 96 and 128.
 template <class In, class Out, int S>
 void dw3x3_row(size_t channels, size_t npix, const uint8_t* const* rows, const int16_t* w,
                const int32_t* bias, const float* scale, void* y_out, size_t y_stride,
@@ -277,16 +269,22 @@ void dw3x3_row(size_t channels, size_t npix, const uint8_t* const* rows, const i
     const uint8_t* r1 = rows[1] + c0;
     const uint8_t* r2 = rows[2] + c0;
     const int16_t* wb = w + c0 / kC * 192;
-    auto col = [&](size_t i) {  // input column i
-      const size_t o = i * channels;
-      return load_col<In>(r0 + o, r1 + o, r2 + o, m);
+    auto col01 = [&](size_t i) {  // rows 0 and 1 of input column i
+      return make_pair<In>(bcast(r0 + i * channels), bcast(r1 + i * channels), m);
     };
-    // P: the next output's sums so far; Q (stride 1) the one after it.
-    Acc P = mul_col(col(0), wb), Q{};
+    auto row2 = [&](size_t i) { return bcast(r2 + i * channels); };
+    // P: the next output's sums so far; Q (stride 1) the one after it; x2: row 2 of the column
+    // before the next one read; R (stride 1): the next output's row 2 pair (x2[p], x2[p + 1]).
+    Acc P = mul_pair(col01(0), wb), Q{};
+    __m256i x2 = row2(0);
+    Pair R{};
     if (S == 1) {
-      const Col c = col(1);
-      mac(c, wb + 64, P);
-      Q = mul_col(c, wb);
+      const Pair c = col01(1);
+      mac(c, wb + 32, P);
+      Q = mul_pair(c, wb);
+      const __m256i x = row2(1);
+      R = make_pair<In>(x2, x, m);
+      x2 = x;
     }
     for (size_t p0 = 0; p0 < npix; p0 += kChunk) {
       const size_t n = npix - p0 < kChunk ? npix - p0 : kChunk;
@@ -294,23 +292,32 @@ void dw3x3_row(size_t channels, size_t npix, const uint8_t* const* rows, const i
         const int16_t* wk = wb;
         __asm__("" : "+r"(wk));  // weights stay memory operands: no hoisting, no spills
         const size_t p = p0 + i;
-        Col c;
         if (S == 2) {
-          mac(col(2 * p + 1), wk + 64, P);
-          c = col(2 * p + 2);
+          const __m256i xa = row2(2 * p + 1), xb = row2(2 * p + 2);
+          mac(col01(2 * p + 1), wk + 32, P);
+          mac(make_pair<In>(x2, xa, m), wk + 96, P);
+          mac(make_pair<In>(xa, xb, m), wk + 128, P);
+          const Pair c = col01(2 * p + 2);
+          mac(c, wk + 64, P);
+          _mm256_store_si256((__m256i*)(sums + 16 * i), P.a0);
+          _mm256_store_si256((__m256i*)(sums + 16 * i + 8), P.a1);
+          P = mul_pair(c, wk);
+          x2 = xb;
         } else {
-          c = col(p + 2);
-        }
-        mac(c, wk + 128, P);
-        _mm256_store_si256((__m256i*)(sums + 16 * i), P.a0);
-        _mm256_store_si256((__m256i*)(sums + 16 * i + 8), P.a1);
-        // The last pixel's next outputs are started too: their column is inside the row.
-        if (S == 1) {
-          mac(c, wk + 64, Q);
+          const Pair c = col01(p + 2);
+          const __m256i x = row2(p + 2);
+          const Pair Rn = make_pair<In>(x2, x, m);  // (x2[p + 1], x2[p + 2])
+          mac(c, wk + 64, P);
+          mac(R, wk + 96, P);
+          mac(Rn, wk + 128, P);
+          _mm256_store_si256((__m256i*)(sums + 16 * i), P.a0);
+          _mm256_store_si256((__m256i*)(sums + 16 * i + 8), P.a1);
+          // The last pixel's next outputs are started too: their column is inside the row.
+          mac(c, wk + 32, Q);
           P = Q;
-          Q = mul_col(c, wk);
-        } else {
-          P = mul_col(c, wk);
+          Q = mul_pair(c, wk);
+          R = Rn;
+          x2 = x;
         }
       }
       const __m256i b0 = _mm256_loadu_si256((const __m256i*)(bias + c0));

@@ -54,8 +54,9 @@ extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel__scalar;
 // AVX2: 16 channels per vector step, tap pairs interleaved for vpmaddwd (exact int16 products);
 // packing [round_up(taps, 2) / 2][round_up(channels, 16)][2], zeros past taps and channels.
 extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c16__avx2;
-// The 3x3 row kernels' layout: per 16-channel block, per kx: int16 pairs (W[c][0][kx], W[c][1][kx])
-// for channels 0-7 and 8-15, then (W[c][2][kx], 0) for channels 0-7 and 8-15 (w' = W − w_zp).
+// The 3x3 row kernels' layout: per 16-channel block (192 int16), int16 pair vectors for channels
+// 0-7 then 8-15: (W[c][0][kx], W[c][1][kx]) for kx 0-2, then (W[c][2][0], W[c][2][1]) and
+// (0, W[c][2][2]) (w' = W − w_zp), zeros after.
 void q8_dwconv_pack_w_3x3r(size_t channels, size_t taps, const void* w, bool w_is_u8,
                            const int32_t* w_zp, int16_t* out);
 void q8_dwconv_pack_w_c16x2(size_t channels, size_t taps, const void* w, bool w_is_u8,

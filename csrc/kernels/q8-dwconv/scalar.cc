@@ -56,11 +56,12 @@ void q8_dwconv_pack_w_3x3r(size_t channels, size_t taps, const void* w, bool w_i
   std::fill(out, out + q8_dwconv_packed_size_3x3(channels), int16_t{0});
   for (size_t c = 0; c < channels; ++c) {
     int16_t* blk = out + c / 16 * 192 + c % 16 / 8 * 16 + c % 8 * 2;
-    for (size_t t = 0; t < 9; ++t) {
-      const size_t ky = t / 3, kx = t % 3;
-      // pair vectors at kx·64 (+16 for channels 8-15), single ones 32 further
-      blk[kx * 64 + (ky == 2 ? 32 : ky)] = w_prime(w, w_is_u8, c * 9 + t, w_zp[c]);
-    }
+    auto wp = [&](size_t ky, size_t kx) { return w_prime(w, w_is_u8, c * 9 + ky * 3 + kx, w_zp[c]); };
+    // rows 0-1 pair vectors at kx·32 (+16 for channels 8-15); row 2: (W20, W21) at 96,
+    // (0, W22) at 128
+    for (size_t kx = 0; kx < 3; ++kx) blk[kx * 32] = wp(0, kx), blk[kx * 32 + 1] = wp(1, kx);
+    blk[96] = wp(2, 0), blk[97] = wp(2, 1);
+    blk[129] = wp(2, 2);
   }
 }
 
