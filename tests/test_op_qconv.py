@@ -194,6 +194,8 @@ CONFIGS = {
     "dw_3x3_c20_pad3": dict(h=5, w=4, c=20, m=20, k=(3, 3), pads=(3, 3, 3, 3), group=20),
     "dw_3x3_c24_s2_pads": dict(h=6, w=5, c=24, m=24, k=(3, 3), s=(2, 2), pads=(0, 3, 2, 0),
                                group=24),
+    "dw_3x3_c5_s2_all_pad": dict(h=3, w=1, c=5, m=5, k=(3, 3), s=(2, 2), pads=(1, 3, 1, 0),
+                                 group=5),  # its output column reads padding columns only
     "dw_3x3_c64_w1_n2": dict(n=2, h=7, w=1, c=64, m=64, k=(3, 3), pads=(1, 1, 1, 1), group=64),
     # Grouped 1x1 over whole quads per group: sign_s8 rows prepared once per tile for all groups.
     "group3_1x1_c24_tiles": dict(n=2, h=20, w=18, c=24, m=30, k=(1, 1), group=3),

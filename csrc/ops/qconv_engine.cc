@@ -815,9 +815,9 @@ class Q8ConvOp : public Op {
   // (one call per output row), the border ones to the per-pixel kernel. Padded rows instead
   // (dw_padded_): each input row copied once into a row with the padding columns and channels
   // rounded up to the kernel's 16, then whole output rows in one call: for channel counts the
-  // kernel cannot take (ShuffleNet's 30, 60, 120, 240: 14x14x30 ran 26.6 us per pixel call
-  // through byte copies, 3.8 padded) and narrow images, whose border pixels are a large share
-  // (DS-CNN's 25x5x64: 4.9 -> 2.4 us).
+  // kernel cannot take (ShuffleNet's 30, 60, 120, 240: 14x14x30 took 26.6 us in per-pixel calls
+  // through byte copies, 4.3 padded) and narrow images, whose border pixels are a large share
+  // (DS-CNN's 25x5x64: 4.9 -> 3.5 us).
   void init_dw_rows(const Q8DwConvUKernel& uk) {
     const Q8ConvDesc& d = d_;
     const Q8ConvGeom& g = d.geom;
@@ -883,7 +883,7 @@ class Q8ConvOp : public Op {
               // Whole 16-byte blocks (a pixel's bytes past c land in its padded channels, whose
               // weights are zero) while the source has cp bytes left; the rest byte-exact.
               const size_t end = size_t(src - x) + w_end * g.c;  // vs the input's bytes
-              const size_t fast = end + (cp - g.c) <= x_bytes ? w_end : w_end - 1;
+              const size_t fast = w_end && end + (cp - g.c) > x_bytes ? w_end - 1 : w_end;
               for (size_t iw = 0; iw < fast; ++iw)
                 for (size_t j = 0; j < cp; j += 16)
                   std::memcpy(dst + (g.pl + iw) * cp + j, src + iw * g.c + j, 16);
