@@ -250,11 +250,15 @@ class PyExecutor {
                             std::to_string(inputs.size()));
     }
     if (out_dtypes_.size() != n_out) {  // first run (the GIL serializes it): kept from then on
+      std::vector<py::dtype> dtypes;
+      std::vector<std::vector<py::ssize_t>> shapes;
       for (size_t i = 0; i < n_out; ++i) {
         const TensorDesc& d = ex_->output_desc(i);
-        out_shapes_.emplace_back(d.shape.begin(), d.shape.end());
-        out_dtypes_.push_back(to_np(d.dtype));
+        shapes.emplace_back(d.shape.begin(), d.shape.end());
+        dtypes.push_back(to_np(d.dtype));
       }
+      out_shapes_ = std::move(shapes);
+      out_dtypes_ = std::move(dtypes);  // last: its size says both are filled
     }
     constexpr size_t kSmall = 8;  // no heap vectors for the usual few inputs and outputs
     const void* in_small[kSmall];
