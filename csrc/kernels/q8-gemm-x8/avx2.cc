@@ -397,9 +397,18 @@ void prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out) {
       s = _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)(x + i)), fv);
     } else {
       if (i >= k) break;
+      // The last k − i < 32 bytes in constant-size pieces (a run-time memcpy is a library call,
+      // paid per row by grouped layers with short rows); pads become s = 0.
       alignas(32) uint8_t buf[32];
-      std::memset(buf, f, sizeof buf);  // pads become s = 0
-      std::memcpy(buf, x + i, k - i);
+      std::memset(buf, f, sizeof buf);
+      const uint8_t* src = x + i;
+      const size_t n = k - i;
+      size_t o = 0;
+      if (n & 16) std::memcpy(buf + o, src + o, 16), o += 16;
+      if (n & 8) std::memcpy(buf + o, src + o, 8), o += 8;
+      if (n & 4) std::memcpy(buf + o, src + o, 4), o += 4;
+      if (n & 2) std::memcpy(buf + o, src + o, 2), o += 2;
+      if (n & 1) buf[o] = src[o];
       s = _mm256_xor_si256(_mm256_load_si256((const __m256i*)buf), fv);
     }
     const __m256i u = _mm256_abs_epi8(s);
@@ -409,10 +418,13 @@ void prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out) {
       _mm256_storeu_si256((__m256i*)out, _mm256_permute2x128_si256(lo, hi, 0x20));
       _mm256_storeu_si256((__m256i*)(out + 32), _mm256_permute2x128_si256(lo, hi, 0x31));
     } else {
-      alignas(32) uint8_t tmp[64];
+      alignas(32) uint8_t tmp[64];  // bytes: a multiple of 8 below 64
       _mm256_store_si256((__m256i*)tmp, _mm256_permute2x128_si256(lo, hi, 0x20));
       _mm256_store_si256((__m256i*)(tmp + 32), _mm256_permute2x128_si256(lo, hi, 0x31));
-      std::memcpy(out, tmp, bytes);
+      size_t o = 0;
+      if (bytes & 32) std::memcpy(out + o, tmp + o, 32), o += 32;
+      if (bytes & 16) std::memcpy(out + o, tmp + o, 16), o += 16;
+      if (bytes & 8) std::memcpy(out + o, tmp + o, 8);
     }
   }
 }
