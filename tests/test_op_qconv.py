@@ -197,9 +197,11 @@ CONFIGS = {
     "dw_3x3_c5_s2_all_pad": dict(h=3, w=1, c=5, m=5, k=(3, 3), s=(2, 2), pads=(1, 3, 1, 0),
                                  group=5),  # its output column reads padding columns only
     "dw_3x3_c64_w1_n2": dict(n=2, h=7, w=1, c=64, m=64, k=(3, 3), pads=(1, 1, 1, 1), group=64),
-    # Grouped 1x1 over whole quads per group: sign_s8 rows prepared once per tile for all groups.
+    # Grouped 1x1: sign_s8 rows prepared once per tile for all groups (staged when not whole quads).
     "group3_1x1_c24_tiles": dict(n=2, h=20, w=18, c=24, m=30, k=(1, 1), group=3),
     "group4_1x1_c64": dict(h=9, w=7, c=64, m=20, k=(1, 1), group=4),
+    "group3_1x1_c30_staged": dict(n=2, h=5, w=7, c=30, m=12, k=(1, 1), group=3),  # 10 a group
+    "group5_1x1_c15_staged": dict(h=4, w=6, c=15, m=10, k=(1, 1), group=5),  # 3 a group
     "stem_rgb_3x3_s2_tiles": dict(h=70, w=66, c=3, m=16, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1)),
     "stem_rgb_7x7_s2_batch2": dict(n=2, h=41, w=37, c=3, m=8, k=(7, 7), s=(2, 2),
                                    pads=(3, 3, 3, 3)),

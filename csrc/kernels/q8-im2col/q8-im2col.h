@@ -9,8 +9,33 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace edgert {
+
+// n bytes, no library call: im2col (and the conv engine's staging) copies a few channels at a
+// time (3 for an RGB first layer), where a memcpy call costs more than the copy. Overlapping
+// head/tail moves for n >= 4.
+inline void q8_copy_small(uint8_t* dst, const uint8_t* src, size_t n) {
+  if (n > 64) {
+    std::memcpy(dst, src, n);
+  } else if (n >= 16) {  // 16-byte moves, the last one overlapping (21 bytes for a 7x7 RGB stem)
+    uint8_t last[16];
+    std::memcpy(last, src + n - 16, 16);
+    for (size_t i = 0; i + 16 < n; i += 16) std::memcpy(dst + i, src + i, 16);
+    std::memcpy(dst + n - 16, last, 16);
+  } else if (n >= 8) {
+    uint64_t a, b;
+    std::memcpy(&a, src, 8), std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(dst, &a, 8), std::memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4), std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(dst, &a, 4), std::memcpy(dst + n - 4, &b, 4);
+  } else {
+    for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
 
 struct Q8ConvGeom {
   size_t h, w, c;        // input H, W, channels (the NHWC pixel stride)

@@ -7,28 +7,6 @@
 namespace edgert {
 namespace {
 
-// n bytes, no library call: im2col copies a few channels at a time (3 for an RGB first layer),
-// where a memcpy call costs more than the copy. Overlapping head/tail moves for n >= 4.
-inline void copy_small(uint8_t* dst, const uint8_t* src, size_t n) {
-  if (n > 64) {
-    std::memcpy(dst, src, n);
-  } else if (n >= 16) {  // 16-byte moves, the last one overlapping (21 bytes for a 7x7 RGB stem)
-    uint8_t last[16];
-    std::memcpy(last, src + n - 16, 16);
-    for (size_t i = 0; i + 16 < n; i += 16) std::memcpy(dst + i, src + i, 16);
-    std::memcpy(dst + n - 16, last, 16);
-  } else if (n >= 8) {
-    uint64_t a, b;
-    std::memcpy(&a, src, 8), std::memcpy(&b, src + n - 8, 8);
-    std::memcpy(dst, &a, 8), std::memcpy(dst + n - 8, &b, 8);
-  } else if (n >= 4) {
-    uint32_t a, b;
-    std::memcpy(&a, src, 4), std::memcpy(&b, src + n - 4, 4);
-    std::memcpy(dst, &a, 4), std::memcpy(dst + n - 4, &b, 4);
-  } else {
-    for (size_t i = 0; i < n; ++i) dst[i] = src[i];
-  }
-}
 
 // One row of im2col_x8 for a pixel whose taps may fall in the padding.
 void im2col_row(const Q8ConvGeom& g, const uint8_t* img, uint8_t pad, size_t cg, ptrdiff_t ih0,
@@ -48,7 +26,7 @@ void im2col_row(const Q8ConvGeom& g, const uint8_t* img, uint8_t pad, size_t cg,
       const size_t nlo = static_cast<size_t>(std::min<ptrdiff_t>(lo, g.kw)) * cg;
       for (size_t i = 0; i < nlo; ++i) dst[i] = pad;
       if (hi > lo)
-        copy_small(dst + nlo, src_row + static_cast<size_t>(iw0 + lo) * g.c,
+        q8_copy_small(dst + nlo, src_row + static_cast<size_t>(iw0 + lo) * g.c,
                    static_cast<size_t>(hi - lo) * cg);
       const size_t done = hi > lo ? static_cast<size_t>(hi) * cg : nlo;
       for (size_t i = done; i < g.kw * cg; ++i) dst[i] = pad;
@@ -61,7 +39,7 @@ void im2col_row(const Q8ConvGeom& g, const uint8_t* img, uint8_t pad, size_t cg,
         std::memset(dst, pad, cg);
         continue;
       }
-      copy_small(dst, src_row + static_cast<size_t>(iw) * g.c, cg);
+      q8_copy_small(dst, src_row + static_cast<size_t>(iw) * g.c, cg);
     }
   }
 }
@@ -102,7 +80,7 @@ void im2col_x8(const Q8ConvGeom& geom, const uint8_t* x, uint8_t pad, size_t c0,
           for (size_t ky = 0; ky < g.kh; ++ky) copy_8_16(dst + ky * run, src + ky * step, run);
       } else {
         for (size_t j = 0; j < cnt; ++j, src += pix, dst += lda)
-          for (size_t ky = 0; ky < g.kh; ++ky) copy_small(dst + ky * run, src + ky * step, run);
+          for (size_t ky = 0; ky < g.kh; ++ky) q8_copy_small(dst + ky * run, src + ky * step, run);
       }
     } else {
       im2col_row(g, img, pad, cg, ih0, iw0, runs, dst);
