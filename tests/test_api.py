@@ -100,8 +100,8 @@ def test_non_contiguous_input_gives_same_answer(qmodel):
 
 
 def test_warm_session_checks_inputs_like_a_cold_one(qmodel):
-    """After a good run the next runs take a fast path (Session._hot): it must decline every
-    input the plan does not take as-is, with the same errors and answers as a fresh session."""
+    """After a good run the next runs try the last plan first (Executor.try_run): it must decline
+    every input the plan does not take as-is, with the same errors and answers as a fresh one."""
     warm = edgert.load(qmodel)
     x = _x(6)
     want = warm.run(None, {"input": x})[0]
@@ -129,6 +129,29 @@ def test_warm_session_checks_inputs_like_a_cold_one(qmodel):
     np.testing.assert_array_equal(warm.run(None, {"input": batch})[0],
                                   edgert.load(qmodel).run(None, {"input": batch})[0])
     np.testing.assert_array_equal(warm.run(["prob"], {"input": x})[0], want)
+
+
+def test_constant_outputs_on_repeated_runs():
+    """A graph output that is a constant comes back as a fresh copy on every run, the later runs
+    (which try the last plan first) included."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    c = np.arange(6, dtype=np.float32).reshape(2, 3)
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Identity", ["c"], ["k"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("k", TensorProto.FLOAT, [2, 3])],
+        [numpy_helper.from_array(c, "c")])
+    s = edgert.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+                    .SerializeToString())
+    x = np.array([[-1, 2, -3, 4]], np.float32)
+    for _ in range(3):
+        y, k = s.run(None, {"x": x})
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+        np.testing.assert_array_equal(k, c)
+        k[0, 0] = 99  # the caller's copy: the next run must not see it
+    np.testing.assert_array_equal(s.run(["k"], {"x": x})[0], c)
 
 
 def test_inputs_are_not_modified(qmodel):

@@ -111,54 +111,31 @@ class Session:
                 "activation_bytes": c.plan.activation_bytes}
 
     # --- running --------------------------------------------------------------------------
-    # (input names, executor) of the last run's plan when the executor computes every output:
-    # the next run with exactly those inputs goes straight to it (try_run checks each array's
-    # type, dtype, shape and layout in C++ and declines anything else to the full checks below).
-    _hot = None
-
     def run(self, output_names, input_feed, run_options=None):
         """Runs the model; returns the named outputs (all when output_names is None/empty)."""
-        hot = self._hot
-        if hot is not None and type(input_feed) is dict and len(input_feed) == len(hot[0]):
+        # The last run's plan first: the executor's try_run checks each array's type, dtype,
+        # shape and layout in C++ and declines anything else to the full checks below.
+        last = self._last  # (shapes, compiled) of the previous run: no lock on the hot path
+        if last is not None and type(input_feed) is dict and len(input_feed) == len(self._inputs):
             try:
-                arrays = [input_feed[n] for n in hot[0]]
+                arrays = [input_feed[i.name] for i in self._inputs]
             except KeyError:
                 arrays = None
-            results = hot[1].try_run(arrays) if arrays is not None else None
+            results = last[1].try_run(arrays) if arrays is not None else None
             if results is not None:
                 if not output_names:
                     return results
                 return [results[i] for i in self._output_indices(output_names)]
         if not isinstance(input_feed, dict):
             raise InputError(f"input_feed must be a dict of name -> array, got {type(input_feed).__name__}")
-        arrays = self._fast_inputs(input_feed)
-        if arrays is None:
-            arrays = self._check_inputs(input_feed)
+        arrays = self._check_inputs(input_feed)
         shapes = tuple(a.shape for a in arrays)
-        last = self._last  # (shapes, compiled) of the previous run: no lock on the hot path
         compiled = last[1] if last is not None and last[0] == shapes else self._compiled_for(shapes)
         self._last = (shapes, compiled)
         results = compiled.run(arrays)
-        if not compiled.plan.output_consts:
-            self._hot = (tuple(i.name for i in self._inputs), compiled.executor)
         if not output_names:
             return results
         return [results[i] for i in self._output_indices(output_names)]
-
-    def _fast_inputs(self, feed):
-        """The inputs as given when each is already a C-contiguous array of the exact dtype and a
-        shape this session has planned; None sends the feed through the full checks."""
-        if len(feed) != len(self._inputs):
-            return None
-        arrays = []
-        for info in self._inputs:
-            a = feed.get(info.name)
-            if (type(a) is not np.ndarray or a.dtype != info.dtype
-                    or not a.flags.c_contiguous or not a.flags.aligned
-                    or tuple(a.shape) != info.fixed_shape):
-                return None
-            arrays.append(a)
-        return arrays
 
     def predict(self, x, *, deadline_ms=None):
         """The first output for a single-input model's input x (loaded with a fallback or a
@@ -298,10 +275,20 @@ class _Compiled:
         return cls(make_plan(lower(graph, shapes)), threads)
 
     def run(self, arrays):
+        return self._outputs(self.executor.run(arrays))
+
+    def try_run(self, arrays):
+        """run() when every array is exactly what the plan takes, else None (see
+        Executor.try_run)."""
+        results = self.executor.try_run(arrays)
+        return None if results is None else self._outputs(results)
+
+    def _outputs(self, computed):
+        """The model's outputs: the executor's, with copies of constant ones in their places."""
         if not self.plan.output_consts:
-            return self.executor.run(arrays)
-        results = iter(self.executor.run(arrays))
-        return [next(results) if i is not None else self.plan.output_consts[k].copy()
+            return computed
+        it = iter(computed)
+        return [next(it) if i is not None else self.plan.output_consts[k].copy()
                 for k, i in enumerate(self.plan.output_ids)]
 
 

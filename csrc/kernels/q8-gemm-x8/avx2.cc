@@ -141,15 +141,15 @@ inline void store_row(__m256i acc0, __m256i acc1, const float* scale, size_t nj,
   }
 }
 
-// The output stage of two full rows (16 columns each) for u8/i8 outputs, clamping in integers
-// rather than in floats: round first (cvtps2dq, half to even), then saturate to int16, add y_zp
-// saturating, saturate to 8 bits and clamp to [qmin, qmax] there, 32 outputs an instruction.
+// The output stage of two rows of a 16-column block (four rows of an 8-column one) for u8/i8
+// outputs, clamping in integers rather than in floats: round first (cvtps2dq, half to even),
+// then saturate to int16, add y_zp saturating, saturate to 8 bits and clamp to [qmin, qmax]
+// there, 32 outputs an instruction.
 // Every step is monotone and [qmin, qmax] lies inside each saturation range, so this equals the
 // scalar clamp(nearbyint(v), lo, hi) + y_zp. Guard: a min keeps a huge positive product from
 // becoming cvtps2dq's 0x80000000; layers whose products provably stay below 2^31 (rq.guard
-// false, nearly all) skip it, saving 4 of the ~17 instructions that contend for the two
-// float-convert pipes. Two rows share the packs; two unpacks put them in order (a vpermd costs
-// more on Zen 3).
+// false, nearly all) skip it. Two rows share the packs; two unpacks put them in order (a vpermd
+// costs more on Zen 3).
 struct PairStage {
   __m256 big;
   __m256i zp16, qmin, qmax;
