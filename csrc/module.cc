@@ -130,6 +130,19 @@ class PyExecutor {
   // message, and the caller's full checks take over (and name what is wrong).
   py::object try_run(const py::sequence& inputs) const { return run_impl(inputs, false); }
 
+  // `runs` runs with every op timed: ([(type, name)] per op, int64 ns array runs x ops).
+  py::tuple profile(const py::sequence& inputs, int runs) const {
+    if (runs < 1 || runs > 1000000) throw py::value_error("runs must be in 1..1000000");
+    const size_t n = ex_->op_count();
+    py::array_t<int64_t> ns({static_cast<py::ssize_t>(runs), static_cast<py::ssize_t>(n)});
+    for (int r = 0; r < runs; ++r) run_impl(inputs, true, n ? ns.mutable_data(r, 0) : nullptr);
+    py::list ops;
+    for (size_t k = 0; k < n; ++k) {
+      ops.append(py::make_tuple(ex_->plan_op(k).type, ex_->plan_op(k).name));
+    }
+    return py::make_tuple(ops, ns);
+  }
+
   int64_t arena_bytes() const { return ex_->arena_bytes(); }
   int threads() const { return ex_->threads(); }
 
@@ -241,7 +254,7 @@ class PyExecutor {
 
   // Inputs checked (strict: a ValueError naming the input, else a None result), outputs
   // allocated from dtypes and shapes made once, then one executor run without the GIL.
-  py::object run_impl(const py::sequence& inputs, bool strict) const {
+  py::object run_impl(const py::sequence& inputs, bool strict, int64_t* op_ns = nullptr) const {
     const Plan& p = ex_->plan();
     const size_t n_in = p.input_ids.size(), n_out = p.output_ids.size();
     if (inputs.size() != n_in) {
@@ -309,7 +322,7 @@ class PyExecutor {
     }
     {
       py::gil_scoped_release nogil;
-      ex_->run(in_ptr, out_ptr);
+      ex_->run(in_ptr, out_ptr, op_ns);
     }
     return std::move(r);
   }
@@ -417,6 +430,7 @@ PYBIND11_MODULE(_core, m) {
       .def("packed_attrs", &PyExecutor::packed_attrs, py::arg("op"))
       .def("run", &PyExecutor::run, py::arg("inputs"))
       .def("try_run", &PyExecutor::try_run, py::arg("inputs"))
+      .def("profile", &PyExecutor::profile, py::arg("inputs"), py::arg("runs"))
       .def_property_readonly("arena_bytes", &PyExecutor::arena_bytes)
       .def_property_readonly("threads", &PyExecutor::threads);
 }

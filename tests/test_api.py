@@ -169,3 +169,28 @@ def test_isa_is_reported():
 def test_arena_is_reused(qmodel):
     info = edgert.load(qmodel).plan_info()
     assert 0 < info["arena_bytes"] < info["activation_bytes"]
+
+
+def test_profile_times_every_plan_op_and_leaves_results_alone(qmodel):
+    s = edgert.load(qmodel, threads=2)
+    x = _x(20)
+    before = s.run(None, {"input": x})[0]
+    rows = s.profile({"input": x}, runs=5, warmup=1)
+    assert [r["op"] for r in rows] == s.plan_info()["ops"]
+    import onnx
+    nodes = {n.name for n in onnx.load(qmodel).graph.node}
+    assert any(r["node"] in nodes for r in rows)
+    assert all(r["median_us"] > 0 and r["p90_us"] >= r["median_us"] for r in rows)
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+    np.testing.assert_array_equal(s.run(None, {"input": x})[0], before)
+    np.testing.assert_array_equal(edgert.load(qmodel, threads=1).run(None, {"input": x})[0], before)
+
+
+def test_profile_rejects_bad_arguments(qmodel):
+    s = edgert.load(qmodel)
+    with pytest.raises(edgert.InputError, match="runs >= 1"):
+        s.profile({"input": _x(0)}, runs=0)
+    with pytest.raises(edgert.InputError, match="unknown input name"):
+        s.profile({"nope": _x(0)}, runs=1)
+    with pytest.raises(edgert.InputError, match="expected dtype float32"):
+        s.profile({"input": _x(0).astype(np.float64)}, runs=1, warmup=0)

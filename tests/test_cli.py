@@ -25,7 +25,7 @@ def qmodel(tmp_path_factory):
 
 
 def test_help_everywhere():
-    for cmd in ([], ["compile"], ["info"], ["run"], ["bench"], ["demo"]):
+    for cmd in ([], ["compile"], ["info"], ["run"], ["bench"], ["profile"], ["demo"]):
         p = edgert_cli(*cmd, "--help")
         assert "usage: edgert" in p.stdout
 
@@ -101,3 +101,12 @@ def test_errors_are_one_line_and_nonzero(args, msg, qmodel, tmp_path):
     assert p.returncode != 0
     assert p.stderr.startswith("edgert: error:") and msg in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_profile_lists_ops_by_type_and_time(qmodel):
+    out = edgert_cli("profile", qmodel, "--runs", "3", "--top", "0", "--threads", "1").stdout
+    assert "by op type:" in out and "qconv" in out and "1 thread(s)" in out
+    sess = edgert.load(qmodel)
+    op_lines = [ln for ln in out.splitlines()[out.splitlines().index("ops:") + 1:] if " us " in ln]
+    assert len(op_lines) == len(sess.plan_info()["ops"])
+    assert edgert_cli("profile", "missing.onnx", ok=False).returncode == 1

@@ -14,6 +14,7 @@
 #include "kernels/q8-dwconv/q8-dwconv.h"
 #include "kernels/q8-gemm-x8/q8-gemm-x8.h"
 #include "ops/qconv.h"
+#include "runtime/scratch.h"
 #include "runtime/threadpool.h"
 
 namespace edgert {
@@ -626,22 +627,30 @@ class Q8ConvOp : public Op {
     const size_t k_row = (direct_ && perm_.empty()) || prep_sign_ ? k_ : (k_ + 3) / 4 * 4;
     const size_t prow = (k_ + 15) / 16 * 16;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
-      // im2col never writes a row's bytes past k: sign_s8 rows keep s = 0 there.
-      std::vector<uint8_t> a(direct_ || ind_fn_ ? 0 : tile_rows_ * lda_, zero_s);
-      // Indirect rows: per group of mr rows, each tap's mr pointers (see Q8GemmX8IndirectFn).
-      std::vector<const void*> ind(ind_fn_ ? (tile_rows_ + mr - 1) / mr * mr * taps_ : 0);
-      // sign_s8 operand rows, or reordered rows of a direct 1x1 conv (im2col ones in place)
-      // dense_groups_: each group's slice padded to cq bytes (whole quads), staged when cq > cg_
+      // Work buffers (thread_scratch: unspecified contents; each is written before it is read).
+      // a: im2col rows; their bytes past k are filled per tile (sign_s8 rows read them as s = 0).
+      // ind: indirect rows, per group of mr rows each tap's mr pointers (Q8GemmX8IndirectFn).
+      // prep: sign_s8 operand rows, or reordered rows of a direct 1x1 conv (im2col ones in
+      // place); dense_groups_: each group's slice padded to cq bytes (whole quads), staged in
+      // stage when cq > cg_. rb: per-row biases (pair_u8 with corrections).
       const size_t cq = (cg_ + 3) / 4 * 4;
       const bool staged = prep_sign_ && dense_groups_ && cq != cg_;
-      std::vector<uint8_t> prep(prep_sign_ ? tile_rows_ * (dense_groups_ ? 2 * d_.group * cq : srow_)
-                                : direct_ && !perm_.empty() ? tile_rows_ * prow : 0);
-      // pad bytes stay what prepare_sign reads as s = 0
-      std::vector<uint8_t> stage(staged ? tile_rows_ * d_.group * cq : 0,
-                                 d_.x_type == DType::u8 ? 0x80 : 0);
+      ScratchLayout L;
+      const size_t a_off = L.add(direct_ || ind_fn_ ? 0 : tile_rows_ * lda_);
+      const size_t ind_off = L.add(ind_fn_ ? (tile_rows_ + mr - 1) / mr * mr * taps_ * sizeof(void*) : 0);
+      const size_t prep_off = L.add(prep_sign_ ? tile_rows_ * (dense_groups_ ? 2 * d_.group * cq : srow_)
+                                    : direct_ && !perm_.empty() ? tile_rows_ * prow : 0);
+      const size_t stage_off = L.add(staged ? tile_rows_ * d_.group * cq : 0);
+      const size_t rowp_off = L.add(tile_rows_ * sizeof(void*));
+      const size_t rb_off = L.add(corr_.empty() ? 0 : tile_rows_ * nr * sizeof(int32_t));
+      uint8_t* const scratch = thread_scratch(L.total());
+      uint8_t* const a = scratch + a_off;
+      const void** const ind = reinterpret_cast<const void**>(scratch + ind_off);
+      uint8_t* const prep = scratch + prep_off;
+      uint8_t* const stage = scratch + stage_off;
+      const void** const rowp = reinterpret_cast<const void**>(scratch + rowp_off);
+      int32_t* const rb = reinterpret_cast<int32_t*>(scratch + rb_off);
       size_t prepped = SIZE_MAX;  // dense_groups_: the tile whose rows prep holds
-      std::vector<const void*> rowp(tile_rows_);
-      std::vector<int32_t> rb;  // per-row biases (pair_u8 with corrections)
       size_t built = SIZE_MAX;
       for (size_t i = b; i < e; ++i) {
         const size_t tile_group = i / parts, part = i % parts;
@@ -666,29 +675,32 @@ class Q8ConvOp : public Op {
               ++ow;
             }
           } else if (ind_fn_) {
-            build_indirect(x, gi, p0, rows, mr, ind.data());
+            build_indirect(x, gi, p0, rows, mr, ind);
           } else {
-            q8_im2col_x8(g, x, pad, gi * cg_, cg_, p0, rows, a.data(), lda_);
-            flat = a.data(), step = lda_;
-            for (size_t r = 0; r < rows; ++r) rowp[r] = a.data() + r * lda_;
+            for (size_t r = 0; r < rows; ++r) std::memset(a + r * lda_ + k_, zero_s, lda_ - k_);
+            q8_im2col_x8(g, x, pad, gi * cg_, cg_, p0, rows, a, lda_);
+            flat = a, step = lda_;
+            for (size_t r = 0; r < rows; ++r) rowp[r] = a + r * lda_;
           }
           if (prep_sign_ && dense_groups_) {
             if (prepped != tile) {
               const uint8_t* src = x + p0 * g.c;
               if (staged) {
                 for (size_t r = 0, slot = 0; r < rows; ++r)
-                  for (size_t q = 0; q < d_.group; ++q, ++slot)
-                    q8_copy_small(stage.data() + slot * cq, src + r * g.c + q * cg_, cg_);
-                src = stage.data();
+                  for (size_t q = 0; q < d_.group; ++q, ++slot) {
+                    q8_copy_small(stage + slot * cq, src + r * g.c + q * cg_, cg_);
+                    for (size_t j = cg_; j < cq; ++j) stage[slot * cq + j] = zero_s;  // s = 0
+                  }
+                src = stage;
               }
-              xk_->prepare_sign(src, rows * d_.group * cq, d_.x_type == DType::u8, prep.data());
+              xk_->prepare_sign(src, rows * d_.group * cq, d_.x_type == DType::u8, prep);
               prepped = tile;
             }
             for (size_t r = 0; r < rows; ++r)
-              rowp[r] = prep.data() + (r * d_.group + gi) * cq / 4 * 8;
+              rowp[r] = prep + (r * d_.group + gi) * cq / 4 * 8;
           } else if (prep_sign_) {
             const bool flip = d_.x_type == DType::u8;
-            uint8_t* pr = prep.data();
+            uint8_t* pr = prep;
             // Rows of whole quads (im2col pads them with s = 0 bytes): one call for the tile.
             if (flat && step * 2 == srow_) {
               xk_->prepare_sign(flat, rows * step, flip, pr);
@@ -702,18 +714,18 @@ class Q8ConvOp : public Op {
             // Whole 16-byte groups are read where the bytes past a row's k are readable: im2col
             // rows (padded, reordered in place) and flat rows followed by enough of the tile.
             if (!direct_) {
-              xk_->permute_rows(flat, step, rows, k_, true, perm_.data(), a.data(), lda_);
+              xk_->permute_rows(flat, step, rows, k_, true, perm_.data(), a, lda_);
             } else if (flat) {
               const size_t tail = std::min(rows, (prow - k_ + k_ - 1) / k_);
-              xk_->permute_rows(flat, step, rows - tail, k_, true, perm_.data(), prep.data(), prow);
+              xk_->permute_rows(flat, step, rows - tail, k_, true, perm_.data(), prep, prow);
               xk_->permute_rows(flat + (rows - tail) * step, step, tail, k_, false, perm_.data(),
-                                prep.data() + (rows - tail) * prow, prow);
+                                prep + (rows - tail) * prow, prow);
             } else {
               for (size_t r = 0; r < rows; ++r)
                 xk_->permute_rows(static_cast<const uint8_t*>(rowp[r]), 0, 1, k_, false,
-                                  perm_.data(), prep.data() + r * prow, prow);
+                                  perm_.data(), prep + r * prow, prow);
             }
-            uint8_t* base = direct_ ? prep.data() : a.data();
+            uint8_t* base = direct_ ? prep : a;
             const size_t stride = direct_ ? prow : lda_;
             for (size_t r = 0; r < rows; ++r) rowp[r] = base + r * stride;
           } else if (flat) {
@@ -728,14 +740,14 @@ class Q8ConvOp : public Op {
           const size_t pc = gi * ngp_ + c0;
           // Rows [r, r + rr) and columns [a, b) of this chunk; bias: one row, or rr rows of nr.
           auto call = [&](size_t r, size_t rr, size_t a, size_t b, const int32_t* bias, size_t bs) {
-            x8_fn_(rr, b - a, k_row, rowp.data() + r, w + a * ((k_ + 3) / 4 * 4), bias, bs,
+            x8_fn_(rr, b - a, k_row, rowp + r, w + a * ((k_ + 3) / 4 * 4), bias, bs,
                    scale_.data() + pc + (a - c0), y + ((p0 + r) * d_.m + ch + (a - c0)) * y_size_,
                    d_.m, d_.rq);
           };
           auto gemm = [&](size_t a, size_t b) {
             if (ind_fn_) {
               for (size_t r = 0; r < rows; r += mr)
-                ind_fn_(std::min(mr, rows - r), b - a, taps_, cg_, ind.data() + r * taps_,
+                ind_fn_(std::min(mr, rows - r), b - a, taps_, cg_, ind + r * taps_,
                         w + a * ((k_ + 3) / 4 * 4), bias_.data() + pc + (a - c0),
                         scale_.data() + pc + (a - c0),
                         y + ((p0 + r) * d_.m + ch + (a - c0)) * y_size_, d_.m, d_.rq);
@@ -763,14 +775,13 @@ class Q8ConvOp : public Op {
             auto last = it;
             while (last != cs.end() && last->col < b) ++last;
             // The tile's rows at once (at most 512 rows of 16 int32), then one kernel call.
-            rb.resize(rows * nr);
             const int32_t* shared = bias_.data() + pc + (a - c0);
             for (size_t r = 0; r < rows; ++r) {
-              int32_t* row = rb.data() + r * nr;
+              int32_t* row = rb + r * nr;
               std::copy_n(shared, nr, row);
               add_moved(it, last, a, rowp[r], row);
             }
-            call(0, rows, a, b, rb.data(), nr);
+            call(0, rows, a, b, rb, nr);
             it = last;
             a = b;
           }
@@ -874,8 +885,12 @@ class Q8ConvOp : public Op {
     const size_t rows = d_.batch * g.oh, cp = dw_cp_, row_bytes = dw_wp_ * cp;
     const size_t ys = y_size_, m = d_.m, x_bytes = d_.batch * g.h * g.w * g.c;
     pool.parallel_for(rows, grain_for(3 * g.ow * m * k_), [&](size_t b, size_t e) {
-      std::vector<uint8_t> ring(3 * row_bytes, static_cast<uint8_t>(d_.x_zp));
-      std::vector<uint8_t> out(cp != m ? g.ow * cp * ys : 0);
+      ScratchLayout L;
+      const size_t ring_off = L.add(3 * row_bytes), out_off = L.add(cp != m ? g.ow * cp * ys : 0);
+      uint8_t* const scratch = thread_scratch(L.total());
+      uint8_t* const ring = scratch + ring_off;
+      uint8_t* const out = cp != m ? scratch + out_off : nullptr;
+      std::memset(ring, static_cast<uint8_t>(d_.x_zp), 3 * row_bytes);  // the padding
       size_t held[3] = {SIZE_MAX, SIZE_MAX, SIZE_MAX};
       for (size_t r = b; r < e; ++r) {
         const size_t n = r / g.oh, oh = r % g.oh;
@@ -887,7 +902,7 @@ class Q8ConvOp : public Op {
             continue;
           }
           const size_t key = n * g.h + size_t(ih), slot = key % 3;
-          uint8_t* dst = ring.data() + slot * row_bytes;
+          uint8_t* dst = ring + slot * row_bytes;
           if (held[slot] != key) {  // columns −pl.. of input row ih; padding stays x_zp
             const uint8_t* src = x + key * g.w * g.c;
             const size_t w_end = g.pl >= dw_wp_ ? 0 : std::min(g.w, dw_wp_ - g.pl);  // that fit
@@ -909,18 +924,17 @@ class Q8ConvOp : public Op {
           rows3[ky] = dst;
         }
         uint8_t* yr = y + r * g.ow * m * ys;
-        if (out.empty()) {
+        if (out == nullptr) {
           dw_row_fn_(cp, g.ow, rows3, dw_w3_, dw_bias_.data(), dw_scale_.data(), yr, m, d_.rq);
           continue;
         }
-        dw_row_fn_(cp, g.ow, rows3, dw_w3_, dw_bias_.data(), dw_scale_.data(), out.data(), cp,
-                   d_.rq);
+        dw_row_fn_(cp, g.ow, rows3, dw_w3_, dw_bias_.data(), dw_scale_.data(), out, cp, d_.rq);
         // Whole 16-byte blocks, each pixel's excess overwritten by the next; the last exact
         // (the next row may be another thread's).
         for (size_t p = 0; p + 1 < g.ow; ++p)
           for (size_t j = 0; j < cp * ys; j += 16)
-            std::memcpy(yr + p * m * ys + j, out.data() + p * cp * ys + j, 16);
-        std::memcpy(yr + (g.ow - 1) * m * ys, out.data() + (g.ow - 1) * cp * ys, m * ys);
+            std::memcpy(yr + p * m * ys + j, out + p * cp * ys + j, 16);
+        std::memcpy(yr + (g.ow - 1) * m * ys, out + (g.ow - 1) * cp * ys, m * ys);
       }
     });
   }
@@ -933,8 +947,11 @@ class Q8ConvOp : public Op {
     const size_t rows = d_.batch * g.oh;
     // The depthwise kernel does about a third of GEMM's MACs per cycle.
     pool.parallel_for(rows, grain_for(3 * g.ow * d_.m * k_), [&](size_t b, size_t e) {
-      std::vector<const void*> taps(k_);
-      std::vector<const uint8_t*> in_rows(g.kh);
+      ScratchLayout L;
+      const size_t taps_off = L.add(k_ * sizeof(void*)), rows_off = L.add(g.kh * sizeof(void*));
+      uint8_t* const scratch = thread_scratch(L.total());
+      const void** const taps = reinterpret_cast<const void**>(scratch + taps_off);
+      const uint8_t** const in_rows = reinterpret_cast<const uint8_t**>(scratch + rows_off);
       for (size_t r = b; r < e; ++r) {
         const size_t n = r / g.oh, oh = r % g.oh;
         for (size_t ky = 0; ky < g.kh; ++ky) {
@@ -961,7 +978,7 @@ class Q8ConvOp : public Op {
               taps[t] = in_rows[ky] && iw < g.w ? in_rows[ky] + iw * g.c : pad_row_.data();
             }
           }
-          dw_fn_(g.c, k_, taps.data(), dw_w_, bias_.data(), scale_.data(),
+          dw_fn_(g.c, k_, taps, dw_w_, bias_.data(), scale_.data(),
                  yr + ow * d_.m * y_size_, d_.rq);
         }
       }
@@ -974,7 +991,8 @@ class Q8ConvOp : public Op {
     const size_t tg = sp.tile_groups, parts = sp.parts, part_cols = sp.part_cols;
     const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
-      std::vector<int16_t> a(tile_rows_ * kp_);
+      // im2col writes whole rows of kp_ (zeros past k)
+      int16_t* const a = reinterpret_cast<int16_t*>(thread_scratch(tile_rows_ * kp_ * sizeof(int16_t)));
       size_t built = SIZE_MAX;  // the (tile, group) whose rows `a` holds
       for (size_t i = b; i < e; ++i) {
         const size_t tile_group = i / parts, part = i % parts;
@@ -982,10 +1000,10 @@ class Q8ConvOp : public Op {
         const size_t p0 = tile * tile_rows_, rows = std::min(tile_rows_, pixels_ - p0);
         if (built != tile_group) {
           if (d_.x_type == DType::u8)
-            q8_im2col_u8(d_.geom, x, d_.x_zp, gi * cg_, cg_, p0, rows, a.data(), kp_);
+            q8_im2col_u8(d_.geom, x, d_.x_zp, gi * cg_, cg_, p0, rows, a, kp_);
           else
             q8_im2col_i8(d_.geom, reinterpret_cast<const int8_t*>(x), d_.x_zp, gi * cg_, cg_,
-                         p0, rows, a.data(), kp_);
+                         p0, rows, a, kp_);
           built = tile_group;
         }
         const size_t c_begin = part * part_cols, c_end = std::min(ng_, c_begin + part_cols);
@@ -993,7 +1011,7 @@ class Q8ConvOp : public Op {
         for (size_t c0 = c_begin; c0 < c_end; c0 += col_block_) {
           const size_t nc = std::min(col_block_, c_end - c0), ch = gi * ng_ + c0;
           for (size_t r = 0; r < rows; r += mr) {
-            gemm_fn_(std::min(mr, rows - r), nc, kp_, a.data() + r * kp_, kp_, w + c0 * kp_,
+            gemm_fn_(std::min(mr, rows - r), nc, kp_, a + r * kp_, kp_, w + c0 * kp_,
                      bias_.data() + ch, scale_.data() + ch,
                      y + ((p0 + r) * d_.m + ch) * y_size_, d_.m, d_.rq);
           }

@@ -174,10 +174,11 @@ Executor::Executor(Plan plan, int threads) : plan_(std::move(plan)) {
   validate();
   ops_.reserve(plan_.ops.size());
   for (PlanOp& op : plan_.ops) {
-    // The op keeps what it needs: nothing reads the plan's type, name or attributes later.
+    // The op keeps what it needs: only profile() reads the plan's type and name later, and
+    // nothing its attributes.
     OpSpec spec;
-    spec.type = std::move(op.type);
-    spec.name = std::move(op.name);
+    spec.type = op.type;
+    spec.name = op.name;
     spec.inputs.reserve(op.inputs.size());
     spec.outputs.reserve(op.outputs.size());
     for (int64_t id : op.inputs) spec.inputs.push_back(plan_.tensors[id].desc);
@@ -278,7 +279,7 @@ void Executor::give_lease(Lease* lease) const {
   free_leases_.push_back(lease);
 }
 
-void Executor::run(const void* const* inputs, void* const* outputs) const {
+void Executor::run(const void* const* inputs, void* const* outputs, int64_t* op_ns) const {
   struct Hold {
     const Executor* ex;
     Lease* l;
@@ -297,7 +298,8 @@ void Executor::run(const void* const* inputs, void* const* outputs) const {
   // runs 1..kTrialRuns are trials: every op serial and timed; the last one decides which stay
   // serial from then on.
   int r = kTrialRuns + 1;
-  if (pool_->threads() > 1 && trials_.load(std::memory_order_relaxed) <= kTrialRuns) {
+  if (op_ns == nullptr && pool_->threads() > 1 &&
+      trials_.load(std::memory_order_relaxed) <= kTrialRuns) {  // a profiled run is no trial
     r = trials_.fetch_add(1);
   }
   if (r >= 1 && r <= kTrialRuns) {
@@ -325,6 +327,17 @@ void Executor::run(const void* const* inputs, void* const* outputs) const {
     return;
   }
   if (any_parallel_.load(std::memory_order_relaxed)) pool_->prewake();
+  if (op_ns != nullptr) {  // as below, each op timed (a wall-clock read between ops)
+    auto t0 = std::chrono::steady_clock::now();
+    for (size_t k = 0; k < n; ++k) {
+      ThreadPool::SerialScope serial(op_serial_[k].load(std::memory_order_relaxed));
+      ops_[k]->run(l.in.data() + in_off_[k], l.out.data() + out_off_[k], *pool_);
+      auto t1 = std::chrono::steady_clock::now();
+      op_ns[k] = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
+      t0 = t1;
+    }
+    return;
+  }
   for (size_t k = 0; k < n; ++k) {
     ThreadPool::SerialScope serial(op_serial_[k].load(std::memory_order_relaxed));
     ops_[k]->run(l.in.data() + in_off_[k], l.out.data() + out_off_[k], *pool_);

@@ -1,4 +1,4 @@
-"""The edgert command line (also `python -m edgert`): compile, info, run, bench, demo."""
+"""The edgert command line (also `python -m edgert`): compile, info, run, bench, profile, demo."""
 import argparse
 import os
 import sys
@@ -83,6 +83,26 @@ def cmd_run(args):
             flat = o.reshape(o.shape[0], -1) if o.ndim > 1 else o.reshape(1, -1)
             print(f"{n}: {o.dtype} {list(o.shape)}  argmax {flat.argmax(1).tolist()}  "
                   f"min {o.min():.6g}  max {o.max():.6g}")
+    return 0
+
+
+def cmd_profile(args):
+    from .benchmark import make_inputs
+    sess = _load(args.model, args.threads)
+    rows = sess.profile(make_inputs(sess, 1)[0], runs=args.runs)
+    total = sum(r["median_us"] for r in rows)
+    print(f"{args.model}: {len(rows)} ops, {total:.1f} us summed medians, {sess.threads} thread(s)")
+    by_type = {}
+    for r in rows:
+        by_type[r["op"]] = by_type.get(r["op"], 0.0) + r["median_us"]
+    print("by op type:")
+    for t, us in sorted(by_type.items(), key=lambda kv: -kv[1]):
+        print(f"  {t:<24} {us:10.1f} us  {100 * us / total:5.1f} %")
+    shown = rows if args.top <= 0 else sorted(rows, key=lambda r: -r["median_us"])[:args.top]
+    print("ops" + ("" if args.top <= 0 else f" (the {len(shown)} slowest)") + ":")
+    for r in shown:
+        print(f"  {r['median_us']:9.1f} us  p90 {r['p90_us']:9.1f}  {100 * r['share']:5.1f} %  "
+              f"{r['op']} '{r['node']}'")
     return 0
 
 
@@ -207,6 +227,12 @@ def main(argv=None):
     b.add_argument("--plot", metavar="OUT.png", help="a bar chart (needs matplotlib)")
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     b.set_defaults(fn=cmd_bench)
+    f = sub.add_parser("profile", help="per-op times of a model on random inputs")
+    f.add_argument("model", help=".onnx or .edgert")
+    f.add_argument("--runs", type=int, default=50)
+    f.add_argument("--threads", type=int, default=None)
+    f.add_argument("--top", type=int, default=15, help="the N slowest ops (0: all, in plan order)")
+    f.set_defaults(fn=cmd_profile)
     d = sub.add_parser("demo", help="accuracy of the embedded model: float, edgert, onnxruntime")
     d.add_argument("--threads", type=int, default=None)
     d.set_defaults(fn=cmd_demo)
