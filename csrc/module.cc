@@ -8,6 +8,7 @@
 #include <string>
 
 #include "isa.h"
+#include "ops/qconv.h"
 #include "runtime/crc32c.h"
 #include "runtime/executor.h"
 #include "runtime/plan_io.h"
@@ -394,6 +395,27 @@ PYBIND11_MODULE(_core, m) {
     return r;
   }, "ISAs this CPU and build can run (EDGERT_ISA may pick one).");
   m.def("registered_ops", &registered_ops, "Internal op types this build implements.");
+  m.def("pair_order", [](py::array w, py::array_t<int32_t, py::array::c_style | py::array::forcecast> zp) -> py::object {
+    if (w.ndim() != 2 || !(w.flags() & py::array::c_style) || w.itemsize() != 1 ||
+        (w.dtype().kind() != 'u' && w.dtype().kind() != 'i'))
+      throw py::value_error("pair_order: weight must be a C-contiguous 2-D uint8/int8 array");
+    const size_t n = static_cast<size_t>(w.shape(0)), k = static_cast<size_t>(w.shape(1));
+    if (zp.ndim() != 1 || static_cast<size_t>(zp.shape(0)) != n)
+      throw py::value_error("pair_order: one zero point per weight row");
+    const bool u8 = w.dtype().kind() == 'u';
+    const uint8_t* p = static_cast<const uint8_t*>(w.data());
+    std::vector<uint8_t> mask;
+    {
+      py::gil_scoped_release nogil;
+      if (!q8_pairs_pass(p, u8, zp.data(), n, k)) mask = q8_pair_order(p, u8, zp.data(), n, k);
+    }
+    if (mask.empty()) return py::none();
+    py::array_t<uint8_t> out(static_cast<py::ssize_t>(mask.size()));
+    std::copy(mask.begin(), mask.end(), out.mutable_data());
+    return std::move(out);
+  }, py::arg("weight"), py::arg("w_zp"),
+     "None when W's adjacent pairs pass the pair_u8 test or no K order found passes, else the "
+     "order (q8_pair_order's mask).");
   // Checksums of whole .edgert files: any contiguous buffer (bytes, mmap, memoryview, array),
   // read without copying and without the GIL. portable=True forces the table form (tests).
   m.def("crc32c", [](const py::buffer& b, uint32_t value, bool portable) {

@@ -597,3 +597,45 @@ def test_qconv_rejects_a_bad_k_order():
     for what, p in bad.items():
         with pytest.raises(_core.ModelError, match="x8_perm"):
             make_executor("qconv", [cs["x"]], outs, dict(good, x8_perm=p), 1)
+
+
+def _pairs_pass(w2d, zp):
+    """numpy: every adjacent pair of w' = w - zp within [-128, 128] on each sign, every row."""
+    wp = w2d.astype(np.int64) - zp.astype(np.int64)[:, None]
+    if wp.shape[1] % 2:
+        wp = np.pad(wp, ((0, 0), (0, 1)))
+    a, b = wp[:, 0::2], wp[:, 1::2]
+    pos = np.maximum(a, 0) + np.maximum(b, 0)
+    neg = np.minimum(a, 0) + np.minimum(b, 0)
+    return bool((pos <= 128).all() and (neg >= -128).all())
+
+
+@pytest.mark.parametrize("k", [8, 27, 48, 96])
+def test_pair_order_against_numpy(k):
+    """_core.pair_order (what lowering folds into conv chains): None for weights that pass the
+    pair_u8 test as they are; for heavy channels side by side, an order within groups of 16 that
+    passes by the numpy test; None when no pairing can pass (three same-sign 127s in a group of
+    three channels)."""
+    from edgert import _core
+    rng = np.random.default_rng(k)
+    m = 20
+    light = rng.integers(-28, 29, (m, k)).astype(np.int8)
+    zp = np.zeros(m, np.int32)
+    assert _pairs_pass(light, zp) and _core.pair_order(light, zp) is None
+    heavy = light.copy()
+    heavy[:, 2], heavy[:, 3] = 100, 95  # side by side: 195 > 128
+    assert not _pairs_pass(heavy, zp)
+    mask = _core.pair_order(heavy, zp)
+    assert mask is not None and len(mask) == (k + 15) // 16 * 16
+    order = np.array([g + int(mask[g + j]) for g in range(0, k, 16) for j in range(min(16, k - g))])
+    assert sorted(order) == list(range(k))
+    assert _pairs_pass(heavy[:, order], zp)
+    u8 = (heavy.astype(np.int32) + 128).astype(np.uint8)  # u8 weights with zero point 128
+    assert _core.pair_order(u8, np.full(m, 128, np.int32)).tolist() == mask.tolist()
+    hopeless = light[:, :3].copy()
+    hopeless[:] = 127
+    assert _core.pair_order(np.ascontiguousarray(hopeless), zp) is None
+    with pytest.raises(ValueError, match="2-D"):
+        _core.pair_order(heavy.reshape(-1), zp)
+    with pytest.raises(ValueError, match="zero point"):
+        _core.pair_order(heavy, zp[:3])

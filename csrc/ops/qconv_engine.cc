@@ -91,6 +91,90 @@ constexpr int64_t kWidePairs = 2;  // x8_form of wide_pairs_ layers
 
 int out_index(DType t) { return t == DType::u8 ? 0 : t == DType::i8 ? 1 : 2; }
 
+}  // namespace
+
+// pair_u8 in another K order (see Q8ConvOp::pair_with_permutation). A pair fails the test when
+// its two weights have the same sign and a large sum; in trained layers the large weights sit in
+// a few input channels, so pairing each heavy channel with a light one usually passes for every
+// column. The K order is chosen within groups of 16 (a vpshufb per group reorders an A row, see
+// q8_gemm_x8_permute_rows): greedily, the heaviest channel left takes the heaviest partner it
+// passes with.
+std::vector<uint8_t> q8_pair_order(const uint8_t* w, bool w_u8, const int32_t* w_zp, size_t n,
+                                   size_t k) {
+  const size_t kpad = (k + 15) / 16 * 16;
+  if (k < 4 || n * k > (size_t(1) << 22)) return {};  // the search is O(n·k·8) at worst
+  // w' by channel: t[kk·n + col]
+  std::vector<int16_t> t(k * n);
+  for (size_t col = 0; col < n; ++col)
+    for (size_t kk = 0; kk < k; ++kk)
+      t[kk * n + col] = static_cast<int16_t>(
+          (w_u8 ? int32_t{w[col * k + kk]} : int32_t{static_cast<int8_t>(w[col * k + kk])}) -
+          w_zp[col]);
+  // Whether channels a and b pass the pair test side by side in every column (branch-free
+  // on int16 lanes: the compiler vectorizes it).
+  auto passes = [&](size_t a, size_t b) {
+    const int16_t* x = t.data() + a * n;
+    const int16_t* y = t.data() + b * n;
+    int bad = 0;
+    for (size_t col = 0; col < n; ++col) {
+      const int16_t xa = x[col], yb = y[col];
+      const int16_t pos = static_cast<int16_t>((xa > 0 ? xa : 0) + (yb > 0 ? yb : 0));
+      const int16_t neg = static_cast<int16_t>((xa < 0 ? xa : 0) + (yb < 0 ? yb : 0));
+      bad |= (pos > 128) | (neg < -128);
+    }
+    return bad == 0;
+  };
+  std::vector<uint8_t> mask(kpad);
+  for (size_t g0 = 0; g0 < kpad; g0 += 16) {
+    const size_t len = std::min<size_t>(16, k > g0 ? k - g0 : 0);
+    for (size_t j = 0; j < 16; ++j) mask[g0 + j] = static_cast<uint8_t>(j);  // pads: identity
+    size_t left[16], nl = 0;
+    int heavy[16];
+    for (size_t j = 0; j < len; ++j) {
+      int hmax = 0;
+      for (size_t col = 0; col < n; ++col) hmax = std::max<int>(hmax, std::abs(t[(g0 + j) * n + col]));
+      heavy[j] = hmax;
+      left[nl++] = j;
+    }
+    std::stable_sort(left, left + nl, [&](size_t a, size_t b) { return heavy[a] > heavy[b]; });
+    // The heaviest channel left takes the heaviest partner it passes with, keeping the light
+    // ones for the heavy channels after it; none: no clean order of this group (give up).
+    size_t pos = 0;
+    while (nl >= 2) {
+      const size_t h = left[0];
+      size_t c = 1;
+      while (c < nl && !passes(g0 + h, g0 + left[c])) ++c;
+      if (c == nl) return {};
+      mask[g0 + pos] = static_cast<uint8_t>(h);
+      mask[g0 + pos + 1] = static_cast<uint8_t>(left[c]);
+      pos += 2;
+      std::copy(left + c + 1, left + nl, left + c);
+      std::copy(left + 1, left + nl - 1, left);
+      nl -= 2;
+    }
+    if (nl) mask[g0 + pos] = static_cast<uint8_t>(left[0]);  // odd group (the last): alone
+  }
+  return mask;
+}
+
+bool q8_pairs_pass(const uint8_t* w, bool w_u8, const int32_t* w_zp, size_t n, size_t k) {
+  for (size_t col = 0; col < n; ++col) {
+    for (size_t k1 = 1; k1 < k; k1 += 2) {
+      auto value = [&](size_t kk) {
+        return (w_u8 ? int32_t{w[col * k + kk]} : int32_t{static_cast<int8_t>(w[col * k + kk])}) -
+               w_zp[col];
+      };
+      const int32_t w0 = value(k1 - 1), w1 = value(k1);
+      const int32_t pos = std::max(w0, 0) + std::max(w1, 0);
+      const int32_t neg = std::min(w0, 0) + std::min(w1, 0);
+      if (pos > 128 || neg < -128) return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
 class Q8ConvOp : public Op {
   struct Corr {  // a weight moved out of the pair_u8 packing: its column (in the group), k, w'
     uint32_t col, k;
@@ -354,61 +438,11 @@ class Q8ConvOp : public Op {
   template <class ScanPack>
   bool pair_with_permutation(ScanPack scan_pack, std::vector<int32_t>& sums) {
     const Q8ConvDesc& d = d_;
-    const size_t n = d.m, k = k_, kpad = (k + 15) / 16 * 16;
-    if (k < 4 || n * k > (size_t(1) << 22)) return false;  // the search is O(n·k·8) at worst
+    const size_t n = d.m, k = k_;
     const bool w_u8 = d.w_type == DType::u8;
     const uint8_t* w = static_cast<const uint8_t*>(d.w);
-    // w' by channel: t[kk·n + col]
-    std::vector<int16_t> t(k * n);
-    for (size_t col = 0; col < n; ++col)
-      for (size_t kk = 0; kk < k; ++kk)
-        t[kk * n + col] = static_cast<int16_t>(
-            (w_u8 ? int32_t{w[col * k + kk]} : int32_t{static_cast<int8_t>(w[col * k + kk])}) -
-            d.w_zp[col]);
-    // Whether channels a and b pass the pair test side by side in every column (branch-free
-    // on int16 lanes: the compiler vectorizes it).
-    auto passes = [&](size_t a, size_t b) {
-      const int16_t* x = t.data() + a * n;
-      const int16_t* y = t.data() + b * n;
-      int bad = 0;
-      for (size_t col = 0; col < n; ++col) {
-        const int16_t xa = x[col], yb = y[col];
-        const int16_t pos = static_cast<int16_t>((xa > 0 ? xa : 0) + (yb > 0 ? yb : 0));
-        const int16_t neg = static_cast<int16_t>((xa < 0 ? xa : 0) + (yb < 0 ? yb : 0));
-        bad |= (pos > 128) | (neg < -128);
-      }
-      return bad == 0;
-    };
-    std::vector<uint8_t> mask(kpad);
-    for (size_t g0 = 0; g0 < kpad; g0 += 16) {
-      const size_t len = std::min<size_t>(16, k > g0 ? k - g0 : 0);
-      for (size_t j = 0; j < 16; ++j) mask[g0 + j] = static_cast<uint8_t>(j);  // pads: identity
-      size_t left[16], nl = 0;
-      int heavy[16];
-      for (size_t j = 0; j < len; ++j) {
-        int hmax = 0;
-        for (size_t col = 0; col < n; ++col) hmax = std::max<int>(hmax, std::abs(t[(g0 + j) * n + col]));
-        heavy[j] = hmax;
-        left[nl++] = j;
-      }
-      std::stable_sort(left, left + nl, [&](size_t a, size_t b) { return heavy[a] > heavy[b]; });
-      // The heaviest channel left takes the heaviest partner it passes with, keeping the light
-      // ones for the heavy channels after it; none: no clean order of this group (give up).
-      size_t pos = 0;
-      while (nl >= 2) {
-        const size_t h = left[0];
-        size_t c = 1;
-        while (c < nl && !passes(g0 + h, g0 + left[c])) ++c;
-        if (c == nl) return false;
-        mask[g0 + pos] = static_cast<uint8_t>(h);
-        mask[g0 + pos + 1] = static_cast<uint8_t>(left[c]);
-        pos += 2;
-        std::copy(left + c + 1, left + nl, left + c);
-        std::copy(left + 1, left + nl - 1, left);
-        nl -= 2;
-      }
-      if (nl) mask[g0 + pos] = static_cast<uint8_t>(left[0]);  // odd group (the last): alone
-    }
+    std::vector<uint8_t> mask = q8_pair_order(w, w_u8, d.w_zp, n, k);
+    if (mask.empty()) return false;
     std::vector<uint8_t> wp(n * k);
     for (size_t col = 0; col < n; ++col)
       for (size_t kk = 0; kk < k; ++kk) wp[col * k + kk] = w[col * k + kk / 16 * 16 + mask[kk]];

@@ -187,6 +187,7 @@ def lower(graph, input_shapes):
             raise ModelError(f"{node.where()}: invalid node: {type(e).__name__}: {e}") from None
     L.node = None
     finish(L)
+    lower_quant.fold_pair_orders(L)
     return L
 
 

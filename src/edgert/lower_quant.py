@@ -309,3 +309,52 @@ def dequantize(L, n):
     z, _ = _zp(L, n.input(2), "zero point", count=s.size)
     L.out(n.outputs[0], F32, x.shape, x.layout)
     L.emit("dequantize", [x.name], [n.outputs[0]], _axis_params(L, n, x, s, np.broadcast_to(z, s.shape)))
+
+
+def fold_pair_orders(L):
+    """Puts conv -> depthwise conv -> 1x1 conv chains in the channel order the 1x1 conv's weights
+    want. The AVX2 kernels multiply byte pairs of adjacent input channels exactly only while both
+    weights of a pair cannot overflow int16 together (the pair_u8 test); a trained layer fails it
+    in a few pairs, and the conv engine then runs it on rows permuted at run time (a pass over the
+    whole input). The channels between the first conv and the 1x1 one are internal, so they can be
+    stored in that order instead: the first conv's output channels (weight rows, bias, scales) and
+    the depthwise conv's channels move, the 1x1 conv's weight columns with them. Same results
+    exactly; MobileNetV2's 17 project layers then read their input as it is."""
+    from . import _core
+    users, producer = {}, {}
+    for op in L.ops:
+        for i in op.inputs:
+            users.setdefault(i, []).append(op)
+        for o in op.outputs:
+            producer[o] = op
+    kept = set(L.output_names.values())
+
+    def only_user(tensor, op):
+        return tensor not in kept and users.get(tensor) == [op]
+
+    for c in L.ops:
+        a = c.attrs
+        if c.type != "qconv" or a["group"] != 1 or list(a["kernel"]) != [1, 1]:
+            continue
+        d = producer.get(c.inputs[0])
+        if d is None or d.type != "qconv" or not only_user(c.inputs[0], c):
+            continue
+        k = a["weight"].shape[-1]
+        if d.attrs["group"] != k or d.attrs["weight"].shape[0] != k or d.attrs["weight"].shape[-1] != 1:
+            continue
+        p = producer.get(d.inputs[0])
+        if (p is None or p.type != "qconv" or p.attrs["group"] != 1 or not only_user(d.inputs[0], d)
+                or p.attrs["weight"].shape[0] != k):
+            continue
+        w = np.ascontiguousarray(a["weight"].reshape(a["weight"].shape[0], k))
+        mask = _core.pair_order(w, np.ascontiguousarray(a["w_zp"], np.int32))
+        if mask is None:
+            continue
+        order = np.array([g0 + int(mask[g0 + j]) for g0 in range(0, k, 16)
+                          for j in range(min(16, k - g0))], np.int64)
+        if sorted(order.tolist()) != list(range(k)):
+            continue
+        for op in (p, d):
+            for name in ("weight", "w_zp", "bias", "scale"):
+                op.attrs[name] = np.ascontiguousarray(op.attrs[name][order])
+        a["weight"] = np.ascontiguousarray(a["weight"][..., order])
