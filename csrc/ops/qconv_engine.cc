@@ -662,7 +662,8 @@ class Q8ConvOp : public Op {
     const size_t prow = (k_ + 15) / 16 * 16;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       // Work buffers (thread_scratch: unspecified contents; each is written before it is read).
-      // a: im2col rows; their bytes past k are filled per tile (sign_s8 rows read them as s = 0).
+      // a: im2col rows; sign_s8 ones get their bytes past k filled per tile (read as s = 0),
+      // pair_u8 ones meet zero weights there.
       // ind: indirect rows, per group of mr rows each tap's mr pointers (Q8GemmX8IndirectFn).
       // prep: sign_s8 operand rows, or reordered rows of a direct 1x1 conv (im2col ones in
       // place); dense_groups_: each group's slice padded to cq bytes (whole quads), staged in
@@ -711,7 +712,11 @@ class Q8ConvOp : public Op {
           } else if (ind_fn_) {
             build_indirect(x, gi, p0, rows, mr, ind);
           } else {
-            for (size_t r = 0; r < rows; ++r) std::memset(a + r * lda_ + k_, zero_s, lda_ - k_);
+            if (prep_sign_ && lda_ > k_) {  // sign_s8 rows are prepared whole: s = 0 past k
+              const size_t k = k_, lda = lda_;  // (locals: the byte stores alias nothing)
+              for (size_t r = 0; r < rows; ++r)
+                for (size_t j = k; j < lda; ++j) a[r * lda + j] = zero_s;
+            }
             q8_im2col_x8(g, x, pad, gi * cg_, cg_, p0, rows, a, lda_);
             flat = a, step = lda_;
             for (size_t r = 0; r < rows; ++r) rowp[r] = a + r * lda_;
@@ -759,9 +764,8 @@ class Q8ConvOp : public Op {
                 xk_->permute_rows(static_cast<const uint8_t*>(rowp[r]), 0, 1, k_, false,
                                   perm_.data(), prep + r * prow, prow);
             }
-            uint8_t* base = direct_ ? prep : a;
-            const size_t stride = direct_ ? prow : lda_;
-            for (size_t r = 0; r < rows; ++r) rowp[r] = base + r * stride;
+            if (direct_)  // (im2col rows were reordered in place: rowp holds them already)
+              for (size_t r = 0; r < rows; ++r) rowp[r] = prep + r * prow;
           } else if (flat) {
             for (size_t r = 0; r < rows; ++r) rowp[r] = flat + r * step;
           }
