@@ -639,3 +639,20 @@ def test_pair_order_against_numpy(k):
         _core.pair_order(heavy.reshape(-1), zp)
     with pytest.raises(ValueError, match="zero point"):
         _core.pair_order(heavy, zp[:3])
+
+
+def test_pair_order_finds_a_matching_a_greedy_pairing_misses():
+    """Channels B (heaviest), A, D, C: B passes with A and D, A with B and C, D with B only. The
+    heaviest-first pairing takes B-A and leaves D with C (fails); the exact matching B-D, A-C
+    passes, checked by the numpy test."""
+    from edgert import _core
+    w = np.zeros((3, 4), np.int8)  # rows: output columns; channels A=0, B=1, C=2, D=3
+    w[0] = [100, 28, 20, 60]
+    w[1] = [0, 0, 60, 100]
+    w[2, 1] = 110
+    zp = np.zeros(3, np.int32)
+    assert not _pairs_pass(w, zp)
+    mask = _core.pair_order(w, zp)
+    assert mask is not None
+    order = np.array([int(mask[j]) for j in range(4)])
+    assert sorted(order) == list(range(4)) and _pairs_pass(w[:, order], zp)
