@@ -652,26 +652,37 @@ class Q8ConvOp : public Op {
 
   // Work items: (pixel tile, group, column part). Columns are split only when pixel tiles alone
   // cannot keep every thread busy (small M); parts of part_cols columns, whole blocks of nr.
+  // Fewer tiles than threads (a small image) are cut into one tile per thread first: items go to
+  // the threads in order, so each thread then computes every column of its share of the pixels,
+  // and the next op (a depthwise conv, split by rows) reads them from its own core's cache, not
+  // half its input from the other core's (MobileNetV2's 14x14 and 7x7 depthwise convs ran slower
+  // on 2 threads than on 1 after a column split). Any tiling gives the same exact sums.
   struct Split {
-    size_t tile_groups, parts, part_cols;
+    size_t tile_rows, tile_groups, parts, part_cols;
   };
-  Split split(size_t nr, const ThreadPool& pool) const {
-    const size_t tiles = (pixels_ + tile_rows_ - 1) / tile_rows_;
+  Split split(size_t mr, size_t nr, const ThreadPool& pool) const {
+    const size_t threads = size_t(pool.threads());
+    size_t rows = tile_rows_, tiles = (pixels_ + rows - 1) / rows;
+    if (threads > 1 && tiles < threads && pixels_ >= 2 * threads * mr) {
+      rows = ((pixels_ + threads - 1) / threads + mr - 1) / mr * mr;
+      tiles = (pixels_ + rows - 1) / rows;
+    }
     const size_t blocks = (ng_ + nr - 1) / nr;
-    const size_t want = 4 * size_t(pool.threads());
+    const size_t want = 4 * threads;
     const size_t tg = tiles * d_.group;
     const size_t parts = tg >= want ? 1 : std::min(blocks, (want + tg - 1) / tg);
-    return {tg, parts, (blocks + parts - 1) / parts * nr};
+    return {rows, tg, parts, (blocks + parts - 1) / parts * nr};
   }
 
   void run_x8(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
     const size_t mr = xk_->mr, nr = xk_->nr;
     const Q8ConvGeom& g = d_.geom;
-    const Split sp = split(nr, pool);
+    const Split sp = split(mr, nr, pool);
     const size_t tg = sp.tile_groups, parts = sp.parts, part_cols = sp.part_cols;
+    const size_t tr = sp.tile_rows;  // <= tile_rows_, which sizes the work buffers
     const uint8_t pad = static_cast<uint8_t>(d_.x_zp);
     const uint8_t zero_s = d_.x_type == DType::u8 ? 0x80 : 0;
-    const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
+    const size_t item_macs = tr * std::min(ng_, part_cols) * k_;
     // im2col rows own whole quads (lda_ >= round_up(k, 16)) and the packed weights past k are
     // zero: the kernel reads the last quad whole instead of through its partial-quad path.
     // Reordered rows (perm_) are whole 16-byte groups too.
@@ -707,7 +718,7 @@ class Q8ConvOp : public Op {
       for (size_t i = b; i < e; ++i) {
         const size_t tile_group = i / parts, part = i % parts;
         const size_t tile = tile_group / d_.group, gi = tile_group % d_.group;
-        const size_t p0 = tile * tile_rows_, rows = std::min(tile_rows_, pixels_ - p0);
+        const size_t p0 = tile * tr, rows = std::min(tr, pixels_ - p0);
         if (built != tile_group) {
           // The tile's rows as one run, `step` bytes a row (k, or lda_ for im2col rows).
           const uint8_t* flat = nullptr;
@@ -1042,9 +1053,10 @@ class Q8ConvOp : public Op {
 
   void run_gemm(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
     const size_t mr = uk_->mr;
-    const Split sp = split(uk_->nr, pool);
+    const Split sp = split(mr, uk_->nr, pool);
     const size_t tg = sp.tile_groups, parts = sp.parts, part_cols = sp.part_cols;
-    const size_t item_macs = tile_rows_ * std::min(ng_, part_cols) * k_;
+    const size_t tr = sp.tile_rows;
+    const size_t item_macs = tr * std::min(ng_, part_cols) * k_;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       // im2col writes whole rows of kp_ (zeros past k)
       int16_t* const a = reinterpret_cast<int16_t*>(thread_scratch(tile_rows_ * kp_ * sizeof(int16_t)));
@@ -1052,7 +1064,7 @@ class Q8ConvOp : public Op {
       for (size_t i = b; i < e; ++i) {
         const size_t tile_group = i / parts, part = i % parts;
         const size_t tile = tile_group / d_.group, gi = tile_group % d_.group;
-        const size_t p0 = tile * tile_rows_, rows = std::min(tile_rows_, pixels_ - p0);
+        const size_t p0 = tile * tr, rows = std::min(tr, pixels_ - p0);
         if (built != tile_group) {
           if (d_.x_type == DType::u8)
             q8_im2col_u8(d_.geom, x, d_.x_zp, gi * cg_, cg_, p0, rows, a, kp_);
