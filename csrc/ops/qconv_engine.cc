@@ -956,7 +956,17 @@ class Q8ConvOp : public Op {
       uint8_t* const scratch = thread_scratch(L.total());
       uint8_t* const ring = scratch + ring_off;
       uint8_t* const out = cp != m ? scratch + out_off : nullptr;
-      std::memset(ring, static_cast<uint8_t>(d_.x_zp), 3 * row_bytes);  // the padding
+      // The padding columns, x_zp (the copies below fill the rest; a pixel's channels past c
+      // meet zero weights): not the whole ring, which for a 14x14x384 layer split a row a chunk
+      // over 2 threads was 18 KiB of stores per output row.
+      {
+        const size_t w_end = g.pl >= dw_wp_ ? 0 : std::min(g.w, dw_wp_ - g.pl);
+        const size_t lo = std::min(g.pl, dw_wp_) * cp, hi = (std::min(g.pl, dw_wp_) + w_end) * cp;
+        for (size_t slot = 0; slot < 3; ++slot) {
+          std::memset(ring + slot * row_bytes, static_cast<uint8_t>(d_.x_zp), lo);
+          std::memset(ring + slot * row_bytes + hi, static_cast<uint8_t>(d_.x_zp), row_bytes - hi);
+        }
+      }
       size_t held[3] = {SIZE_MAX, SIZE_MAX, SIZE_MAX};
       for (size_t r = b; r < e; ++r) {
         const size_t n = r / g.oh, oh = r % g.oh;
