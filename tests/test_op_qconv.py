@@ -203,6 +203,11 @@ CONFIGS = {
     "group3_1x1_c30_staged": dict(n=2, h=5, w=7, c=30, m=12, k=(1, 1), group=3),  # 10 a group
     "group5_1x1_c15_staged": dict(h=4, w=6, c=15, m=10, k=(1, 1), group=5),  # 3 a group
     "stem_rgb_3x3_s2_tiles": dict(h=70, w=66, c=3, m=16, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1)),
+    # DS-CNN's stem: one channel, 4-byte tap rows, asymmetric padding (the input padded once)
+    "stem_c1_10x4_s2": dict(h=49, w=10, c=1, m=20, k=(10, 4), s=(2, 2), pads=(4, 1, 5, 1)),
+    # too large to pad once (> 64 KiB): border pixels through the per-tap path
+    "stem_rgb_3x3_s2_unpadded": dict(h=150, w=151, c=3, m=8, k=(3, 3), s=(2, 2),
+                                     pads=(1, 0, 1, 1)),
     "stem_rgb_7x7_s2_batch2": dict(n=2, h=41, w=37, c=3, m=8, k=(7, 7), s=(2, 2),
                                    pads=(3, 3, 3, 3)),
     # Whole channel quads, 16+ a group: kernels with an indirect form read taps by pointer.

@@ -637,6 +637,13 @@ class Q8ConvOp : public Op {
     tile_rows_ = even_tiles(tile_rows_, mr);
     const size_t kq4 = (k_ + 3) / 4 * 4;
     col_block_ = std::max(nr, (24 << 10) / kq4 / nr * nr);
+    // Inputs small enough to pad once per run (see run_x8): every tap of every pixel inside.
+    pad_h_ = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+    pad_w_ = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    pad_h_ = std::max(pad_h_, g.pt + g.h), pad_w_ = std::max(pad_w_, g.pl + g.w);
+    const size_t padded = d.batch * pad_h_ * pad_w_ * g.c;
+    const bool padding = g.pt || g.pl || pad_h_ > g.h || pad_w_ > g.w;
+    pad_input_bytes_ = !direct_ && !ind_fn_ && padding && padded <= (64 << 10) ? padded : 0;
     return true;
   }
 
@@ -688,6 +695,21 @@ class Q8ConvOp : public Op {
     // Reordered rows (perm_) are whole 16-byte groups too.
     const size_t k_row = (direct_ && perm_.empty()) || prep_sign_ ? k_ : (k_ + 3) / 4 * 4;
     const size_t prow = (k_ + 15) / 16 * 16;
+    // A small padded input (DS-CNN's 49x10 single-channel stem, 10x4 taps: half its pixels
+    // touch the padding) is padded once here, so that every im2col row takes the interior path.
+    const uint8_t* xi = x;
+    Q8ConvGeom gi_geom = g;
+    if (pad_input_bytes_) {
+      uint8_t* padded = thread_scratch(pad_input_bytes_, 1);
+      const size_t hp = pad_h_, wp = pad_w_, c = g.c;
+      std::memset(padded, pad, pad_input_bytes_);
+      for (size_t n = 0; n < d_.batch; ++n)
+        for (size_t h = 0; h < g.h; ++h)
+          std::memcpy(padded + ((n * hp + g.pt + h) * wp + g.pl) * c, x + (n * g.h + h) * g.w * c,
+                      g.w * c);
+      xi = padded;
+      gi_geom.h = hp, gi_geom.w = wp, gi_geom.pt = 0, gi_geom.pl = 0;
+    }
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       // Work buffers (thread_scratch: unspecified contents; each is written before it is read).
       // a: im2col rows; sign_s8 ones get their bytes past k filled per tile (read as s = 0),
@@ -745,7 +767,7 @@ class Q8ConvOp : public Op {
               for (size_t r = 0; r < rows; ++r)
                 for (size_t j = k; j < lda; ++j) a[r * lda + j] = zero_s;
             }
-            q8_im2col_x8(g, x, pad, gi * cg_, cg_, p0, rows, a, lda_);
+            q8_im2col_x8(gi_geom, xi, pad, gi * cg_, cg_, p0, rows, a, lda_);
             flat = a, step = lda_;
             for (size_t r = 0; r < rows; ++r) rowp[r] = a + r * lda_;
           }
@@ -1130,6 +1152,7 @@ class Q8ConvOp : public Op {
   size_t ow_lo_ = 0, ow_hi_ = 0;
   bool dw_padded_ = false;
   size_t dw_cp_ = 0, dw_wp_ = 0;  // padded rows: channels, columns
+  size_t pad_input_bytes_ = 0, pad_h_ = 0, pad_w_ = 0;  // run_x8's padded input, when used
   std::vector<int32_t> dw_bias_;  // bias_ and scale_ padded to dw_cp_
   std::vector<float> dw_scale_;
 };

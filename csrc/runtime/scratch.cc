@@ -11,12 +11,12 @@ struct Block {
   size_t size = 0;
   ~Block() { std::free(mem); }
 };
-thread_local Block t_block;
+thread_local Block t_block[2];
 
 }  // namespace
 
-uint8_t* thread_scratch(size_t bytes) {
-  Block& b = t_block;
+uint8_t* thread_scratch(size_t bytes, int slot) {
+  Block& b = t_block[slot & 1];
   if (bytes > b.size) {
     // Room to grow into: the next larger take (another op's) does not reallocate again.
     const size_t size = (bytes + bytes / 2 + 4095) / 4096 * 4096;

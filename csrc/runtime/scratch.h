@@ -28,7 +28,9 @@ class ScratchLayout {
   size_t total_ = 0;
 };
 
-// At least `bytes` bytes of this thread's block, 64-byte aligned; throws std::bad_alloc.
-uint8_t* thread_scratch(size_t bytes);
+// At least `bytes` bytes of this thread's block `slot`, 64-byte aligned; throws std::bad_alloc.
+// Slot 0 for a kernel call's buffers (a chunk of a parallel_for), slot 1 for what an op builds
+// before its parallel_for and its chunks read (the calling thread runs chunks too).
+uint8_t* thread_scratch(size_t bytes, int slot = 0);
 
 }  // namespace edgert

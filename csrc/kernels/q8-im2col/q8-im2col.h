@@ -32,8 +32,12 @@ inline void q8_copy_small(uint8_t* dst, const uint8_t* src, size_t n) {
     uint32_t a, b;
     std::memcpy(&a, src, 4), std::memcpy(&b, src + n - 4, 4);
     std::memcpy(dst, &a, 4), std::memcpy(dst + n - 4, &b, 4);
-  } else {
-    for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  } else if (n >= 2) {
+    uint16_t a, b;
+    std::memcpy(&a, src, 2), std::memcpy(&b, src + n - 2, 2);
+    std::memcpy(dst, &a, 2), std::memcpy(dst + n - 2, &b, 2);
+  } else if (n == 1) {
+    dst[0] = src[0];
   }
 }
 
