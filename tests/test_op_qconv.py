@@ -198,6 +198,11 @@ CONFIGS = {
                                  group=5),  # its output column reads padding columns only
     "dw_3x3_c64_w1_n2": dict(n=2, h=7, w=1, c=64, m=64, k=(3, 3), pads=(1, 1, 1, 1), group=64),
     # Grouped 1x1: sign_s8 rows prepared once per tile for all groups (staged when not whole quads).
+    # tall narrow images: the row kernel walks the columns of a transposed copy
+    "dw_columns_25x5_c64": dict(h=25, w=5, c=64, m=64, k=(3, 3), pads=(1, 1, 1, 1), group=64),
+    "dw_columns_s2_asym_n2": dict(n=2, h=21, w=6, c=32, m=32, k=(3, 3), s=(2, 2),
+                                  pads=(0, 1, 2, 0), group=32),
+    "dw_columns_pad3": dict(h=9, w=2, c=16, m=16, k=(3, 3), pads=(3, 3, 3, 3), group=16),
     "group3_1x1_c24_tiles": dict(n=2, h=20, w=18, c=24, m=30, k=(1, 1), group=3),
     "group4_1x1_c64": dict(h=9, w=7, c=64, m=20, k=(1, 1), group=4),
     "group3_1x1_c30_staged": dict(n=2, h=5, w=7, c=30, m=12, k=(1, 1), group=3),  # 10 a group
