@@ -138,9 +138,11 @@ class Session:
         return [results[i] for i in self._output_indices(output_names)]
 
     def profile(self, input_feed, runs=20, warmup=5):
-        """Per-op wall times of `runs` runs on input_feed (after `warmup` plain runs): a list in
-        plan order of dicts with op (the executor's op type, fusions included), node (its name),
-        median_us, p90_us and share (of the summed medians). Timing adds a clock read per op."""
+        """Per-op wall times of `runs` runs on input_feed (after `warmup` plain runs, enough to
+        cover the first 4 runs of a multi-thread session, which time its ops serially to choose
+        which to split): a list in plan order of dicts with op (the executor's op type, fusions
+        included), node (its name), median_us, p90_us and share (of the summed medians). Timing
+        adds a clock read per op."""
         runs, warmup = int(runs), int(warmup)
         if runs < 1 or warmup < 0:
             raise InputError(f"profile needs runs >= 1 and warmup >= 0, got {runs} and {warmup}")
