@@ -244,9 +244,10 @@ def test_layout_round_trip_through_reshape_and_concat():
     check(m, {"x": _rand(rng, (1, 3, 5, 5), F)}, ref=True, float_tol=1e-4)
 
 
+@pytest.mark.parametrize("chain", ["depthwise", "direct"])
 @pytest.mark.parametrize("et", [U8, I8])
-def test_pair_orders_fold_into_conv_depthwise_1x1_chains(et, monkeypatch):
-    """A conv -> depthwise -> 1x1 chain whose 1x1 weights fail the pair_u8 test in the model's
+def test_pair_orders_fold_into_conv_depthwise_1x1_chains(et, chain, monkeypatch):
+    """A conv -> depthwise -> 1x1 chain (or conv -> 1x1) whose 1x1 weights fail the pair_u8 test in the model's
     channel order (heavy channels side by side) and pass in another: lowering stores the channels
     between the convs in that order (so the 1x1 conv reads its input as it is, no permuted copy)
     and the outputs do not change. Oracles: onnx.reference (onnxruntime's u8 x s8 kernel
@@ -273,6 +274,9 @@ def test_pair_orders_fold_into_conv_depthwise_1x1_chains(et, monkeypatch):
                          pads=[1, 1, 1, 1], group=c),
         helper.make_node("QLinearConv", ["b", "bs", "bz", "w3", "ws", "wz", "ys", "yz"], ["y"]),
     ]
+    if chain == "direct":  # the first conv feeds the 1x1 conv
+        del nodes[1]
+        nodes[1].input[0:3] = ["a", "as", "az"]
     mdl = model(nodes, [("x", et, [1, 8, 9, 11])], [("y", et, None)], inits)
     x = _rand(rng, (1, 8, 9, 11), et)
     sess = edgert.load(mdl.SerializeToString())
@@ -286,8 +290,9 @@ def test_pair_orders_fold_into_conv_depthwise_1x1_chains(et, monkeypatch):
         np.testing.assert_array_equal(edgert.load(mdl.SerializeToString()).run(None, {"x": x})[0], ours)
     compiled = next(iter(sess._plans.values()))
     convs = [k for k, op in enumerate(compiled.plan.ops) if op["type"] == "qconv"]
-    w3_planned = compiled.plan.ops[convs[2]]["attrs"]["weight"].reshape(m, c)
+    assert len(convs) == (3 if chain == "depthwise" else 2)
+    w3_planned = compiled.plan.ops[convs[-1]]["attrs"]["weight"].reshape(m, c)
     assert _core.pair_order(w3_planned, np.zeros(m, np.int32)) is None  # passes as planned
     assert not np.array_equal(w3_planned, w3.reshape(m, c))  # the columns moved
     if _core.isa() == "avx2":
-        assert "x8_perm" not in compiled.executor.packed_attrs(convs[2])[1]
+        assert "x8_perm" not in compiled.executor.packed_attrs(convs[-1])[1]

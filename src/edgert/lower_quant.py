@@ -312,8 +312,8 @@ def dequantize(L, n):
 
 
 def fold_pair_orders(L):
-    """Puts conv -> depthwise conv -> 1x1 conv chains in the channel order the 1x1 conv's weights
-    want. The AVX2 kernels multiply byte pairs of adjacent input channels exactly only while both
+    """Puts conv -> depthwise conv -> 1x1 conv chains (and conv -> 1x1 conv ones) in the channel
+    order the 1x1 conv's weights want. The AVX2 kernels multiply byte pairs of adjacent input channels exactly only while both
     weights of a pair cannot overflow int16 together (the pair_u8 test); a trained layer fails it
     in a few pairs, and the conv engine then runs it on rows permuted at run time (a pass over the
     whole input). The channels between the first conv and the 1x1 one are internal, so they can be
@@ -340,11 +340,15 @@ def fold_pair_orders(L):
         if d is None or d.type != "qconv" or not only_user(c.inputs[0], c):
             continue
         k = a["weight"].shape[-1]
-        if d.attrs["group"] != k or d.attrs["weight"].shape[0] != k or d.attrs["weight"].shape[-1] != 1:
-            continue
-        p = producer.get(d.inputs[0])
-        if (p is None or p.type != "qconv" or p.attrs["group"] != 1 or not only_user(d.inputs[0], d)
-                or p.attrs["weight"].shape[0] != k):
+        if d.attrs["group"] == 1 and d.attrs["weight"].shape[0] == k:
+            moved = (d,)  # conv -> 1x1 conv (MobileNetV2's first projection -> expansion)
+        elif d.attrs["group"] == k and d.attrs["weight"].shape[0] == k and d.attrs["weight"].shape[-1] == 1:
+            p = producer.get(d.inputs[0])  # conv -> depthwise -> 1x1
+            if (p is None or p.type != "qconv" or p.attrs["group"] != 1
+                    or not only_user(d.inputs[0], d) or p.attrs["weight"].shape[0] != k):
+                continue
+            moved = (p, d)
+        else:
             continue
         w = np.ascontiguousarray(a["weight"].reshape(a["weight"].shape[0], k))
         mask = _core.pair_order(w, np.ascontiguousarray(a["w_zp"], np.int32))
@@ -354,7 +358,7 @@ def fold_pair_orders(L):
                           for j in range(min(16, k - g0))], np.int64)
         if sorted(order.tolist()) != list(range(k)):
             continue
-        for op in (p, d):
+        for op in moved:
             for name in ("weight", "w_zp", "bias", "scale"):
                 op.attrs[name] = np.ascontiguousarray(op.attrs[name][order])
         a["weight"] = np.ascontiguousarray(a["weight"][..., order])
