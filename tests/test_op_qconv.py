@@ -422,14 +422,15 @@ def shape_weights(cs, form, rng):
         flat[:] = z + rng.integers(-28, 29, flat.shape)  # 100 + 28 <= 128: passes beside a 100
         kk = flat.shape[1]
         # One such column per 2048 weights (its failing pair within what the engine moves out,
-        # 1 per 1024): nine same-sign 100s in one group of 16, so that every pairing of the group
-        # has two of them side by side; in the model's order only pair (g, g + 1) fails.
+        # 1 per 1024): a same-sign 100 in every even channel and in one odd one, more than half
+        # the channels, so that every pairing, within groups of 16 or across them, has two of
+        # them side by side; in the model's order only pair (g, g + 1) fails.
         count = min(flat.shape[0], max(1, flat.size // 2048))
         for col in rng.choice(flat.shape[0], count, replace=False):
             if kk >= 16:
                 g = int(rng.integers(0, kk // 16)) * 16
                 sgn = 1 if rng.integers(0, 2) else -1
-                flat[col, g:g + 16:2] = z + sgn * 100
+                flat[col, 0:kk:2] = z + sgn * 100
                 flat[col, g + 1] = z + sgn * int(rng.integers(29, 101))
     elif form == "heavy":  # a few heavy input channels, adjacent in pairs: passes pair_u8 only
         z = 0 if w.dtype == np.int8 else 128  # when each is paired with a light one instead
@@ -442,6 +443,14 @@ def shape_weights(cs, form, rng):
             for j in rng.choice(pairs, min(2, len(pairs) // 2 or 1), replace=False):
                 sgn = rng.choice([-1, 1], flat.shape[0])
                 flat[:, j], flat[:, j + 1] = z + sgn * 100, z + sgn * int(rng.integers(90, 101))
+    elif form == "crowded":  # 9 heavy channels in the first group of 16: no pairing within
+        z = 0 if w.dtype == np.int8 else 128  # it passes, one that moves 9 of its light
+        cs["wzp"][:] = z  # channels out for lights of other groups does
+        flat = w.reshape(w.shape[0], -1)
+        flat[:] = z + rng.integers(-28, 29, flat.shape)
+        sgn = rng.choice([-1, 1], flat.shape[0])
+        for j in range(9):
+            flat[:, j] = z + sgn * int(rng.integers(90, 101))
     m = w.shape[0]
     folded = (cs["bias"].astype(np.int64) - cs["x_zp"] *
               (w.astype(np.int64) - cs["wzp"][:, None, None, None]).reshape(m, -1).sum(1))
@@ -666,3 +675,32 @@ def test_pair_order_finds_a_matching_a_greedy_pairing_misses():
     assert mask is not None
     order = np.array([int(mask[j]) for j in range(4)])
     assert sorted(order) == list(range(4)) and _pairs_pass(w[:, order], zp)
+
+
+CROWDED_CONFIGS = {
+    "1x1_flat_k40": dict(h=9, w=8, c=40, m=24, k=(1, 1)),      # direct rows, one call a tile
+    "1x1_s2_k24": dict(h=9, w=9, c=24, m=33, k=(1, 1), s=(2, 2)),  # direct rows by pointer
+    "3x3_c4": dict(h=8, w=7, c=4, m=20, k=(3, 3), pads=(1, 1, 1, 1)),  # im2col rows, K 36
+    "1x1_k64": dict(h=6, w=6, c=64, m=16, k=(1, 1)),           # four groups
+}
+
+
+@pytest.mark.parametrize("combo", ["u8i8", "i8i8"])
+@pytest.mark.parametrize("name", list(CROWDED_CONFIGS))
+def test_qconv_pair_in_a_k_order_across_groups(name, combo):
+    """Layers with more heavy channels in a group of 16 than light partners there (k <= 64):
+    on kernels with int16 pair sums they run pair_u8 in a K order that moves channels between
+    groups (rows reordered by gpermute_rows), exact at 1 and 2 threads and under every other ISA;
+    such a layer offers no packing to a compiled model (it packs again at load)."""
+    from edgert import _core
+    xt, wt = COMBOS[combo]
+    seed = zlib.crc32(f"crowded-{name}-{combo}".encode())
+    cs = make_case(seed, xt=xt, wt=wt, yt=xt, **CROWDED_CONFIGS[name])
+    shape_weights(cs, "crowded", np.random.default_rng(seed))
+    w2d = cs["attrs"]["weight"].reshape(cs["attrs"]["weight"].shape[0], -1)
+    assert _core.pair_order(np.ascontiguousarray(w2d), cs["wzp"].astype(np.int32)) is None
+
+    def form(add):
+        if _core.isa() == "avx2":
+            assert add == {}  # the global order is not stored: packed again at load
+    _check_packed_everywhere(cs, form)

@@ -5,6 +5,7 @@
 // element is one exact integer sum, so results do not depend on how items are split over threads.
 #include <algorithm>
 #include <functional>
+#include <unordered_set>
 #include <cstring>
 #include <cstdio>
 #include <cstdlib>
@@ -174,6 +175,63 @@ std::vector<uint8_t> q8_pair_order(const uint8_t* w, bool w_u8, const int32_t* w
   return mask;
 }
 
+std::vector<uint8_t> q8_pair_order_global(const uint8_t* w, bool w_u8, const int32_t* w_zp,
+                                          size_t n, size_t k) {
+  if (k < 4 || k > kQ8GemmX8MaxGPermK || n * k > (size_t(1) << 22)) return {};
+  std::vector<uint64_t> partners(k);
+  for (size_t a = 0; a < k; ++a)
+    for (size_t b = a + 1; b < k; ++b) {
+      bool ok = true;
+      for (size_t col = 0; col < n && ok; ++col) {
+        auto value = [&](size_t kk) {
+          return (w_u8 ? int32_t{w[col * k + kk]} : int32_t{static_cast<int8_t>(w[col * k + kk])}) -
+                 w_zp[col];
+        };
+        const int32_t x = value(a), y = value(b);
+        ok = std::max(x, 0) + std::max(y, 0) <= 128 && std::min(x, 0) + std::min(y, 0) >= -128;
+      }
+      if (ok) partners[a] |= uint64_t(1) << b, partners[b] |= uint64_t(1) << a;
+    }
+  // Depth first as q8_pair_order's groups, over all k channels: fewest partners first, dead
+  // sets remembered, a bounded number of steps (no order then).
+  std::unordered_set<uint64_t> dead;
+  std::vector<uint8_t> pairs(k);
+  size_t steps = 0;
+  std::function<bool(uint64_t, size_t)> solve = [&](uint64_t left, size_t pos) -> bool {
+    if (left == 0) return true;
+    if (++steps > 200000 || dead.count(left)) return false;
+    int best = -1, fewest = 99;
+    for (uint64_t m = left; m; m &= m - 1) {
+      const int i = __builtin_ctzll(m), c = __builtin_popcountll(partners[i] & left);
+      if (c < fewest) fewest = c, best = i;
+    }
+    if (__builtin_popcountll(left) % 2 == 1) {
+      for (uint64_t m = left; m; m &= m - 1) {
+        const int i = __builtin_ctzll(m);
+        pairs[pos] = static_cast<uint8_t>(i);
+        if (solve(left & ~(uint64_t(1) << i), pos + 1)) return true;
+      }
+    } else {
+      for (uint64_t m = partners[best] & left; m; m &= m - 1) {
+        const int j = __builtin_ctzll(m);
+        pairs[pos] = static_cast<uint8_t>(best), pairs[pos + 1] = static_cast<uint8_t>(j);
+        if (solve(left & ~(uint64_t(1) << best) & ~(uint64_t(1) << j), pos + 2)) return true;
+      }
+    }
+    dead.insert(left);
+    return false;
+  };
+  const uint64_t all = k == 64 ? ~uint64_t(0) : (uint64_t(1) << k) - 1;
+  if (!solve(all, 0)) return {};
+  std::vector<uint8_t> order((k + 15) / 16 * 16);
+  size_t pos = 0;
+  const size_t first = k % 2;  // the odd channel out (found first) goes last, beside the pad
+  for (size_t i = first; i < k; ++i) order[pos++] = pairs[i];
+  if (first) order[pos++] = pairs[0];
+  for (size_t j = k; j < order.size(); ++j) order[j] = static_cast<uint8_t>(j);
+  return order;
+}
+
 bool q8_pairs_pass(const uint8_t* w, bool w_u8, const int32_t* w_zp, size_t n, size_t k) {
   for (size_t col = 0; col < n; ++col) {
     for (size_t k1 = 1; k1 < k; k1 += 2) {
@@ -237,7 +295,7 @@ class Q8ConvOp : public Op {
         pa.add["dw_packed3"] = arr(DType::u8, 2 * q8_dwconv_packed_size_3x3(d_.m), dw_w3_);
       return pa;
     }
-    if (!xk_) return pa;
+    if (!xk_ || !gperm_.empty()) return pa;
     Attrs::Value shape, wt;
     shape.kind = Attrs::Value::Ints, shape.ints = d_.w_shape;
     wt.kind = Attrs::Value::Str, wt.s = dtype_name(d_.w_type);
@@ -458,11 +516,14 @@ class Q8ConvOp : public Op {
     const size_t n = d.m, k = k_;
     const bool w_u8 = d.w_type == DType::u8;
     const uint8_t* w = static_cast<const uint8_t*>(d.w);
-    std::vector<uint8_t> mask = q8_pair_order(w, w_u8, d.w_zp, n, k);
-    if (mask.empty()) return false;
+    std::vector<uint8_t> mask = q8_pair_order(w, w_u8, d.w_zp, n, k), order;
+    if (mask.empty() && d.group == 1 && xk_->gpermute_rows)
+      order = q8_pair_order_global(w, w_u8, d.w_zp, n, k);  // channels moved between groups
+    if (mask.empty() && order.empty()) return false;
     std::vector<uint8_t> wp(n * k);
     for (size_t col = 0; col < n; ++col)
-      for (size_t kk = 0; kk < k; ++kk) wp[col * k + kk] = w[col * k + kk / 16 * 16 + mask[kk]];
+      for (size_t kk = 0; kk < k; ++kk)
+        wp[col * k + kk] = w[col * k + (order.empty() ? kk / 16 * 16 + mask[kk] : order[kk])];
     std::unique_ptr<int8_t[]> packed(new int8_t[group_packed_ * d.group]);
     std::vector<int32_t> psums(d.m);
     Q8GemmForm form = Q8GemmForm::pair_u8;
@@ -475,6 +536,7 @@ class Q8ConvOp : public Op {
     packed8_ = std::move(packed);
     sums = std::move(psums);
     perm_ = std::move(mask);
+    gperm_ = std::move(order);
     return true;
   }
 
@@ -619,7 +681,8 @@ class Q8ConvOp : public Op {
     // pointer loads; moved weights need contiguous rows).
     taps_ = g.kh * g.kw;
     ind_fn_ = nullptr;
-    if (!direct_ && corr_.empty() && perm_.empty() && !prep_sign_ && cg_ % 4 == 0 && cg_ >= 16 &&
+    if (!direct_ && corr_.empty() && perm_.empty() && gperm_.empty() && !prep_sign_ &&
+        cg_ % 4 == 0 && cg_ >= 16 &&
         xk_->indirect[sign_ ? 1 : 0][0][0]) {
       ind_fn_ = xk_->indirect[sign_ ? 1 : 0][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
       pad_row_.assign(cg_, static_cast<uint8_t>(d.x_zp));
@@ -693,7 +756,8 @@ class Q8ConvOp : public Op {
     // im2col rows own whole quads (lda_ >= round_up(k, 16)) and the packed weights past k are
     // zero: the kernel reads the last quad whole instead of through its partial-quad path.
     // Reordered rows (perm_) are whole 16-byte groups too.
-    const size_t k_row = (direct_ && perm_.empty()) || prep_sign_ ? k_ : (k_ + 3) / 4 * 4;
+    const size_t k_row =
+        (direct_ && perm_.empty() && gperm_.empty()) || prep_sign_ ? k_ : (k_ + 3) / 4 * 4;
     const size_t prow = (k_ + 15) / 16 * 16;
     // A small padded input (DS-CNN's 49x10 single-channel stem, 10x4 taps: half its pixels
     // touch the padding) is padded once here, so that every im2col row takes the interior path.
@@ -724,7 +788,7 @@ class Q8ConvOp : public Op {
       const size_t a_off = L.add(direct_ || ind_fn_ ? 0 : tile_rows_ * lda_);
       const size_t ind_off = L.add(ind_fn_ ? (tile_rows_ + mr - 1) / mr * mr * taps_ * sizeof(void*) : 0);
       const size_t prep_off = L.add(prep_sign_ ? tile_rows_ * (dense_groups_ ? 2 * d_.group * cq : srow_)
-                                    : direct_ && !perm_.empty() ? tile_rows_ * prow : 0);
+                                    : direct_ && !(perm_.empty() && gperm_.empty()) ? tile_rows_ * prow : 0);
       const size_t stage_off = L.add(staged ? tile_rows_ * d_.group * cq : 0);
       const size_t rowp_off = L.add(tile_rows_ * sizeof(void*));
       const size_t rb_off = L.add(corr_.empty() ? 0 : tile_rows_ * nr * sizeof(int32_t));
@@ -799,6 +863,19 @@ class Q8ConvOp : public Op {
                                   k_, flip, pr + r * srow_);
             }
             for (size_t r = 0; r < rows; ++r) rowp[r] = pr + r * srow_;
+          } else if (!gperm_.empty()) {
+            // im2col rows reordered in place (rowp holds them), direct ones into prep
+            if (!direct_) {
+              xk_->gpermute_rows(a, lda_, rows, k_, gperm_.data(), a, lda_);
+            } else {
+              if (flat) xk_->gpermute_rows(flat, step, rows, k_, gperm_.data(), prep, prow);
+              for (size_t r = 0; r < rows; ++r) {
+                if (!flat)
+                  xk_->gpermute_rows(static_cast<const uint8_t*>(rowp[r]), 0, 1, k_, gperm_.data(),
+                                     prep + r * prow, prow);
+                rowp[r] = prep + r * prow;
+              }
+            }
           } else if (!perm_.empty()) {
             // Whole 16-byte groups are read where the bytes past a row's k are readable: im2col
             // rows (padded, reordered in place) and flat rows followed by enough of the tile.
@@ -1182,6 +1259,9 @@ class Q8ConvOp : public Op {
   std::vector<int16_t> packed_;
   std::vector<std::vector<Corr>> corr_;  // per group, by column; empty: none
   std::vector<uint8_t> perm_;  // pair_u8 in another K order (q8_gemm_x8_permute_rows' mask)
+  // pair_u8 in a K order across groups of 16 (q8_gemm_x8_gpermute_rows' order); not stored in
+  // compiled models (packed_attrs offers nothing: such a layer packs again at load)
+  std::vector<uint8_t> gperm_;
   mutable std::vector<int32_t> corr_flat_;  // corr_ as packed_attrs exports it
   std::unique_ptr<int8_t[]> packed8_;
   const int8_t* w8_ = nullptr;  // packed8_, or prepacked weights in the model's buffer

@@ -351,6 +351,41 @@ void check_permute_rows(Family& fam, const Q8GemmX8UKernel& uk, const char* name
   fam.check(same2, what + " in place");
 }
 
+// A variant's gpermute_rows against q8_gemm_x8_gpermute_rows: a random permutation of [0, k)
+// (channels moved between groups of 16), the source fenced right after each row's k bytes of the
+// last row, all round_up(k, 16) output bytes compared (zeros past k); also in place.
+void check_gpermute_rows(Family& fam, const Q8GemmX8UKernel& uk, const char* name, size_t rows,
+                         size_t k, Rng& rng) {
+  const size_t kp = (k + 15) / 16 * 16;
+  const size_t stride = k + rng.below(3) * 16;
+  const size_t dstride = kp + rng.below(2) * 16;
+  std::vector<uint8_t> order(kp);
+  for (size_t j = 0; j < kp; ++j) order[j] = static_cast<uint8_t>(j);
+  for (size_t j = k; j-- > 1;) std::swap(order[j], order[rng.below(j + 1)]);
+  std::vector<uint8_t> src((rows - 1) * stride + k);
+  for (auto& b : src) b = static_cast<uint8_t>(rng.below(256));
+  const Fenced<uint8_t> fsrc(src);
+  const std::string what = fmt("%s gpermute_rows rows=%zu k=%zu", name, rows, k);
+  set_running(what);
+  const size_t bytes = (rows - 1) * dstride + kp;
+  Guarded want(bytes), got(bytes);
+  q8_gemm_x8_gpermute_rows(fsrc.data(), stride, rows, k, order.data(), want.data(), dstride);
+  uk.gpermute_rows(fsrc.data(), stride, rows, k, order.data(), got.data(), dstride);
+  bool same = got.guard_intact();
+  for (size_t r = 0; r < rows; ++r) {
+    same = same && first_diff(got.data() + r * dstride, want.data() + r * dstride, kp) == SIZE_MAX;
+    for (size_t j = 0; j < k; ++j) same = same && want.data()[r * dstride + j] == src[r * stride + order[j]];
+  }
+  fam.check(same, what);
+  std::vector<uint8_t> inplace((rows - 1) * kp + kp + kGuard, kFill);
+  for (size_t r = 0; r < rows; ++r) std::memcpy(inplace.data() + r * kp, src.data() + r * stride, k);
+  uk.gpermute_rows(inplace.data(), kp, rows, k, order.data(), inplace.data(), kp);
+  bool same2 = true;
+  for (size_t r = 0; r < rows; ++r)
+    same2 = same2 && first_diff(inplace.data() + r * kp, want.data() + r * dstride, kp) == SIZE_MAX;
+  fam.check(same2, what + " in place");
+}
+
 }  // namespace
 
 Family run_q8_gemm_x8(Rng& rng) {
@@ -390,6 +425,11 @@ Family run_q8_gemm_x8(Rng& rng) {
     for (size_t k : {4, 5, 15, 16, 17, 24, 27, 31, 32, 33, 47, 48, 63, 64, 65, 96, 100, 144, 577})
       for (size_t rows : {1, 2, 5})
         for (bool whole : {false, true}) check_permute_rows(fam, *v.table, v.name, rows, k, whole, rng);
+  }
+  for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
+    if (!v.table->gpermute_rows || !isa_runnable(v.isa)) continue;
+    for (size_t k : {4, 5, 15, 16, 17, 24, 27, 31, 32, 33, 47, 48, 63, 64})
+      for (size_t rows : {1, 2, 5}) check_gpermute_rows(fam, *v.table, v.name, rows, k, rng);
   }
   for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
     if (!v.table->scan_pack || !isa_runnable(v.isa)) continue;

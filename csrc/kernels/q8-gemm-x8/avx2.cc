@@ -455,6 +455,41 @@ void permute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k, 
   }
 }
 
+// q8_gemm_x8_gpermute_rows: each output group of 16 bytes ORs a vpshufb of every source group
+// it takes bytes from (bytes from other groups, and past k, zeroed by the mask's 0x80).
+void gpermute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
+                   const uint8_t* order, uint8_t* dst, size_t dst_stride) {
+  const size_t groups = (k + 15) / 16, tail = k - 16 * (groups - 1);
+  alignas(16) uint8_t masks[4][4][16];
+  std::memset(masks, 0x80, sizeof(masks));
+  unsigned need[4] = {};
+  for (size_t j = 0; j < k; ++j) {
+    const size_t g = j / 16, s = order[j] / 16u;
+    masks[g][s][j % 16] = static_cast<uint8_t>(order[j] % 16u);
+    need[g] |= 1u << s;
+  }
+  __m128i m[4][4];
+  for (size_t g = 0; g < groups; ++g)
+    for (size_t s = 0; s < groups; ++s) m[g][s] = _mm_load_si128((const __m128i*)masks[g][s]);
+  for (size_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) {
+    __m128i v[4];
+    for (size_t s = 0; s + 1 < groups; ++s) v[s] = _mm_loadu_si128((const __m128i*)(src + 16 * s));
+    if (tail == 16) {
+      v[groups - 1] = _mm_loadu_si128((const __m128i*)(src + 16 * (groups - 1)));
+    } else {  // the last group, not readable whole
+      alignas(16) uint8_t buf[16] = {};
+      std::memcpy(buf, src + 16 * (groups - 1), tail);
+      v[groups - 1] = _mm_load_si128((const __m128i*)buf);
+    }
+    for (size_t g = 0; g < groups; ++g) {  // every source loaded first: in place is safe
+      __m128i acc = _mm_setzero_si128();
+      for (size_t s = 0; s < groups; ++s)
+        if (need[g] >> s & 1) acc = _mm_or_si128(acc, _mm_shuffle_epi8(v[s], m[g][s]));
+      _mm_storeu_si128((__m128i*)(dst + 16 * g), acc);
+    }
+  }
+}
+
 // q8_gemm_x8_scan_pack for nr = 16 (anything else goes to the generic one): 32 weights a step
 // on int16 lanes (pairs split by shifts), then each 16-column block written from a row buffer by
 // 8x8 transposes of 4-byte quads.
@@ -580,7 +615,7 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2 = {
     "q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2", MR, NR,
     {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
      {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
-    prepare_sign, q8_gemm_x8_scan_pack__avx2, false, {}, permute_rows};
+    prepare_sign, q8_gemm_x8_scan_pack__avx2, false, {}, permute_rows, gpermute_rows};
 #undef EDGERT_X8_ROW
 
 }  // namespace edgert

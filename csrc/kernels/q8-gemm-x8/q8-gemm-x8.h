@@ -75,7 +75,14 @@ struct Q8GemmX8UKernel {
   // packing holds the reordered weights and each A row is reordered the same way first.
   void (*permute_rows)(const uint8_t* src, size_t src_stride, size_t rows, size_t k, bool whole,
                        const uint8_t* mask, uint8_t* dst, size_t dst_stride) = nullptr;
+  // Optional (kernels with int16 pair sums): q8_gemm_x8_gpermute_rows, for K orders that move
+  // channels between groups of 16 (layers whose groups cannot be paired within themselves).
+  void (*gpermute_rows)(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
+                        const uint8_t* order, uint8_t* dst, size_t dst_stride) = nullptr;
 };
+
+// The largest k q8_gemm_x8_gpermute_rows takes.
+constexpr size_t kQ8GemmX8MaxGPermK = 64;
 
 inline size_t q8_gemm_x8_packed_size(size_t n, size_t k, size_t nr) {
   return (n + nr - 1) / nr * nr * ((k + 3) / 4 * 4);
@@ -109,6 +116,13 @@ void q8_gemm_x8_bias(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw
 // rows are at least round_up(k, 16) bytes apart: a group is read before it is written.
 void q8_gemm_x8_permute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
                              bool whole, const uint8_t* mask, uint8_t* dst, size_t dst_stride);
+
+// A rows in any K order of k <= kQ8GemmX8MaxGPermK bytes: for each of `rows` rows,
+// dst[j] = src[order[j]] for j < k and 0 for k <= j < round_up(k, 16). order has round_up(k, 16)
+// entries, its first k a permutation of [0, k). src is read only below k. dst may be src when
+// the rows are at least round_up(k, 16) bytes apart.
+void q8_gemm_x8_gpermute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
+                              const uint8_t* order, uint8_t* dst, size_t dst_stride);
 
 // The sign_s8 operand row for k input bytes x (flip: u8 input, s = x ^ 0x80), 8·ceil(k/4) bytes.
 void q8_gemm_x8_prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out);

@@ -187,6 +187,16 @@ const Q8GemmX8UKernel* q8_gemm_x8_ukernel() {
   return nullptr;
 }
 
+void q8_gemm_x8_gpermute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
+                              const uint8_t* order, uint8_t* dst, size_t dst_stride) {
+  const size_t kp = (k + 15) / 16 * 16;
+  uint8_t in[kQ8GemmX8MaxGPermK];
+  for (size_t r = 0; r < rows; ++r, src += src_stride, dst += dst_stride) {
+    for (size_t j = 0; j < k; ++j) in[j] = src[j];
+    for (size_t j = 0; j < kp; ++j) dst[j] = j < k ? in[order[j]] : 0;
+  }
+}
+
 void q8_gemm_x8_permute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
                              bool /*whole*/, const uint8_t* mask, uint8_t* dst,
                              size_t dst_stride) {
