@@ -702,5 +702,38 @@ def test_qconv_pair_in_a_k_order_across_groups(name, combo):
 
     def form(add):
         if _core.isa() == "avx2":
-            assert add == {}  # the global order is not stored: packed again at load
+            assert add["x8_form"] == 0 and "x8_perm" not in add and "x8_corr" not in add
+            order = np.asarray(add["x8_gperm"])
+            k = w2d.shape[1]
+            assert sorted(order[:k].tolist()) == list(range(k))
+            assert any(order[j] // 16 != j // 16 for j in range(k))  # moved between groups
+    # other ISAs unpack the weights into the model's K order and pack them anew
     _check_packed_everywhere(cs, form)
+
+
+def test_qconv_rejects_a_bad_k_order_across_groups():
+    """A stored x8_gperm that is not a permutation of K, is too short, or comes with x8_perm is
+    a ModelError naming it."""
+    from edgert import _core
+    from oplib import make_executor
+    if _core.isa() != "avx2":
+        pytest.skip("only kernels with gpermute_rows take a stored order across groups")
+    seed = zlib.crc32(b"crowded-bad-gperm")
+    cs = make_case(seed, xt=np.uint8, wt=np.int8, yt=np.uint8, **CROWDED_CONFIGS["1x1_flat_k40"])
+    shape_weights(cs, "crowded", np.random.default_rng(seed))
+    outs = [(cs["expect"].shape, cs["yt"])]
+    drop, add = make_executor("qconv", [cs["x"]], outs, cs["attrs"], 1).packed_attrs(0)
+    good = {**{k: v for k, v in cs["attrs"].items() if k not in drop}, **add}
+    np.testing.assert_array_equal(run_op("qconv", [cs["x"]], outs, good, 1)[0], cs["expect"])
+    order = np.asarray(add["x8_gperm"], np.uint8)
+    bad = {"repeat": order.copy(), "past_k": order.copy(), "short": order[:16].copy(),
+           "pad_moved": order.copy()}
+    bad["repeat"][1] = bad["repeat"][0]
+    bad["past_k"][3] = 41
+    bad["pad_moved"][47] = 0
+    for what, p in bad.items():
+        with pytest.raises(_core.ModelError, match="x8_gperm"):
+            make_executor("qconv", [cs["x"]], outs, dict(good, x8_gperm=p), 1)
+    both = dict(good, x8_perm=np.arange(48, dtype=np.uint8) % 16)
+    with pytest.raises(_core.ModelError, match="x8_gperm"):
+        make_executor("qconv", [cs["x"]], outs, both, 1)

@@ -72,6 +72,10 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
       const Array& pm = spec.attrs.array("x8_perm", DType::u8);
       p.perm = pm.as<uint8_t>(), p.perm_len = pm.numel();
     }
+    if (spec.attrs.has("x8_gperm")) {
+      const Array& pm = spec.attrs.array("x8_gperm", DType::u8);
+      p.gperm = pm.as<uint8_t>(), p.gperm_len = pm.numel();
+    }
   } else {
     d.w = spec.attrs.array("weight", d.w_type, static_cast<int64_t>(m * k)).data;
   }

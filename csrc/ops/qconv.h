@@ -30,6 +30,8 @@ struct Q8Prepacked {
   int64_t corr_len = 0;
   const uint8_t* perm = nullptr;  // pair_u8 in another K order: q8_gemm_x8_permute_rows' mask
   int64_t perm_len = 0;
+  const uint8_t* gperm = nullptr;  // a K order across groups: q8_gemm_x8_gpermute_rows' order
+  int64_t gperm_len = 0;
 };
 
 // Depthwise weights a compiled model stores as the running kernel packed them (int16 arrays as

@@ -295,7 +295,7 @@ class Q8ConvOp : public Op {
         pa.add["dw_packed3"] = arr(DType::u8, 2 * q8_dwconv_packed_size_3x3(d_.m), dw_w3_);
       return pa;
     }
-    if (!xk_ || !gperm_.empty()) return pa;
+    if (!xk_) return pa;
     Attrs::Value shape, wt;
     shape.kind = Attrs::Value::Ints, shape.ints = d_.w_shape;
     wt.kind = Attrs::Value::Str, wt.s = dtype_name(d_.w_type);
@@ -316,6 +316,7 @@ class Q8ConvOp : public Op {
       pa.add["x8_corr"] = arr(DType::i32, corr_flat_.size(), corr_flat_.data());
     }
     if (!perm_.empty()) pa.add["x8_perm"] = arr(DType::u8, perm_.size(), perm_.data());
+    if (!gperm_.empty()) pa.add["x8_gperm"] = arr(DType::u8, gperm_.size(), gperm_.data());
     return pa;
   }
 
@@ -339,7 +340,8 @@ class Q8ConvOp : public Op {
       // A permuted packing needs a kernel that reorders rows and sums pairs in int16 (an
       // exact_pairs kernel repacks: it runs every layer in the model's K order).
       if (xk && xk->nr == d.pre.nr && (d.pre.form != kWidePairs || xk->exact_pairs) &&
-          (!d.pre.perm || (xk->permute_rows && !xk->exact_pairs)))
+          (!d.pre.perm || (xk->permute_rows && !xk->exact_pairs)) &&
+          (!d.pre.gperm || (xk->gpermute_rows && !xk->exact_pairs)))
         return adopt_x8(spec, xk);
       unpack_prepacked(spec, raw);  // this ISA packs its own way
     }
@@ -570,6 +572,9 @@ class Q8ConvOp : public Op {
     perm_ = prepacked_permutation(spec);
     EDGERT_EXPECT(spec, perm_.empty() || (!sign_ && !wide_pairs_),
                   "x8_perm given for a layer that is not pair_u8");
+    gperm_ = prepacked_gpermutation(spec);
+    EDGERT_EXPECT(spec, gperm_.empty() || (!sign_ && !wide_pairs_ && perm_.empty() && d.group == 1),
+                  "x8_gperm given for a layer that is not a one-group pair_u8 layer without x8_perm");
     bias_.assign(p.bias, p.bias + p.bias_len);
     scale_.assign(p.scale, p.scale + p.scale_len);
     finish_x8(xk_->mr, xk_->nr);
@@ -614,6 +619,26 @@ class Q8ConvOp : public Op {
     return std::vector<uint8_t>(p.perm, p.perm + kpad);
   }
 
+  // The stored K order across groups (x8_gperm), checked: a permutation of [0, k) in its first k
+  // of round_up(k, 16) entries (k <= kQ8GemmX8MaxGPermK), the identity past k.
+  std::vector<uint8_t> prepacked_gpermutation(const OpSpec& spec) const {
+    const Q8Prepacked& p = d_.pre;
+    if (!p.gperm) return {};
+    const size_t kpad = (k_ + 15) / 16 * 16;
+    EDGERT_EXPECT(spec, k_ <= kQ8GemmX8MaxGPermK, "x8_gperm given for K " + std::to_string(k_) +
+                                                      " (at most " + std::to_string(kQ8GemmX8MaxGPermK) + ")");
+    EDGERT_EXPECT(spec, p.gperm_len == int64_t(kpad), "x8_gperm has " + std::to_string(p.gperm_len) +
+                                                          " entries, K needs " + std::to_string(kpad));
+    uint64_t seen = 0;
+    for (size_t j = 0; j < kpad; ++j) {
+      const unsigned v = p.gperm[j];
+      const bool ok = j < k_ ? v < k_ && !(seen >> v & 1) : v == j;
+      if (!ok) spec.fail("x8_gperm is not a permutation of the layer's K channels");
+      if (j < k_) seen |= uint64_t(1) << v;
+    }
+    return std::vector<uint8_t>(p.gperm, p.gperm + kpad);
+  }
+
   // The model's weights back from the byte-form packing (w = w' + w_zp), for an ISA that packs
   // another way; a value outside the weight type's range means a corrupt file.
   void unpack_prepacked(const OpSpec& spec, std::vector<uint8_t>& raw) {
@@ -647,11 +672,13 @@ class Q8ConvOp : public Op {
     }
     // A permuted packing: back to the model's K order.
     const std::vector<uint8_t> perm = prepacked_permutation(spec);
-    if (!perm.empty()) {
+    const std::vector<uint8_t> gperm = prepacked_gpermutation(spec);
+    EDGERT_EXPECT(spec, perm.empty() || gperm.empty(), "both x8_perm and x8_gperm given");
+    if (!perm.empty() || !gperm.empty()) {
       std::vector<uint8_t> row(k_);
       for (size_t col = 0; col < d_.m; ++col) {
         uint8_t* r = raw.data() + col * k_;
-        for (size_t kk = 0; kk < k_; ++kk) row[kk / 16 * 16 + perm[kk]] = r[kk];
+        for (size_t kk = 0; kk < k_; ++kk) row[gperm.empty() ? kk / 16 * 16 + perm[kk] : gperm[kk]] = r[kk];
         std::copy(row.begin(), row.end(), r);
       }
     }
@@ -1259,8 +1286,7 @@ class Q8ConvOp : public Op {
   std::vector<int16_t> packed_;
   std::vector<std::vector<Corr>> corr_;  // per group, by column; empty: none
   std::vector<uint8_t> perm_;  // pair_u8 in another K order (q8_gemm_x8_permute_rows' mask)
-  // pair_u8 in a K order across groups of 16 (q8_gemm_x8_gpermute_rows' order); not stored in
-  // compiled models (packed_attrs offers nothing: such a layer packs again at load)
+  // pair_u8 in a K order across groups of 16 (q8_gemm_x8_gpermute_rows' order; x8_gperm)
   std::vector<uint8_t> gperm_;
   mutable std::vector<int32_t> corr_flat_;  // corr_ as packed_attrs exports it
   std::unique_ptr<int8_t[]> packed8_;
