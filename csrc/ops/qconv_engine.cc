@@ -95,6 +95,77 @@ int out_index(DType t) { return t == DType::u8 ? 0 : t == DType::i8 ? 1 : 2; }
 
 }  // namespace
 
+namespace {
+
+// The channels' w' = W − w_zp, by channel: t[kk·n + col].
+std::vector<int16_t> w_prime_by_channel(const uint8_t* w, bool w_u8, const int32_t* w_zp,
+                                        size_t n, size_t k) {
+  std::vector<int16_t> t(k * n);
+  for (size_t col = 0; col < n; ++col)
+    for (size_t kk = 0; kk < k; ++kk)
+      t[kk * n + col] = static_cast<int16_t>(
+          (w_u8 ? int32_t{w[col * k + kk]} : int32_t{static_cast<int8_t>(w[col * k + kk])}) -
+          w_zp[col]);
+  return t;
+}
+
+// Whether channels x and y (n columns each of t) pass the pair test side by side in every
+// column (branch-free on int16 lanes: the compiler vectorizes it).
+bool pair_passes(const int16_t* x, const int16_t* y, size_t n) {
+  int bad = 0;
+  for (size_t col = 0; col < n; ++col) {
+    const int16_t xa = x[col], yb = y[col];
+    const int16_t pos = static_cast<int16_t>((xa > 0 ? xa : 0) + (yb > 0 ? yb : 0));
+    const int16_t neg = static_cast<int16_t>((xa < 0 ? xa : 0) + (yb < 0 ? yb : 0));
+    bad |= (pos > 128) | (neg < -128);
+  }
+  return bad == 0;
+}
+
+// A perfect matching of `count` <= 64 channels, bit j of partners[i] set when i and j may sit
+// side by side (with an odd count one channel is left for the zero pad): depth first, the channel
+// with the fewest partners left first, sets of channels known to have none remembered, at most
+// `budget` steps. out: the pairs in order, the lone channel last. False when none was found.
+bool perfect_matching(const uint64_t* partners, size_t count, size_t budget, uint8_t* out) {
+  std::unordered_set<uint64_t> dead;
+  std::vector<uint8_t> pairs(count);
+  size_t steps = 0;
+  std::function<bool(uint64_t, size_t)> solve = [&](uint64_t left, size_t pos) -> bool {
+    if (left == 0) return true;
+    if (++steps > budget || dead.count(left)) return false;
+    if (__builtin_popcountll(left) % 2 == 1) {  // the odd channel out: any one, found first
+      for (uint64_t m = left; m; m &= m - 1) {
+        const int i = __builtin_ctzll(m);
+        pairs[pos] = static_cast<uint8_t>(i);
+        if (solve(left & ~(uint64_t(1) << i), pos + 1)) return true;
+      }
+    } else {
+      int best = -1, fewest = 99;
+      for (uint64_t m = left; m; m &= m - 1) {
+        const int i = __builtin_ctzll(m), c = __builtin_popcountll(partners[i] & left);
+        if (c < fewest) fewest = c, best = i;
+      }
+      for (uint64_t m = partners[best] & left; m; m &= m - 1) {
+        const int j = __builtin_ctzll(m);
+        pairs[pos] = static_cast<uint8_t>(best), pairs[pos + 1] = static_cast<uint8_t>(j);
+        if (solve(left & ~(uint64_t(1) << best) & ~(uint64_t(1) << j), pos + 2)) return true;
+      }
+    }
+    dead.insert(left);
+    return false;
+  };
+  const uint64_t all = count == 64 ? ~uint64_t(0) : (uint64_t(1) << count) - 1;
+  if (!solve(all, 0)) return false;
+  const size_t first = count % 2;  // the lone channel, found first, goes last beside the pad
+  for (size_t i = first; i < count; ++i) *out++ = pairs[i];
+  if (first) *out = pairs[0];
+  return true;
+}
+
+constexpr size_t kMatchingSteps = 200000;
+
+}  // namespace
+
 // pair_u8 in another K order (see Q8ConvOp::pair_with_permutation). A pair fails the test when
 // its two weights have the same sign and a large sum; in trained layers the large weights sit in
 // a few input channels, so pairing each heavy channel with a light one usually passes for every
@@ -106,145 +177,43 @@ std::vector<uint8_t> q8_pair_order(const uint8_t* w, bool w_u8, const int32_t* w
                                    size_t k) {
   const size_t kpad = (k + 15) / 16 * 16;
   if (k < 4 || n * k > (size_t(1) << 22)) return {};  // the search is O(n·k·8) at worst
-  // w' by channel: t[kk·n + col]
-  std::vector<int16_t> t(k * n);
-  for (size_t col = 0; col < n; ++col)
-    for (size_t kk = 0; kk < k; ++kk)
-      t[kk * n + col] = static_cast<int16_t>(
-          (w_u8 ? int32_t{w[col * k + kk]} : int32_t{static_cast<int8_t>(w[col * k + kk])}) -
-          w_zp[col]);
-  // Whether channels a and b pass the pair test side by side in every column (branch-free
-  // on int16 lanes: the compiler vectorizes it).
-  auto passes = [&](size_t a, size_t b) {
-    const int16_t* x = t.data() + a * n;
-    const int16_t* y = t.data() + b * n;
-    int bad = 0;
-    for (size_t col = 0; col < n; ++col) {
-      const int16_t xa = x[col], yb = y[col];
-      const int16_t pos = static_cast<int16_t>((xa > 0 ? xa : 0) + (yb > 0 ? yb : 0));
-      const int16_t neg = static_cast<int16_t>((xa < 0 ? xa : 0) + (yb < 0 ? yb : 0));
-      bad |= (pos > 128) | (neg < -128);
-    }
-    return bad == 0;
-  };
+  const std::vector<int16_t> t = w_prime_by_channel(w, w_u8, w_zp, n, k);
   std::vector<uint8_t> mask(kpad);
   for (size_t g0 = 0; g0 < kpad; g0 += 16) {
     const size_t len = std::min<size_t>(16, k > g0 ? k - g0 : 0);
     for (size_t j = 0; j < 16; ++j) mask[g0 + j] = static_cast<uint8_t>(j);  // pads: identity
-    uint32_t partners[16] = {};  // bit j of partners[i]: channels g0 + i, g0 + j pass side by side
+    if (len < 2) continue;
+    uint64_t partners[16] = {};
     for (size_t i = 0; i < len; ++i)
       for (size_t j = i + 1; j < len; ++j)
-        if (passes(g0 + i, g0 + j)) partners[i] |= 1u << j, partners[j] |= 1u << i;
-    // A perfect matching of the group's pass graph (an odd last group leaves one channel with
-    // the zero pad): depth first, the channel with the fewest partners left first, sets of
-    // channels already known to have none remembered (at most 2^16 of them per group).
-    std::vector<uint64_t> dead(1024);  // bit per subset of the group
-    uint8_t pairs[16];
-    std::function<bool(uint32_t, size_t)> solve = [&](uint32_t left, size_t pos) -> bool {
-      if (left == 0) return true;
-      if (dead[left >> 6] >> (left & 63) & 1) return false;
-      int best = -1, fewest = 99;
-      for (uint32_t m = left; m; m &= m - 1) {
-        const int i = __builtin_ctz(m), c = __builtin_popcount(partners[i] & left);
-        if (c < fewest) fewest = c, best = i;
-      }
-      if (__builtin_popcount(left) % 2 == 1) {  // the odd channel out: any one, with the pad
-        for (uint32_t m = left; m; m &= m - 1) {
-          const int i = __builtin_ctz(m);
-          pairs[pos] = static_cast<uint8_t>(i);
-          if (solve(left & ~(1u << i), pos + 1)) return true;
-        }
-      } else {
-        for (uint32_t m = partners[best] & left; m; m &= m - 1) {
-          const int j = __builtin_ctz(m);
-          pairs[pos] = static_cast<uint8_t>(best), pairs[pos + 1] = static_cast<uint8_t>(j);
-          if (solve(left & ~(1u << best) & ~(1u << j), pos + 2)) return true;
-        }
-      }
-      dead[left >> 6] |= uint64_t(1) << (left & 63);
-      return false;
-    };
-    if (len < 2) continue;
-    if (!solve((1u << len) - 1, 0)) return {};
-    // pairs: the matching as it was found, the odd channel (if any) first; it goes last, where
-    // its partner is the pad
-    size_t pos = 0, first = len % 2;
-    for (size_t i = first; i < len; ++i) mask[g0 + pos++] = pairs[i];
-    if (first) mask[g0 + pos] = pairs[0];
+        if (pair_passes(t.data() + (g0 + i) * n, t.data() + (g0 + j) * n, n))
+          partners[i] |= uint64_t(1) << j, partners[j] |= uint64_t(1) << i;
+    // (at most 2^16 subsets: the budget never cuts a group short)
+    if (!perfect_matching(partners, len, size_t(1) << 20, mask.data() + g0)) return {};
   }
   return mask;
 }
 
+// The same across groups (k <= kQ8GemmX8MaxGPermK): q8_gemm_x8_gpermute_rows' order.
 std::vector<uint8_t> q8_pair_order_global(const uint8_t* w, bool w_u8, const int32_t* w_zp,
                                           size_t n, size_t k) {
   if (k < 4 || k > kQ8GemmX8MaxGPermK || n * k > (size_t(1) << 22)) return {};
+  const std::vector<int16_t> t = w_prime_by_channel(w, w_u8, w_zp, n, k);
   std::vector<uint64_t> partners(k);
   for (size_t a = 0; a < k; ++a)
-    for (size_t b = a + 1; b < k; ++b) {
-      bool ok = true;
-      for (size_t col = 0; col < n && ok; ++col) {
-        auto value = [&](size_t kk) {
-          return (w_u8 ? int32_t{w[col * k + kk]} : int32_t{static_cast<int8_t>(w[col * k + kk])}) -
-                 w_zp[col];
-        };
-        const int32_t x = value(a), y = value(b);
-        ok = std::max(x, 0) + std::max(y, 0) <= 128 && std::min(x, 0) + std::min(y, 0) >= -128;
-      }
-      if (ok) partners[a] |= uint64_t(1) << b, partners[b] |= uint64_t(1) << a;
-    }
-  // Depth first as q8_pair_order's groups, over all k channels: fewest partners first, dead
-  // sets remembered, a bounded number of steps (no order then).
-  std::unordered_set<uint64_t> dead;
-  std::vector<uint8_t> pairs(k);
-  size_t steps = 0;
-  std::function<bool(uint64_t, size_t)> solve = [&](uint64_t left, size_t pos) -> bool {
-    if (left == 0) return true;
-    if (++steps > 200000 || dead.count(left)) return false;
-    int best = -1, fewest = 99;
-    for (uint64_t m = left; m; m &= m - 1) {
-      const int i = __builtin_ctzll(m), c = __builtin_popcountll(partners[i] & left);
-      if (c < fewest) fewest = c, best = i;
-    }
-    if (__builtin_popcountll(left) % 2 == 1) {
-      for (uint64_t m = left; m; m &= m - 1) {
-        const int i = __builtin_ctzll(m);
-        pairs[pos] = static_cast<uint8_t>(i);
-        if (solve(left & ~(uint64_t(1) << i), pos + 1)) return true;
-      }
-    } else {
-      for (uint64_t m = partners[best] & left; m; m &= m - 1) {
-        const int j = __builtin_ctzll(m);
-        pairs[pos] = static_cast<uint8_t>(best), pairs[pos + 1] = static_cast<uint8_t>(j);
-        if (solve(left & ~(uint64_t(1) << best) & ~(uint64_t(1) << j), pos + 2)) return true;
-      }
-    }
-    dead.insert(left);
-    return false;
-  };
-  const uint64_t all = k == 64 ? ~uint64_t(0) : (uint64_t(1) << k) - 1;
-  if (!solve(all, 0)) return {};
+    for (size_t b = a + 1; b < k; ++b)
+      if (pair_passes(t.data() + a * n, t.data() + b * n, n))
+        partners[a] |= uint64_t(1) << b, partners[b] |= uint64_t(1) << a;
   std::vector<uint8_t> order((k + 15) / 16 * 16);
-  size_t pos = 0;
-  const size_t first = k % 2;  // the odd channel out (found first) goes last, beside the pad
-  for (size_t i = first; i < k; ++i) order[pos++] = pairs[i];
-  if (first) order[pos++] = pairs[0];
+  if (!perfect_matching(partners.data(), k, kMatchingSteps, order.data())) return {};
   for (size_t j = k; j < order.size(); ++j) order[j] = static_cast<uint8_t>(j);
   return order;
 }
 
 bool q8_pairs_pass(const uint8_t* w, bool w_u8, const int32_t* w_zp, size_t n, size_t k) {
-  for (size_t col = 0; col < n; ++col) {
-    for (size_t k1 = 1; k1 < k; k1 += 2) {
-      auto value = [&](size_t kk) {
-        return (w_u8 ? int32_t{w[col * k + kk]} : int32_t{static_cast<int8_t>(w[col * k + kk])}) -
-               w_zp[col];
-      };
-      const int32_t w0 = value(k1 - 1), w1 = value(k1);
-      const int32_t pos = std::max(w0, 0) + std::max(w1, 0);
-      const int32_t neg = std::min(w0, 0) + std::min(w1, 0);
-      if (pos > 128 || neg < -128) return false;
-    }
-  }
+  const std::vector<int16_t> t = w_prime_by_channel(w, w_u8, w_zp, n, k);
+  for (size_t k1 = 1; k1 < k; k1 += 2)
+    if (!pair_passes(t.data() + (k1 - 1) * n, t.data() + k1 * n, n)) return false;
   return true;
 }
 
