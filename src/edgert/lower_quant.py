@@ -313,13 +313,14 @@ def dequantize(L, n):
 
 def fold_pair_orders(L):
     """Puts conv -> depthwise conv -> 1x1 conv chains (and conv -> 1x1 conv ones) in the channel
-    order the 1x1 conv's weights want. The AVX2 kernels multiply byte pairs of adjacent input channels exactly only while both
-    weights of a pair cannot overflow int16 together (the pair_u8 test); a trained layer fails it
-    in a few pairs, and the conv engine then runs it on rows permuted at run time (a pass over the
-    whole input). The channels between the first conv and the 1x1 one are internal, so they can be
-    stored in that order instead: the first conv's output channels (weight rows, bias, scales) and
-    the depthwise conv's channels move, the 1x1 conv's weight columns with them. Same results
-    exactly; MobileNetV2's 17 project layers then read their input as it is."""
+    order the 1x1 conv's weights want. The AVX2 kernels multiply byte pairs of adjacent input
+    channels exactly only while both weights of a pair cannot overflow int16 together (the
+    pair_u8 test); a trained layer fails it in a few pairs, and the conv engine then runs it on
+    rows permuted at run time (a pass over the whole input). The channels between the first conv
+    and the 1x1 one are internal, so they can be stored in that order instead: the first conv's
+    output channels (weight rows, bias, scales) and the depthwise conv's channels move, the 1x1
+    conv's weight columns with them. Same results exactly; MobileNetV2's project layers then read
+    their input as it is."""
     from . import _core
     users, producer = {}, {}
     for op in L.ops:

@@ -146,11 +146,11 @@ class Session:
         runs, warmup = int(runs), int(warmup)
         if runs < 1 or warmup < 0:
             raise InputError(f"profile needs runs >= 1 and warmup >= 0, got {runs} and {warmup}")
-        for _ in range(warmup):
-            self.run(None, input_feed)
         if not isinstance(input_feed, dict):
             raise InputError(f"input_feed must be a dict of name -> array, got {type(input_feed).__name__}")
         arrays = self._check_inputs(input_feed)
+        for _ in range(warmup):
+            self.run(None, input_feed)
         compiled = self._compiled_for(tuple(a.shape for a in arrays))
         ops, ns = compiled.executor.profile(arrays, runs)
         med = np.median(ns, axis=0) / 1e3
