@@ -215,6 +215,10 @@ CONFIGS = {
                                      pads=(1, 0, 1, 1)),
     "stem_rgb_7x7_s2_batch2": dict(n=2, h=41, w=37, c=3, m=8, k=(7, 7), s=(2, 2),
                                    pads=(3, 3, 3, 3)),
+    # rows gathered in K order (tap rows <= 16 bytes, 16 < k <= 32): no padding at all (the last
+    # pixels' 16-byte reads would pass the input's end: those rows by im2col), dilated rows
+    "stem_rgb_3x3_nopad_n2": dict(n=2, h=9, w=20, c=3, m=8, k=(3, 3)),
+    "stem_c2_3x3_dil_rows": dict(h=12, w=11, c=2, m=5, k=(3, 3), d=(2, 1), pads=(1, 1, 2, 0)),
     # Whole channel quads, 16+ a group: kernels with an indirect form read taps by pointer.
     "taps_3x3_c32_s2_dil": dict(h=11, w=10, c=32, m=20, k=(3, 3), s=(2, 2), d=(1, 2),
                                 pads=(1, 2, 0, 1)),
@@ -566,6 +570,8 @@ HEAVY_CONFIGS = {
     "1x1_k12": dict(h=6, w=5, c=12, m=20, k=(1, 1)),           # one partial group
     "1x1_s2": dict(h=9, w=9, c=40, m=33, k=(1, 1), s=(2, 2)),  # direct rows by pointer
     "stem_3x3_s2_c3": dict(h=15, w=13, c=3, m=32, k=(3, 3), s=(2, 2), pads=(0, 0, 1, 1)),
+    # too large to pad once: border rows by im2col, each reordered alone
+    "stem_3x3_s2_c3_unpadded": dict(h=150, w=151, c=3, m=16, k=(3, 3), s=(2, 2), pads=(1, 0, 1, 1)),
     "3x3_pad1": dict(h=8, w=7, c=24, m=48, k=(3, 3), pads=(1, 1, 1, 1)),  # im2col in place
     "group2_1x1": dict(h=6, w=6, c=64, m=64, k=(1, 1), group=2),
     "many_pixels": dict(h=40, w=40, c=32, m=16, k=(1, 1)),     # several tiles

@@ -703,7 +703,61 @@ class Q8ConvOp : public Op {
     const size_t padded = d.batch * pad_h_ * pad_w_ * g.c;
     const bool padding = g.pt || g.pl || pad_h_ > g.h || pad_w_ > g.w;
     pad_input_bytes_ = !direct_ && !ind_fn_ && padding && padded <= (64 << 10) ? padded : 0;
+    init_gather();
     return true;
+  }
+
+  // Stems (one group, tap rows of at most 16 bytes, 16 < k <= 32: a 3x3 or 5x5 conv over RGB):
+  // im2col rows gathered straight in the packing's K order by the kernel's gather_taps, per
+  // tap row a mask of the 32 row positions it fills (gather_, kh masks of 32 bytes). A 96x96
+  // RGB stem, 3x3 stride 2: im2col 4.6 + reordering 3.3 us before.
+  void init_gather() {
+    const Q8ConvGeom& g = d_.geom;
+    gather_.clear();
+    const size_t run = g.kw * g.c;
+    if (!xk_->gather_taps || direct_ || ind_fn_ || prep_sign_ || !gperm_.empty() ||
+        d_.group != 1 || g.dw != 1 || run > 16 || k_ <= 16 || k_ > 32 || lda_ < 32)
+      return;
+    gather_.assign(g.kh * 32, 0x80);
+    for (size_t j = 0; j < 32; ++j) {
+      size_t src = j;  // the im2col position row position j takes
+      if (!perm_.empty()) src = j < perm_.size() ? j / 16 * 16 + (perm_[j] & 15) : k_;
+      if (src < k_) gather_[src / run * 32 + j] = static_cast<uint8_t>(src % run);
+    }
+  }
+
+  // A tile's im2col rows through gather_ (see init_gather): runs of pixels whose taps are all
+  // inside the image in one call, the rest (and those whose 16-byte reads would pass the
+  // input's end) by q8_im2col_x8 and permute_rows, a row at a time.
+  void gather_rows(const Q8ConvGeom& g, const uint8_t* x, const uint8_t* x_end, uint8_t pad,
+                   size_t p0, size_t rows, uint8_t* a) const {
+    const size_t step = g.dh * g.w * g.c, pix = g.sw * g.c;
+    size_t ow = p0 % g.ow, oh = (p0 / g.ow) % g.oh, n = p0 / (g.ow * g.oh);
+    for (size_t r = 0; r < rows;) {
+      const ptrdiff_t ih0 = ptrdiff_t(oh * g.sh) - ptrdiff_t(g.pt);
+      const ptrdiff_t iw0 = ptrdiff_t(ow * g.sw) - ptrdiff_t(g.pl);
+      size_t cnt = 0;
+      if (ih0 >= 0 && ih0 + ptrdiff_t((g.kh - 1) * g.dh) < ptrdiff_t(g.h) && iw0 >= 0 &&
+          iw0 + ptrdiff_t(g.kw) <= ptrdiff_t(g.w)) {
+        const size_t fit = size_t(ptrdiff_t(g.w) - iw0 - ptrdiff_t(g.kw)) / g.sw + 1;
+        cnt = std::min({rows - r, g.ow - ow, fit});
+        const uint8_t* src = x + ((n * g.h + size_t(ih0)) * g.w + size_t(iw0)) * g.c;
+        const ptrdiff_t room = x_end - (src + (g.kh - 1) * step) - 16;  // the last tap row's read
+        cnt = room < 0 ? 0 : std::min(cnt, size_t(room) / pix + 1);
+        if (cnt) xk_->gather_taps(src, pix, step, g.kh, cnt, gather_.data(), a + r * lda_, lda_);
+      }
+      if (!cnt) {
+        uint8_t* row = a + r * lda_;
+        q8_im2col_x8(g, x, pad, 0, g.c, p0 + r, 1, row, lda_);
+        if (!perm_.empty()) xk_->permute_rows(row, lda_, 1, k_, true, perm_.data(), row, lda_);
+        cnt = 1;
+      }
+      r += cnt, ow += cnt;
+      if (ow == g.ow) {
+        ow = 0;
+        if (++oh == g.oh) oh = 0, ++n;
+      }
+    }
   }
 
   // Tiles of at most `rows` rows, as equal as whole groups of mr make them and, when there are
@@ -770,6 +824,8 @@ class Q8ConvOp : public Op {
       xi = padded;
       gi_geom.h = hp, gi_geom.w = wp, gi_geom.pt = 0, gi_geom.pl = 0;
     }
+    const bool gathered = !gather_.empty();
+    const uint8_t* const x_end = xi + (pad_input_bytes_ ? pad_input_bytes_ : d_.batch * g.h * g.w * g.c);
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       // Work buffers (thread_scratch: unspecified contents; each is written before it is read).
       // a: im2col rows; sign_s8 ones get their bytes past k filled per tile (read as s = 0),
@@ -827,7 +883,10 @@ class Q8ConvOp : public Op {
               for (size_t r = 0; r < rows; ++r)
                 for (size_t j = k; j < lda; ++j) a[r * lda + j] = zero_s;
             }
-            q8_im2col_x8(gi_geom, xi, pad, gi * cg_, cg_, p0, rows, a, lda_);
+            if (gathered)
+              gather_rows(gi_geom, xi, x_end, pad, p0, rows, a);
+            else
+              q8_im2col_x8(gi_geom, xi, pad, gi * cg_, cg_, p0, rows, a, lda_);
             flat = a, step = lda_;
             for (size_t r = 0; r < rows; ++r) rowp[r] = a + r * lda_;
           }
@@ -875,7 +934,9 @@ class Q8ConvOp : public Op {
           } else if (!perm_.empty()) {
             // Whole 16-byte groups are read where the bytes past a row's k are readable: im2col
             // rows (padded, reordered in place) and flat rows followed by enough of the tile.
-            if (!direct_) {
+            if (gathered) {
+              // (in the packing's order already)
+            } else if (!direct_) {
               xk_->permute_rows(flat, step, rows, k_, true, perm_.data(), a, lda_);
             } else if (flat) {
               const size_t tail = std::min(rows, (prow - k_ + k_ - 1) / k_);
@@ -1288,6 +1349,7 @@ class Q8ConvOp : public Op {
   bool dw_padded_ = false;
   size_t dw_cp_ = 0, dw_wp_ = 0;  // padded rows: channels, columns
   size_t pad_input_bytes_ = 0, pad_h_ = 0, pad_w_ = 0;  // run_x8's padded input, when used
+  std::vector<uint8_t> gather_;  // init_gather's masks, when the layer's rows are gathered
   std::vector<int32_t> dw_bias_;  // bias_ and scale_ padded to dw_cp_
   std::vector<float> dw_scale_;
 };

@@ -386,6 +386,35 @@ void check_gpermute_rows(Family& fam, const Q8GemmX8UKernel& uk, const char* nam
   fam.check(same2, what + " in place");
 }
 
+// A variant's gather_taps against q8_gemm_x8_gather_taps: random masks (entries below 16 or
+// 0x80, several segments may fill one byte), rows pix bytes apart, segments step apart, the source
+// fenced right after the last row's last 16-byte segment, 32 bytes a row compared.
+void check_gather_taps(Family& fam, const Q8GemmX8UKernel& uk, const char* name, size_t segs,
+                       size_t rows, Rng& rng) {
+  const size_t pix = 1 + rng.below(12), step = 16 + rng.below(300);
+  const size_t dstride = 32 + rng.below(2) * 16;
+  std::vector<uint8_t> masks(32 * segs);
+  for (auto& m : masks) m = rng.below(3) ? 0x80 : static_cast<uint8_t>(rng.below(16));
+  std::vector<uint8_t> src((rows - 1) * pix + (segs - 1) * step + 16);
+  for (auto& b : src) b = static_cast<uint8_t>(rng.below(256));
+  const Fenced<uint8_t> fsrc(src);
+  const std::string what = fmt("%s gather_taps segs=%zu rows=%zu pix=%zu", name, segs, rows, pix);
+  set_running(what);
+  const size_t bytes = (rows - 1) * dstride + 32;
+  Guarded want(bytes), got(bytes);
+  q8_gemm_x8_gather_taps(fsrc.data(), pix, step, segs, rows, masks.data(), want.data(), dstride);
+  uk.gather_taps(fsrc.data(), pix, step, segs, rows, masks.data(), got.data(), dstride);
+  bool same = got.guard_intact();
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t j = 0; j < 32; ++j) {
+      uint8_t v = 0;  // the contract, spelled out
+      for (size_t t = 0; t < segs; ++t)
+        if (masks[32 * t + j] < 16) v |= src[r * pix + t * step + masks[32 * t + j]];
+      same = same && want.data()[r * dstride + j] == v && got.data()[r * dstride + j] == v;
+    }
+  fam.check(same, what);
+}
+
 }  // namespace
 
 Family run_q8_gemm_x8(Rng& rng) {
@@ -430,6 +459,11 @@ Family run_q8_gemm_x8(Rng& rng) {
     if (!v.table->gpermute_rows || !isa_runnable(v.isa)) continue;
     for (size_t k : {4, 5, 15, 16, 17, 24, 27, 31, 32, 33, 47, 48, 63, 64})
       for (size_t rows : {1, 2, 5}) check_gpermute_rows(fam, *v.table, v.name, rows, k, rng);
+  }
+  for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
+    if (!v.table->gather_taps || !isa_runnable(v.isa)) continue;
+    for (size_t segs : {1, 2, 3, 4, 5})
+      for (size_t rows : {1, 2, 7}) check_gather_taps(fam, *v.table, v.name, segs, rows, rng);
   }
   for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
     if (!v.table->scan_pack || !isa_runnable(v.isa)) continue;

@@ -455,6 +455,32 @@ void permute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k, 
   }
 }
 
+// q8_gemm_x8_gather_taps: each segment's 16 bytes broadcast to both lanes, one vpshufb a
+// segment, ORed; 3 segments (3-row kernels) with the masks in registers.
+template <size_t S>
+void gather_rows_n(const uint8_t* src, size_t pix, size_t step, size_t segs, size_t rows,
+                   const uint8_t* masks, uint8_t* dst, size_t dst_stride) {
+  const size_t n = S ? S : segs;
+  __m256i m[S ? S : 1];
+  if (S)
+    for (size_t t = 0; t < S; ++t) m[t] = _mm256_loadu_si256((const __m256i*)(masks + 32 * t));
+  for (size_t r = 0; r < rows; ++r, src += pix, dst += dst_stride) {
+    __m256i v = _mm256_setzero_si256();
+    for (size_t t = 0; t < n; ++t) {
+      const __m256i mt = S ? m[t] : _mm256_loadu_si256((const __m256i*)(masks + 32 * t));
+      const __m256i seg = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(src + t * step)));
+      v = _mm256_or_si256(v, _mm256_shuffle_epi8(seg, mt));
+    }
+    _mm256_storeu_si256((__m256i*)dst, v);
+  }
+}
+
+void gather_taps(const uint8_t* src, size_t pix, size_t step, size_t segs, size_t rows,
+                 const uint8_t* masks, uint8_t* dst, size_t dst_stride) {
+  if (segs == 3) return gather_rows_n<3>(src, pix, step, segs, rows, masks, dst, dst_stride);
+  gather_rows_n<0>(src, pix, step, segs, rows, masks, dst, dst_stride);
+}
+
 // q8_gemm_x8_gpermute_rows: each output group of 16 bytes ORs a vpshufb of every source group
 // it takes bytes from (bytes from other groups, and past k, zeroed by the mask's 0x80).
 void gpermute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
@@ -615,7 +641,8 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2 = {
     "q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2", MR, NR,
     {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
      {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
-    prepare_sign, q8_gemm_x8_scan_pack__avx2, false, {}, permute_rows, gpermute_rows};
+    prepare_sign, q8_gemm_x8_scan_pack__avx2, false, {}, permute_rows, gpermute_rows,
+    gather_taps};
 #undef EDGERT_X8_ROW
 
 }  // namespace edgert

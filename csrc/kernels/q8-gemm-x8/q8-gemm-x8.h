@@ -79,6 +79,9 @@ struct Q8GemmX8UKernel {
   // channels between groups of 16 (layers whose groups cannot be paired within themselves).
   void (*gpermute_rows)(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
                         const uint8_t* order, uint8_t* dst, size_t dst_stride) = nullptr;
+  // Optional: q8_gemm_x8_gather_taps, faster (im2col and K order in one pass, for stems).
+  void (*gather_taps)(const uint8_t* src, size_t pix, size_t step, size_t segs, size_t rows,
+                      const uint8_t* masks, uint8_t* dst, size_t dst_stride) = nullptr;
 };
 
 // The largest k q8_gemm_x8_gpermute_rows takes.
@@ -123,6 +126,14 @@ void q8_gemm_x8_permute_rows(const uint8_t* src, size_t src_stride, size_t rows,
 // the rows are at least round_up(k, 16) bytes apart.
 void q8_gemm_x8_gpermute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
                               const uint8_t* order, uint8_t* dst, size_t dst_stride);
+
+// im2col rows of up to 32 bytes built straight in a packing's K order, for convs whose tap rows
+// are short runs of input bytes (a 3x3 stem over RGB: 3 runs of 9): row r reads `segs` segments
+// of 16 bytes at src + r·pix + t·step (all of them readable, only the bytes the masks pick
+// used) and writes 32 bytes, dst[r·dst_stride + j] = OR over t of (masks[32t + j] < 16 ?
+// segment t's byte masks[32t + j] : 0). Each mask entry is below 16 or 0x80 (none).
+void q8_gemm_x8_gather_taps(const uint8_t* src, size_t pix, size_t step, size_t segs, size_t rows,
+                            const uint8_t* masks, uint8_t* dst, size_t dst_stride);
 
 // The sign_s8 operand row for k input bytes x (flip: u8 input, s = x ^ 0x80), 8·ceil(k/4) bytes.
 void q8_gemm_x8_prepare_sign(const uint8_t* x, size_t k, bool flip, uint8_t* out);

@@ -197,6 +197,19 @@ void q8_gemm_x8_gpermute_rows(const uint8_t* src, size_t src_stride, size_t rows
   }
 }
 
+void q8_gemm_x8_gather_taps(const uint8_t* src, size_t pix, size_t step, size_t segs, size_t rows,
+                            const uint8_t* masks, uint8_t* dst, size_t dst_stride) {
+  for (size_t r = 0; r < rows; ++r, src += pix, dst += dst_stride)
+    for (size_t j = 0; j < 32; ++j) {
+      uint8_t v = 0;
+      for (size_t t = 0; t < segs; ++t) {
+        const uint8_t m = masks[32 * t + j];
+        if (m < 16) v = static_cast<uint8_t>(v | src[t * step + m]);
+      }
+      dst[j] = v;
+    }
+}
+
 void q8_gemm_x8_permute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
                              bool /*whole*/, const uint8_t* mask, uint8_t* dst,
                              size_t dst_stride) {
