@@ -707,7 +707,7 @@ class Q8ConvOp : public Op {
     return true;
   }
 
-  // Stems (one group, tap rows of at most 16 bytes, 16 < k <= 32: a 3x3 or 5x5 conv over RGB):
+  // Stems (one group, tap rows of at most 16 bytes, 16 < k <= 32: a 3x3 conv over RGB):
   // im2col rows gathered straight in the packing's K order by the kernel's gather_taps, per
   // tap row a mask of the 32 row positions it fills (gather_, kh masks of 32 bytes). A 96x96
   // RGB stem, 3x3 stride 2: im2col 4.6 + reordering 3.3 us before.
