@@ -29,9 +29,14 @@ thread_local bool t_in_region = false;
 // typical serial op between two parallel ones, short enough that a long serial stretch (or a
 // run that is waiting on Python) costs little.
 constexpr auto kSpin = std::chrono::microseconds(200);
-// A spinner preempted by the OS means more runnable threads than CPUs: spinning then only
-// takes time from the thread it waits for, so spinning pauses for a while.
-constexpr auto kBackoff = std::chrono::milliseconds(100);
+// A spinner preempted by the OS may mean more runnable threads than CPUs: spinning then only
+// takes time from the thread it waits for, so spinning pauses for a while, 1 ms after a lone
+// preemption (a kernel thread passing by: with 100 ms every time, this VM's two cores spun so
+// rarely that MobileNetV2 0.35 ran slower on two threads than on one) and twice as long after
+// each one that follows within kRecent, up to 100 ms (a busy machine).
+constexpr auto kBackoffMin = std::chrono::milliseconds(1);
+constexpr auto kBackoffMax = std::chrono::milliseconds(100);
+constexpr auto kRecent = std::chrono::milliseconds(30);
 
 using Clock = std::chrono::steady_clock;
 
@@ -61,9 +66,16 @@ bool ThreadPool::spin_until(Pred pred, Keep keep_going) {
     if ((i & 63) == 0 && (!keep_going() || Clock::now() - start >= kSpin)) break;
     EDGERT_PAUSE();
   }
-  if (preemptions() != before) {
-    no_spin_until_.store((Clock::now() + kBackoff).time_since_epoch().count(),
-                         std::memory_order_relaxed);
+  if (preemptions() != before) {  // (threads race on these: any of their values will do)
+    const int64_t now = Clock::now().time_since_epoch().count();
+    const int64_t min = std::chrono::duration_cast<Clock::duration>(kBackoffMin).count();
+    const int64_t max = std::chrono::duration_cast<Clock::duration>(kBackoffMax).count();
+    const int64_t recent = std::chrono::duration_cast<Clock::duration>(kRecent).count();
+    const int64_t last = last_preempted_.exchange(now, std::memory_order_relaxed);
+    const int64_t backoff = now - last < recent
+        ? std::min(max, 2 * backoff_.load(std::memory_order_relaxed)) : min;
+    backoff_.store(backoff, std::memory_order_relaxed);
+    no_spin_until_.store(now + backoff, std::memory_order_relaxed);
   }
   return ok;
 }
@@ -126,6 +138,7 @@ void ThreadPool::worker_loop(int index) {
         return stop_.load() || word_.load() != seen || wake_.load() != woken;
       });
       sleepers_.fetch_sub(1);
+      waking_.store(false);
       woken = wake_.load();
     }
     if (stop_.load()) return;
@@ -133,8 +146,21 @@ void ThreadPool::worker_loop(int index) {
     if (now == seen) continue;  // woken by prewake: spin for the run's next region
     seen = now;
     if (static_cast<uint64_t>(index) >= (seen & 0xffff)) continue;
+    // Join the region if it is still open (a late worker finds it closed, or a newer one: the
+    // next loop sees the newer word).
+    const uint64_t region = (seen >> 16) & 0xffffffffu;
+    uint64_t g = gate_.load(std::memory_order_acquire);
+    bool joined = false;
+    while ((g >> 32) == region && (g & kOpen)) {
+      if (gate_.compare_exchange_weak(g, g + 1, std::memory_order_acq_rel)) {
+        joined = true;
+        break;
+      }
+    }
+    if (!joined) continue;
     run_chunks(static_cast<size_t>(index) + 1);
-    if (pending_.fetch_sub(1) == 1) {
+    const uint64_t before = gate_.fetch_sub(1, std::memory_order_acq_rel);
+    if ((before & kInside) == 1 && !(before & kOpen)) {  // the last one out of a closed region
       std::lock_guard<std::mutex> lock(mu_);
       cv_done_.notify_one();
     }
@@ -142,7 +168,7 @@ void ThreadPool::worker_loop(int index) {
 }
 
 void ThreadPool::prewake() {
-  if (sleepers_.load() == 0) return;  // none started, or all awake
+  if (sleepers_.load() == 0 || waking_.exchange(true)) return;  // all awake, or being woken
   {
     std::lock_guard<std::mutex> lock(mu_);
     wake_.fetch_add(1);
@@ -182,10 +208,11 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
     ranges_[p].end = chunks * (p + 1) / parts_;
   }
   error_ = nullptr;
-  pending_.store(static_cast<int>(active), std::memory_order_relaxed);
-  uint64_t word = ((word_.load(std::memory_order_relaxed) >> 16) + 1) << 16 | active;
+  const uint64_t region = (word_.load(std::memory_order_relaxed) >> 16) + 1;
+  gate_.store((region & 0xffffffffu) << 32 | kOpen, std::memory_order_relaxed);
+  uint64_t word = region << 16 | active;
   word_.store(word);  // seq_cst: see worker_loop
-  if (sleepers_.load() > 0) {
+  if (sleepers_.load() > 0 && !waking_.exchange(true)) {
     { std::lock_guard<std::mutex> lock(mu_); }
     cv_work_.notify_all();
   }
@@ -193,7 +220,9 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
   t_in_region = true;
   run_chunks(0);
   t_in_region = false;
-  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  // Every chunk is taken: close the region and wait for the workers inside it only.
+  gate_.fetch_and(~kOpen, std::memory_order_acq_rel);
+  auto done = [&] { return (gate_.load(std::memory_order_acquire) & kInside) == 0; };
   if (!spin_until(done, [] { return true; })) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_done_.wait(lock, done);

@@ -79,7 +79,7 @@ class ThreadPool {
   std::mutex mu_;       // guards sleeping, error_ and the condition variables
   std::condition_variable cv_work_, cv_done_;
   // The region: written by the caller before it publishes word_, stable until every worker
-  // counted in it has decremented pending_.
+  // that joined it (see gate_) has left.
   const std::function<void(size_t, size_t)>* fn_ = nullptr;
   size_t n_ = 0, chunk_ = 0;
   // The region's chunks split into one contiguous range per participant (0: the caller, 1 + i:
@@ -91,15 +91,26 @@ class ThreadPool {
   };
   std::unique_ptr<Range[]> ranges_;
   size_t parts_ = 0;
-  std::atomic<int> pending_{0};
+  // Who is inside the region: (region counter, low 32 bits) << 32 | kOpen | workers inside. A
+  // worker joins only while the region is open; the caller closes it once every chunk is taken
+  // and waits only for the workers inside, so a worker still waking from sleep (tens of
+  // microseconds on a VM) never holds a region up: it finds the region closed and skips it.
+  static constexpr uint64_t kOpen = uint64_t{1} << 31, kInside = kOpen - 1;
+  std::atomic<uint64_t> gate_{0};
   // (region counter << 16) | workers taking part (index < that count): one word, so a worker
   // never pairs a region with another region's worker count.
   std::atomic<uint64_t> word_{0};
   std::atomic<int> sleepers_{0};
+  // A wake-up is on its way (set by whoever notifies, cleared by a worker once awake): regions
+  // starting meanwhile skip their own notify, a system call each (several microseconds on a VM,
+  // paid by the caller) that would only repeat it.
+  std::atomic<bool> waking_{false};
   std::atomic<uint64_t> wake_{0};  // bumped (under mu_) by prewake
   std::atomic<int> runs_{0};  // active RunScopes
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> no_spin_until_{0};  // steady_clock ticks: spinning backs off until then
+  std::atomic<int64_t> last_preempted_{0};  // steady_clock ticks of the last preempted spin
+  std::atomic<int64_t> backoff_{0};         // the last back-off, in steady_clock ticks
   std::exception_ptr error_;  // first exception thrown by fn in the current region
 };
 
