@@ -2,7 +2,8 @@
 
 For every bench model and quantization variant, both runtimes run interleaved in this process
 at each thread count (onnxruntime at ORT_ENABLE_ALL, spinning off); the table gives median and
-p90 latency and the ratio edgert / onnxruntime (below 1: edgert is faster). Peak memory (growth
+p90 latency and the ratio edgert / onnxruntime (below 1: edgert is faster), then each runtime's
+speed-up from more threads (its 1-thread median over its n-thread one). Peak memory (growth
 of resident memory over load and runs) comes from one fresh process per runtime.
 
     python -m bench.bench_models                      # every model, main variants
@@ -60,10 +61,35 @@ def main(argv=None):
                     line += f" {mem['edgert'] / 2**20:.1f} / {mem['onnxruntime'] / 2**20:.1f} |"
                 print(line, flush=True)
                 rows.append(line)
+    print_speedups(results, threads)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     return 0
+
+
+def print_speedups(results, threads):
+    """Each runtime's speed-up from more threads (its 1-thread median over its n-thread one),
+    from the rows above."""
+    if 1 not in threads or len(threads) < 2:
+        return
+    more = [t for t in threads if t > 1]
+    med = {(r["model"], r["variant"], r["threads"]): r for r in results}
+    head = "| model | variant | " + " | ".join(f"edgert speed-up at {t}T | onnxruntime speed-up at {t}T" for t in more) + " |"
+    print()
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for (name, v, t), one in med.items():
+        if t != 1:
+            continue
+        cells = []
+        for n in more:
+            r = med.get((name, v, n))
+            if r is None:
+                cells += ["", ""]
+                continue
+            cells += [f"{one[rt]['median_ms'] / r[rt]['median_ms']:.2f}x" for rt in ("edgert", "onnxruntime")]
+        print(f"| {name} | {v} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
