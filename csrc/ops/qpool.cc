@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/q8-avgpool/q8-avgpool.h"
@@ -80,6 +81,10 @@ class QAvgPoolOp : public Op {
   void run_typed(const T* x, T* y, ThreadPool& pool) const {
     const size_t c = static_cast<size_t>(g_.c);
     if (global_) {
+      const Q8AvgPoolUKernel& uk = q8_avgpool_ukernel();
+      Q8GAvgPoolFn<T> global;
+      if constexpr (std::is_same<T, uint8_t>::value) global = uk.global_u8;
+      else global = uk.global_i8;
       const size_t pixels = static_cast<size_t>(g_.h * g_.w);
       const size_t blocks = (c + kChannelBlock - 1) / kChannelBlock;
       pool.parallel_for(static_cast<size_t>(g_.n) * blocks, 1, [&](size_t b, size_t e) {
@@ -87,7 +92,7 @@ class QAvgPoolOp : public Op {
         for (size_t i = b; i < e; ++i) {
           const size_t img = i / blocks, c0 = (i % blocks) * kChannelBlock;
           const size_t nc = std::min(kChannelBlock, c - c0);
-          q8_gavgpool_ukernel__scalar(pixels, nc, c, x + img * pixels * c + c0, acc, gp_,
+          global(pixels, nc, c, x + img * pixels * c + c0, acc, gp_,
                                       y + img * c + c0);
         }
       });

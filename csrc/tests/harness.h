@@ -189,6 +189,7 @@ Family run_f32_q8_vcvt(Rng& rng);
 Family run_x_maxpool(Rng& rng);
 Family run_x8_zip(Rng& rng);
 Family run_x8_transpose(Rng& rng);
+Family run_q8_avgpool(Rng& rng);
 
 }  // namespace test
 }  // namespace edgert

@@ -55,10 +55,32 @@ void q8_avgpool_f32acc_ukernel__avx2(size_t rows, size_t cols, size_t row_stride
                                      size_t channels, const T* x, float divisor,
                                      const Q8AvgPoolParams& p, float* acc, T* y);
 
+// AVX2 global kernel: 32 channels a step summed in int32 registers, the same requantization
+// (cvtps2dq rounds half to even as the scalar kernel does): bit-identical.
+template <class T>
+void q8_gavgpool_ukernel__avx2(size_t pixels, size_t channels, size_t pixel_stride,
+                               const T* x, int32_t* acc, const Q8GAvgPoolParams& p, T* y);
+
 template <class T>
 using Q8AvgPoolF32AccFn = void (*)(size_t rows, size_t cols, size_t row_stride, size_t channels,
                                    const T* x, float divisor, const Q8AvgPoolParams& p,
                                    float* acc, T* y);
+template <class T>
+using Q8GAvgPoolFn = void (*)(size_t pixels, size_t channels, size_t pixel_stride, const T* x,
+                              int32_t* acc, const Q8GAvgPoolParams& p, T* y);
+
+// One ISA's kernels (the kernel test driver checks each against the scalar one).
+struct Q8AvgPoolUKernel {
+  const char* name;
+  Q8GAvgPoolFn<uint8_t> global_u8;
+  Q8GAvgPoolFn<int8_t> global_i8;
+  Q8AvgPoolF32AccFn<uint8_t> window_u8;
+  Q8AvgPoolF32AccFn<int8_t> window_i8;
+};
+extern const Q8AvgPoolUKernel q8_avgpool_ukernel__scalar;
+extern const Q8AvgPoolUKernel q8_avgpool_ukernel__avx2;
+const Q8AvgPoolUKernel& q8_avgpool_ukernel();  // the active ISA's
+
 // The windowed kernel of the active ISA.
 template <class T>
 Q8AvgPoolF32AccFn<T> q8_avgpool_f32acc_ukernel();

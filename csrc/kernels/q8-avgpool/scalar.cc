@@ -1,6 +1,7 @@
 #include "kernels/q8-avgpool/q8-avgpool.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "isa.h"
 
@@ -93,12 +94,22 @@ template void q8_avgpool_f32acc_ukernel__scalar<int8_t>(size_t, size_t, size_t, 
                                                         const int8_t*, float,
                                                         const Q8AvgPoolParams&, float*, int8_t*);
 
+const Q8AvgPoolUKernel q8_avgpool_ukernel__scalar = {
+    "q8_avgpool_ukernel__scalar", q8_gavgpool_ukernel__scalar<uint8_t>,
+    q8_gavgpool_ukernel__scalar<int8_t>, q8_avgpool_f32acc_ukernel__scalar<uint8_t>,
+    q8_avgpool_f32acc_ukernel__scalar<int8_t>};
+
+const Q8AvgPoolUKernel& q8_avgpool_ukernel() {
+#if defined(__x86_64__)
+  if (isa_runs_avx2()) return q8_avgpool_ukernel__avx2;
+#endif
+  return q8_avgpool_ukernel__scalar;
+}
+
 template <class T>
 Q8AvgPoolF32AccFn<T> q8_avgpool_f32acc_ukernel() {
-#if defined(__x86_64__)
-  if (isa_runs_avx2()) return q8_avgpool_f32acc_ukernel__avx2<T>;
-#endif
-  return q8_avgpool_f32acc_ukernel__scalar<T>;
+  if constexpr (std::is_same<T, uint8_t>::value) return q8_avgpool_ukernel().window_u8;
+  else return q8_avgpool_ukernel().window_i8;
 }
 template Q8AvgPoolF32AccFn<uint8_t> q8_avgpool_f32acc_ukernel<uint8_t>();
 template Q8AvgPoolF32AccFn<int8_t> q8_avgpool_f32acc_ukernel<int8_t>();
