@@ -93,8 +93,8 @@ class ThreadPool {
   size_t parts_ = 0;
   // Who is inside the region: (region counter, low 32 bits) << 32 | kOpen | workers inside. A
   // worker joins only while the region is open; the caller closes it once every chunk is taken
-  // and waits only for the workers inside, so a worker still waking from sleep (tens of
-  // microseconds on a VM) never holds a region up: it finds the region closed and skips it.
+  // and waits only for the workers inside, so a worker still waking from sleep, or descheduled,
+  // never holds a region up: it finds the region closed and skips it.
   static constexpr uint64_t kOpen = uint64_t{1} << 31, kInside = kOpen - 1;
   std::atomic<uint64_t> gate_{0};
   // (region counter << 16) | workers taking part (index < that count): one word, so a worker
