@@ -75,7 +75,8 @@ def print_speedups(results, threads):
         return
     more = [t for t in threads if t > 1]
     med = {(r["model"], r["variant"], r["threads"]): r for r in results}
-    head = "| model | variant | " + " | ".join(f"edgert speed-up at {t}T | onnxruntime speed-up at {t}T" for t in more) + " |"
+    cols = [f"{rt} speed-up at {t}T" for t in more for rt in ("edgert", "onnxruntime")]
+    head = "| model | variant | " + " | ".join(cols) + " |"
     print()
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
@@ -88,7 +89,8 @@ def print_speedups(results, threads):
             if r is None:
                 cells += ["", ""]
                 continue
-            cells += [f"{one[rt]['median_ms'] / r[rt]['median_ms']:.2f}x" for rt in ("edgert", "onnxruntime")]
+            cells += [f"{one[rt]['median_ms'] / r[rt]['median_ms']:.2f}x"
+                      for rt in ("edgert", "onnxruntime")]
         print(f"| {name} | {v} | " + " | ".join(cells) + " |", flush=True)
 
 

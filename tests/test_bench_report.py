@@ -19,7 +19,8 @@ def test_speedups_are_one_thread_over_n_threads(capsys):
     results = [_row("a", "v1", 1, 4.0, 6.0), _row("a", "v1", 2, 2.5, 4.8),
                _row("b", "v2", 1, 0.011, 0.027), _row("b", "v2", 2, 0.014, 0.048)]
     bench_models.print_speedups(results, [1, 2])
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| a") or ln.startswith("| b")]
+    out = capsys.readouterr().out.splitlines()
+    lines = [ln for ln in out if ln.startswith(("| a ", "| b "))]
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
     assert cells[0] == ["a", "v1", f"{4.0 / 2.5:.2f}x", f"{6.0 / 4.8:.2f}x"]
     assert cells[1] == ["b", "v2", f"{0.011 / 0.014:.2f}x", f"{0.027 / 0.048:.2f}x"]

@@ -825,7 +825,8 @@ class Q8ConvOp : public Op {
       gi_geom.h = hp, gi_geom.w = wp, gi_geom.pt = 0, gi_geom.pl = 0;
     }
     const bool gathered = !gather_.empty();
-    const uint8_t* const x_end = xi + (pad_input_bytes_ ? pad_input_bytes_ : d_.batch * g.h * g.w * g.c);
+    const uint8_t* const x_end =
+        xi + (pad_input_bytes_ ? pad_input_bytes_ : d_.batch * g.h * g.w * g.c);
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       // Work buffers (thread_scratch: unspecified contents; each is written before it is read).
       // a: im2col rows; sign_s8 ones get their bytes past k filled per tile (read as s = 0),
