@@ -148,24 +148,28 @@ inline void store_row(__m256i acc0, __m256i acc1, const float* scale, size_t nj,
 // Every step is monotone and [qmin, qmax] lies inside each saturation range, so this equals the
 // scalar clamp(nearbyint(v), lo, hi) + y_zp. Guard: a min keeps a huge positive product from
 // becoming cvtps2dq's 0x80000000; layers whose products provably stay below 2^31 (rq.guard
-// false, nearly all) skip it. Two rows share the packs; two unpacks put them in order (a vpermd
+// false, nearly all) skip it. Clamp: the byte clamp, which 16-column blocks skip when [qmin,
+// qmax] is the output type's whole range (ReLU6 and plain layers as onnxruntime quantizes them:
+// the saturating packs clamp there already). Two rows share the packs; two unpacks put them in order (a vpermd
 // costs more on Zen 3).
 struct PairStage {
   __m256 big;
   __m256i zp16, qmin, qmax;
-  bool guard;
-  explicit PairStage(const Q8Requant& rq)
+  bool guard, clamp;
+  PairStage(const Q8Requant& rq, bool u8)
       : big(_mm256_set1_ps(2147483520.0f)),  // the largest float below 2^31
         zp16(_mm256_set1_epi16(static_cast<int16_t>(rq.y_zp))),
         qmin(_mm256_set1_epi8(static_cast<char>(static_cast<int32_t>(rq.lo) + rq.y_zp))),
         qmax(_mm256_set1_epi8(static_cast<char>(static_cast<int32_t>(rq.hi) + rq.y_zp))),
-        guard(rq.guard) {}
+        guard(rq.guard),
+        clamp(static_cast<int32_t>(rq.lo) + rq.y_zp > (u8 ? 0 : -128) ||
+              static_cast<int32_t>(rq.hi) + rq.y_zp < (u8 ? 255 : 127)) {}
 };
 
 // Four accumulator vectors to bytes, x0 and x2 scaled by s0, x1 and x3 by s1. Per 128-bit lane
 // the byte vector holds 4-byte groups of x0, x1, x2, x3 (lane 0 their elements 0-3, lane 1 4-7);
 // lo = unpacklo_epi32 of the lanes is x0's 8 elements then x1's, hi is x2's then x3's.
-template <class Out, bool Guard>
+template <class Out, bool Guard, bool Clamp = true>
 inline void requant4(__m256i x0, __m256i x1, __m256i x2, __m256i x3, __m256 s0, __m256 s1,
                      const PairStage& ps, __m128i& lo, __m128i& hi) {
   auto q = [&](__m256i acc, __m256 s) {
@@ -176,9 +180,11 @@ inline void requant4(__m256i x0, __m256i x1, __m256i x2, __m256i x3, __m256 s0, 
   const __m256i p1 = _mm256_adds_epi16(_mm256_packs_epi32(q(x2, s0), q(x3, s1)), ps.zp16);
   __m256i b;
   if constexpr (std::is_same<Out, uint8_t>::value) {
-    b = _mm256_min_epu8(_mm256_max_epu8(_mm256_packus_epi16(p0, p1), ps.qmin), ps.qmax);
+    b = _mm256_packus_epi16(p0, p1);
+    if (Clamp) b = _mm256_min_epu8(_mm256_max_epu8(b, ps.qmin), ps.qmax);
   } else {
-    b = _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(p0, p1), ps.qmin), ps.qmax);
+    b = _mm256_packs_epi16(p0, p1);
+    if (Clamp) b = _mm256_min_epi8(_mm256_max_epi8(b, ps.qmin), ps.qmax);
   }
   const __m128i l0 = _mm256_castsi256_si128(b), l1 = _mm256_extracti128_si256(b, 1);
   lo = _mm_unpacklo_epi32(l0, l1), hi = _mm_unpackhi_epi32(l0, l1);
@@ -186,11 +192,11 @@ inline void requant4(__m256i x0, __m256i x1, __m256i x2, __m256i x3, __m256 s0, 
 
 // Two rows of 16 columns (r00/r01: row 0's columns 0-7 / 8-15, so lo is row 0), nj of them
 // stored.
-template <class Out, bool Guard>
+template <class Out, bool Guard, bool Clamp>
 inline void store_pair(__m256i r00, __m256i r01, __m256i r10, __m256i r11, const float* scale,
                        const PairStage& ps, size_t nj, Out* c0, Out* c1) {
   __m128i row0, row1;
-  requant4<Out, Guard>(r00, r01, r10, r11, _mm256_loadu_ps(scale), _mm256_loadu_ps(scale + 8), ps,
+  requant4<Out, Guard, Clamp>(r00, r01, r10, r11, _mm256_loadu_ps(scale), _mm256_loadu_ps(scale + 8), ps,
                        row0, row1);
   if (nj == NR) {
     _mm_storeu_si128((__m128i*)c0, row0);
@@ -262,7 +268,7 @@ void block(size_t nj, size_t k, const uint8_t* const* ar, const int8_t* wb, cons
     if (rem) step(kfull, [rem](const uint8_t* p) { return bcast_tail(p, rem); });
   }
   if constexpr (R == 4 && V == 1 && !std::is_same<Out, float>::value) {
-    const PairStage ps(rq);
+    const PairStage ps(rq, std::is_same<Out, uint8_t>::value);
     const __m256i a4[4] = {acc[0][0], acc[1][0], acc[2][0], acc[3][0]};
     if (rq.guard) store_quad8<Out, true>(a4, scale, ps, nj, c, c_stride);
     else store_quad8<Out, false>(a4, scale, ps, nj, c, c_stride);
@@ -311,7 +317,7 @@ __attribute__((always_inline)) inline void gemm_tile(size_t mr, size_t nc, size_
   const uint8_t* a2 = static_cast<const uint8_t*>(a[2]);
   const uint8_t* a3 = static_cast<const uint8_t*>(a[3]);
   const size_t kq = (k + 3) / 4, kfull = k / 4, rem = k % 4;
-  const PairStage ps(rq);
+  const PairStage ps(rq, std::is_same<Out, uint8_t>::value);
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const int8_t* wb = w + n0 / NR * kq * 4 * NR;
     if (nc - n0 <= NR / 2) {
@@ -358,13 +364,17 @@ __attribute__((always_inline)) inline void gemm_tile(size_t mr, size_t nc, size_
     if constexpr (!std::is_same<Out, float>::value) {
       if (mr == MR) {  // a whole tile, or its last block of 9-15 columns
         if (ps.guard) {
-          store_pair<Out, true>(c00, c01, c10, c11, scale + n0, ps, nj, cr, cr + c_stride);
-          store_pair<Out, true>(c20, c21, c30, c31, scale + n0, ps, nj, cr + 2 * c_stride,
-                                cr + 3 * c_stride);
+          store_pair<Out, true, true>(c00, c01, c10, c11, scale + n0, ps, nj, cr, cr + c_stride);
+          store_pair<Out, true, true>(c20, c21, c30, c31, scale + n0, ps, nj, cr + 2 * c_stride,
+                                      cr + 3 * c_stride);
+        } else if (ps.clamp) {
+          store_pair<Out, false, true>(c00, c01, c10, c11, scale + n0, ps, nj, cr, cr + c_stride);
+          store_pair<Out, false, true>(c20, c21, c30, c31, scale + n0, ps, nj, cr + 2 * c_stride,
+                                       cr + 3 * c_stride);
         } else {
-          store_pair<Out, false>(c00, c01, c10, c11, scale + n0, ps, nj, cr, cr + c_stride);
-          store_pair<Out, false>(c20, c21, c30, c31, scale + n0, ps, nj, cr + 2 * c_stride,
-                                 cr + 3 * c_stride);
+          store_pair<Out, false, false>(c00, c01, c10, c11, scale + n0, ps, nj, cr, cr + c_stride);
+          store_pair<Out, false, false>(c20, c21, c30, c31, scale + n0, ps, nj, cr + 2 * c_stride,
+                                        cr + 3 * c_stride);
         }
         continue;
       }
