@@ -150,8 +150,8 @@ inline void store_row(__m256i acc0, __m256i acc1, const float* scale, size_t nj,
 // becoming cvtps2dq's 0x80000000; layers whose products provably stay below 2^31 (rq.guard
 // false, nearly all) skip it. Clamp: the byte clamp, which 16-column blocks skip when [qmin,
 // qmax] is the output type's whole range (ReLU6 and plain layers as onnxruntime quantizes them:
-// the saturating packs clamp there already). Two rows share the packs; two unpacks put them in order (a vpermd
-// costs more on Zen 3).
+// the saturating packs clamp there already). Two rows share the packs; two unpacks put them in
+// order (a vpermd costs more on Zen 3).
 struct PairStage {
   __m256 big;
   __m256i zp16, qmin, qmax;
