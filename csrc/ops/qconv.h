@@ -75,8 +75,8 @@ std::unique_ptr<Op> make_q8_conv(const OpSpec& spec, const Q8ConvDesc& d);
 // w' = W − w_zp passes the pair_u8 test in every column (|sum of its positive or its negative
 // weights| <= 128: u8 activations times the pair cannot leave int16), and a K order in which
 // they do (the mask of q8_gemm_x8_permute_rows: within each group of 16, position j reads
-// channel 16g + mask[16g + j]; round_up(k, 16) entries), empty when the greedy search finds
-// none. The conv engine runs pair_u8 on such an order; lowering folds it into a
+// channel 16g + mask[16g + j]; round_up(k, 16) entries: a perfect matching per group, found
+// exactly), empty when no group order passes. The conv engine runs pair_u8 on such an order; lowering folds it into a
 // conv -> depthwise -> 1x1 chain (the channel order between them is free) so no row is permuted
 // at run time.
 bool q8_pairs_pass(const uint8_t* w, bool w_u8, const int32_t* w_zp, size_t n, size_t k);

@@ -93,10 +93,6 @@ constexpr int64_t kWidePairs = 2;  // x8_form of wide_pairs_ layers
 
 int out_index(DType t) { return t == DType::u8 ? 0 : t == DType::i8 ? 1 : 2; }
 
-}  // namespace
-
-namespace {
-
 // The channels' w' = W − w_zp, by channel: t[kk·n + col].
 std::vector<int16_t> w_prime_by_channel(const uint8_t* w, bool w_u8, const int32_t* w_zp,
                                         size_t n, size_t k) {
@@ -1188,8 +1184,6 @@ class Q8ConvOp : public Op {
     });
   }
 
-  // One item per output row: the rows of input each tap row reads are found once per row, so a
-  // pixel's tap pointers cost a compare and an add each.
   // Column walks (see init_dw_rows): the input transposed and padded once per run, [n][column
   // from −pl][row from −pt][c], x_zp in the padding; then each output column is one row kernel
   // call down it, outputs ow·m elements apart.
@@ -1230,6 +1224,8 @@ class Q8ConvOp : public Op {
     });
   }
 
+  // Otherwise one item per output row: the rows of input each tap row reads are found once per
+  // row, so a pixel's tap pointers cost a compare and an add each.
   void run_dw(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
     if (dw_columns_) return run_dw_columns(x, y, pool);
     if (dw_padded_) return run_dw_padded(x, y, pool);

@@ -327,20 +327,16 @@ void Executor::run(const void* const* inputs, void* const* outputs, int64_t* op_
     return;
   }
   if (any_parallel_.load(std::memory_order_relaxed)) pool_->prewake();
-  if (op_ns != nullptr) {  // as below, each op timed (a wall-clock read between ops)
-    auto t0 = std::chrono::steady_clock::now();
-    for (size_t k = 0; k < n; ++k) {
-      ThreadPool::SerialScope serial(op_serial_[k].load(std::memory_order_relaxed));
-      ops_[k]->run(l.in.data() + in_off_[k], l.out.data() + out_off_[k], *pool_);
-      auto t1 = std::chrono::steady_clock::now();
-      op_ns[k] = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
-      t0 = t1;
-    }
-    return;
-  }
+  // Profiled runs (op_ns) read the clock between ops.
+  auto t0 = op_ns ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   for (size_t k = 0; k < n; ++k) {
     ThreadPool::SerialScope serial(op_serial_[k].load(std::memory_order_relaxed));
     ops_[k]->run(l.in.data() + in_off_[k], l.out.data() + out_off_[k], *pool_);
+    if (op_ns) {
+      const auto t1 = std::chrono::steady_clock::now();
+      op_ns[k] = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
+      t0 = t1;
+    }
   }
 }
 
