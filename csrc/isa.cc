@@ -7,6 +7,10 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
 #define EDGERT_X86 1
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #endif
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
@@ -19,6 +23,7 @@ const char* isa_name(Isa isa) {
     case Isa::scalar: return "scalar";
     case Isa::avx2: return "avx2";
     case Isa::avx512vnni: return "avx512vnni";
+    case Isa::amx: return "amx";
     case Isa::neon: return "neon";
   }
   return "?";
@@ -51,6 +56,33 @@ static bool cpu_has_avx512vnni() {
   const bool f = b & (1u << 16), bw = b & (1u << 30), vl = b & (1u << 31), vnni = c & (1u << 11);
   return f && bw && vl && vnni;
 }
+
+// AMX-TILE and AMX-INT8 (CPUID 7.0 EDX bits 24, 25) with the OS saving tile config and tile data
+// (XCR0 bits 17, 18). Linux also wants each process to ask for the 8 KiB of tile data first
+// (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA; without it the first tile instruction
+// is killed by SIGILL): asked once here, and a refusal (an older kernel, a seccomp filter) means
+// no amx.
+static bool cpu_has_amx() {
+#ifndef EDGERT_HAVE_AMX
+  return false;  // built by a compiler without AMX intrinsics: no amx kernel to run
+#endif
+  static const bool ok = [] {
+    if (!cpu_has_avx512vnni()) return false;
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (!(d & (1u << 24)) || !(d & (1u << 25))) return false;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0x60000u) != 0x60000u) return false;
+#if defined(__linux__)
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  return ok;
+}
 #endif
 
 std::vector<Isa> available_isas() {
@@ -58,6 +90,7 @@ std::vector<Isa> available_isas() {
 #ifdef EDGERT_X86
   if (cpu_has_avx2_fma()) v.push_back(Isa::avx2);
   if (cpu_has_avx512vnni()) v.push_back(Isa::avx512vnni);
+  if (cpu_has_amx()) v.push_back(Isa::amx);
 #endif
 #if defined(__aarch64__)
   v.push_back(Isa::neon);  // Advanced SIMD is mandatory on AArch64
@@ -90,7 +123,12 @@ bool neon_has_dot() {
 
 bool isa_runs_avx2() {
   const Isa i = active_isa();
-  return i == Isa::avx2 || i == Isa::avx512vnni;
+  return i == Isa::avx2 || i == Isa::avx512vnni || i == Isa::amx;
+}
+
+bool isa_runs_avx512vnni() {
+  const Isa i = active_isa();
+  return i == Isa::avx512vnni || i == Isa::amx;
 }
 
 Isa active_isa() {

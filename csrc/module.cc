@@ -8,6 +8,7 @@
 #include <string>
 
 #include "isa.h"
+#include "kernels/q8-gemm-x8/q8-gemm-x8.h"
 #include "ops/qconv.h"
 #include "runtime/crc32c.h"
 #include "runtime/executor.h"
@@ -388,7 +389,14 @@ PYBIND11_MODULE(_core, m) {
   active_isa();  // an impossible EDGERT_ISA fails the import here (ImportError)
 
   m.def("isa", [] { return std::string(isa_name(active_isa())); },
-        "The kernel ISA in use: 'avx2', 'neon' or 'scalar'.");
+        "The kernel ISA in use: 'amx', 'avx512vnni', 'avx2', 'neon' or 'scalar'.");
+  m.def("x8_kernel", [](size_t m, size_t n, size_t k) -> py::object {
+    const Q8GemmX8UKernel* uk = q8_gemm_x8_ukernel_for(m, n, k);
+    if (!uk) return py::none();
+    return py::str(uk->name);
+  }, py::arg("m"), py::arg("n"), py::arg("k"),
+        "The byte-form int8 GEMM kernel a conv of m output pixels, n output channels (per group) "
+        "and depth k runs on this ISA (None: the int16 form), for tests and diagnostics.");
   m.def("available_isas", [] {
     std::vector<std::string> r;
     for (Isa i : available_isas()) r.push_back(isa_name(i));

@@ -163,7 +163,7 @@ def test_inputs_are_not_modified(qmodel):
 
 
 def test_isa_is_reported():
-    assert edgert.isa() in ("avx512vnni", "avx2", "neon", "scalar")
+    assert edgert.isa() in ("amx", "avx512vnni", "avx2", "neon", "scalar")
 
 
 def test_arena_is_reused(qmodel):

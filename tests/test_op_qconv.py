@@ -489,7 +489,34 @@ ISA_CONFIGS = dict(CONFIGS, **{
     # 32 (masked loads and stores) in the per-pixel kernel.
     "dw_3x3_c144_s1": dict(h=4, w=7, c=144, m=144, k=(3, 3), pads=(1, 1, 1, 1), group=144),
     "dw_3x3_c57_s2": dict(h=7, w=7, c=57, m=57, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1), group=57),
+    # Layers large enough for the amx kernel (see AMX_CONFIGS): M, N and K remainders of its
+    # 32x32 steps and 64-byte K chunks; indirect rows, direct rows and im2col rows.
+    "amx_3x3_c64": dict(h=12, w=11, c=64, m=80, k=(3, 3), pads=(1, 1, 1, 1)),
+    "amx_1x1_k100": dict(h=20, w=17, c=100, m=40, k=(1, 1)),
+    "amx_3x3_c20_s2": dict(h=33, w=31, c=20, m=48, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1)),
+    "amx_3x3_c21_s2": dict(h=33, w=31, c=21, m=23, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1)),
 })
+AMX_CONFIGS = [n for n in ISA_CONFIGS if n.startswith("amx_")]
+
+
+def test_amx_configs_pick_the_amx_kernel():
+    """The amx_ configs above are shaped for the amx kernel: under amx the engine runs them on
+    it (so the bit-exact test below covers it), other ISAs on their own byte kernel."""
+    from edgert import _core
+    for name in AMX_CONFIGS:
+        c = ISA_CONFIGS[name]
+        s = c.get("s", (1, 1))
+        p = c.get("pads", (0, 0, 0, 0))
+        oh = (c["h"] + p[0] + p[2] - c["k"][0]) // s[0] + 1
+        ow = (c["w"] + p[1] + p[3] - c["k"][1]) // s[1] + 1
+        kern = _core.x8_kernel(oh * ow, c["m"], c["k"][0] * c["k"][1] * c["c"])
+        if _core.isa() == "amx":
+            assert kern.endswith("__amx"), (name, kern)
+        else:
+            assert kern is None or not kern.endswith("__amx"), (name, kern)
+    if _core.isa() == "amx":  # small layers stay on the avx512vnni kernel
+        assert _core.x8_kernel(1, 1000, 1280).endswith("__avx512vnni")
+        assert _core.x8_kernel(12544, 96, 16).endswith("__avx512vnni")
 
 
 @pytest.mark.skipif(not other_isas(), reason="this machine runs only one ISA")
@@ -541,7 +568,7 @@ def test_qconv_pair_with_moved_weights(name, combo):
     def form(add):
         if _core.isa() == "avx2":
             assert add["x8_form"] == 0 and len(add["x8_corr"]) > 0
-        if _core.isa() == "avx512vnni":  # exact pairs: pair_u8 as it is, nothing moved
+        if _core.isa() in ("avx512vnni", "amx"):  # exact pairs: pair_u8 as it is, nothing moved
             assert add["x8_form"] == 2 and "x8_corr" not in add
     # other ISAs unpack the weights (the moved ones back in) and pack them anew
     _check_packed_everywhere(cs, form)
@@ -594,7 +621,7 @@ def test_qconv_pair_in_another_k_order(name, combo):
     def form(add):
         if _core.isa() == "avx2":
             assert add["x8_form"] == 0 and "x8_corr" not in add and len(add["x8_perm"]) % 16 == 0
-        if _core.isa() == "avx512vnni":  # exact pairs: the model's K order
+        if _core.isa() in ("avx512vnni", "amx"):  # exact pairs: the model's K order
             assert add["x8_form"] == 2 and "x8_perm" not in add
     # other ISAs unpack the weights into the model's K order and pack them anew
     _check_packed_everywhere(cs, form)

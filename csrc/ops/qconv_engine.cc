@@ -301,7 +301,7 @@ class Q8ConvOp : public Op {
       EDGERT_EXPECT(spec, d.pre.layout == x8_layout(d.pre.nr),
                     "byte-form weights packed in layout '" + d.pre.layout + "', this edgert "
                     "packs '" + x8_layout(d.pre.nr) + "': recompile the model");
-      const Q8GemmX8UKernel* xk = q8_gemm_x8_ukernel();
+      const Q8GemmX8UKernel* xk = q8_gemm_x8_ukernel_for(pixels_, ng_, k_);
       // A permuted packing needs a kernel that reorders rows and sums pairs in int16 (an
       // exact_pairs kernel repacks: it runs every layer in the model's K order).
       if (xk && xk->nr == d.pre.nr && (d.pre.form != kWidePairs || xk->exact_pairs) &&
@@ -359,7 +359,7 @@ class Q8ConvOp : public Op {
  private:
   // The byte form when this ISA has one and the weights allow it (see q8-gemm-x8.h).
   bool init_x8() {
-    xk_ = q8_gemm_x8_ukernel();
+    xk_ = q8_gemm_x8_ukernel_for(pixels_, ng_, k_);
     if (!xk_) return false;
     const Q8ConvDesc& d = d_;
     const bool w_u8 = d.w_type == DType::u8;
@@ -691,7 +691,7 @@ class Q8ConvOp : public Op {
     if (one_tile) tile_rows_ = (pixels_ + mr - 1) / mr * mr;
     tile_rows_ = even_tiles(tile_rows_, mr);
     const size_t kq4 = (k_ + 3) / 4 * 4;
-    col_block_ = std::max(nr, (24 << 10) / kq4 / nr * nr);
+    col_block_ = std::max(nr, xk_->col_block_bytes / kq4 / nr * nr);
     // Inputs small enough to pad once per run (see run_x8): every tap of every pixel inside.
     pad_h_ = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
     pad_w_ = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
@@ -964,12 +964,10 @@ class Q8ConvOp : public Op {
                    d_.m, d_.rq);
           };
           auto gemm = [&](size_t a, size_t b) {
-            if (ind_fn_) {
-              for (size_t r = 0; r < rows; r += mr)
-                ind_fn_(std::min(mr, rows - r), b - a, taps_, cg_, ind + r * taps_,
-                        w + a * ((k_ + 3) / 4 * 4), bias_.data() + pc + (a - c0),
-                        scale_.data() + pc + (a - c0),
-                        y + ((p0 + r) * d_.m + ch + (a - c0)) * y_size_, d_.m, d_.rq);
+            if (ind_fn_) {  // the kernel walks the groups of mr rows
+              ind_fn_(rows, b - a, taps_, cg_, ind, w + a * ((k_ + 3) / 4 * 4),
+                      bias_.data() + pc + (a - c0), scale_.data() + pc + (a - c0),
+                      y + (p0 * d_.m + ch + (a - c0)) * y_size_, d_.m, d_.rq);
               return;
             }
             call(0, rows, a, b, bias_.data() + pc + (a - c0), 0);  // the kernel walks the rows

@@ -212,17 +212,20 @@ void check_indirect(Family& fam, const Q8GemmX8UKernel& uk, const char* name, si
   const size_t bytes = ((c.m - 1) * c.c_stride + c.n) * (c.out == 2 ? 4 : 1);
   Guarded want(bytes);
   reference(c, d, want.data());
+  // Groups of mr rows, each taps·mr pointers (row r of group g, tap t at (g·taps + t)·mr + r).
+  const size_t mr = uk.mr, groups = (m + mr - 1) / mr;
   std::vector<Fenced<uint8_t>> pieces;
   pieces.reserve(m * taps);
-  std::vector<const void*> a(taps * uk.mr);
+  std::vector<const void*> a(groups * taps * mr);
   for (size_t t = 0; t < taps; ++t)
     for (size_t r = 0; r < m; ++r) {
       const uint8_t* row = static_cast<const uint8_t*>(d.a[r]) + t * cg;
       pieces.emplace_back(std::vector<uint8_t>(row, row + cg));
-      a[t * uk.mr + r] = pieces.back().data();
+      a[(r / mr * taps + t) * mr + r % mr] = pieces.back().data();
     }
-  for (size_t t = 0; t < taps; ++t)  // rows past m: any readable pointer
-    for (size_t r = m; r < uk.mr; ++r) a[t * uk.mr + r] = a[t * uk.mr];
+  for (size_t t = 0; t < taps; ++t)  // the last group's rows past m: any readable pointer
+    for (size_t r = m; r < groups * mr; ++r)
+      a[(r / mr * taps + t) * mr + r % mr] = a[(r / mr * taps + t) * mr];
   const size_t nr = uk.nr, np = (c.n + nr - 1) / nr * nr, kq4 = (c.k + 3) / 4 * 4;
   std::vector<int8_t> w(q8_gemm_x8_packed_size(c.n, c.k, nr));
   q8_gemm_pack_x8(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data(), nr, w.data());
@@ -448,6 +451,8 @@ Family run_q8_gemm_x8(Rng& rng) {
       for (size_t taps : {1, 2, 9})
         for (size_t cg : {4, 8, 12, 64}) check_indirect(fam, *v.table, v.name, m, 1 + rng.below(40), taps, cg, rng);
     check_indirect(fam, *v.table, v.name, v.table->mr, 2 * v.table->nr + 3, 9, 512, rng);
+    for (size_t m : {v.table->mr + 1, 2 * v.table->mr, 3 * v.table->mr - 5})  // several groups
+      check_indirect(fam, *v.table, v.name, m, 1 + rng.below(70), 1 + rng.below(9), 4 * (1 + rng.below(40)), rng);
   }
   for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
     if (!v.table->permute_rows || !isa_runnable(v.isa)) continue;

@@ -130,7 +130,7 @@ const Q8DwConvUKernel& q8_dwconv_ukernel() {
   if (active_isa() == Isa::neon) return q8_dwconv_minmax_fp32_ukernel__neon;
 #endif
 #if defined(__x86_64__) || defined(_M_X64)
-  if (active_isa() == Isa::avx512vnni) return q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni;
+  if (isa_runs_avx512vnni()) return q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni;
   if (isa_runs_avx2()) return q8_dwconv_minmax_fp32_ukernel_c16__avx2;
 #endif
   return q8_dwconv_minmax_fp32_ukernel__scalar;

@@ -17,12 +17,16 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/q8-gemm-x8/avx512-common.h"
 #include "kernels/q8-gemm-x8/q8-gemm-x8.h"
 
 namespace edgert {
 namespace {
 
 constexpr size_t MR = 8, NR = 16;
+using avx512::column_corr;
+using avx512::OutStage;
+using avx512::store_row;
 
 inline __m512i bcast_quad(const uint8_t* p) {
   int32_t v;
@@ -82,40 +86,6 @@ inline void loop8(size_t kq, const int8_t* w, const uint8_t* const* a, __m512i& 
 #undef EDGERT_VNNI_FLIP
 #undef EDGERT_VNNI_LOOP
 #undef EDGERT_VNNI_ROW
-
-// The output stage's constants, made once per call: in registers for every row (read through
-// the Q8Requant reference, they were reloaded after each byte store that might alias them).
-struct OutStage {
-  __m512 lo, hi;
-  __m512i zp;
-  explicit OutStage(const Q8Requant& rq)
-      : lo(_mm512_set1_ps(rq.lo)), hi(_mm512_set1_ps(rq.hi)), zp(_mm512_set1_epi32(rq.y_zp)) {}
-};
-
-template <class Out>
-inline void store_row(__m512i acc, const float* scale, __mmask16 m, Out* c, const OutStage& os) {
-  // acc holds bias already; the float multiply is rounded once, as in the scalar code.
-  const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_loadu_ps(scale));
-  if constexpr (std::is_same<Out, float>::value) {
-    _mm512_mask_storeu_ps(c, m, v);
-  } else {
-    // lo and hi are whole numbers (qmin − y_zp, qmax − y_zp) and max_ps returns lo for a NaN, so
-    // the rounded value plus y_zp lies in [qmin, qmax]: the byte conversion just truncates.
-    const __m512 cl = _mm512_min_ps(_mm512_max_ps(v, os.lo), os.hi);
-    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(cl), os.zp);
-    _mm_mask_storeu_epi8(c, m, _mm512_cvtepi32_epi8(q));
-  }
-}
-
-// 128·Σw' of a block's columns (what form 1 subtracts), four chains.
-inline __m512i column_corr(const int8_t* wb, size_t kq) {
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  __m512i c[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                  _mm512_setzero_si512()};
-  for (size_t q = 0; q < kq; ++q)
-    c[q % 4] = _mm512_dpbusd_epi32(c[q % 4], flip, _mm512_loadu_si512(wb + q * 4 * NR));
-  return _mm512_add_epi32(_mm512_add_epi32(c[0], c[1]), _mm512_add_epi32(c[2], c[3]));
-}
 
 // 5 to 8 rows of one 16-column block (missing rows repeat row 0 and are not stored), each in its
 // own named accumulator. Form 0: acc = bias + Σ u·w'; form 1: the same minus 128·Σw'.
@@ -241,16 +211,13 @@ void gemm_8x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
   }
 }
 
-// Indirect rows (see Q8GemmX8IndirectFn): per 16-column block, the 8-row K loop once per tap on
-// that tap's pointers and quads. Rows >= mr repeat whatever pointers the caller put there.
-template <int Form, class In, class Out>
-void igemm_8x16(size_t mr, size_t nc, size_t taps, size_t cg, const void* const* a,
-                const int8_t* w, const int32_t* bias, const float* scale, void* c_out,
-                size_t c_stride, const Q8Requant& rq) {
-  constexpr bool kFlip = !std::is_same<In, uint8_t>::value;
-  const uint8_t* const* rows = reinterpret_cast<const uint8_t* const*>(a);
-  Out* c = static_cast<Out*>(c_out);
-  const OutStage os(rq);
+// Indirect rows (see Q8GemmX8IndirectFn), one group of at most 8: per 16-column block, the 8-row
+// K loop once per tap on that tap's pointers and quads. Rows >= mr repeat whatever pointers the
+// caller put there.
+template <int Form, bool kFlip, class Out>
+void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* const* rows,
+                 const int8_t* w, const int32_t* bias, const float* scale, Out* c,
+                 size_t c_stride, const OutStage& os) {
   const size_t cq = cg / 4, kq = taps * cq;
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const size_t nj = nc - n0 < NR ? nc - n0 : NR;
@@ -267,6 +234,19 @@ void igemm_8x16(size_t mr, size_t nc, size_t taps, size_t cg, const void* const*
     for (size_t r = 0; r < mr; ++r)
       store_row<Out>(_mm512_sub_epi32(acc[r], corr), scale + n0, m, cr + r * c_stride, os);
   }
+}
+
+template <int Form, class In, class Out>
+void igemm_8x16(size_t mr, size_t nc, size_t taps, size_t cg, const void* const* a,
+                const int8_t* w, const int32_t* bias, const float* scale, void* c_out,
+                size_t c_stride, const Q8Requant& rq) {
+  constexpr bool kFlip = !std::is_same<In, uint8_t>::value;
+  const uint8_t* const* rows = reinterpret_cast<const uint8_t* const*>(a);
+  Out* c = static_cast<Out*>(c_out);
+  const OutStage os(rq);
+  for (size_t r0 = 0; r0 < mr; r0 += MR)  // groups of MR rows, MR·taps pointers each
+    igemm_group<Form, kFlip, Out>(mr - r0 < MR ? mr - r0 : MR, nc, taps, cg, rows + r0 * taps, w,
+                                  bias, scale, c + r0 * c_stride, c_stride, os);
 }
 
 }  // namespace

@@ -46,10 +46,11 @@ using Q8GemmX8Fn = void (*)(size_t mr, size_t nc, size_t k, const void* const* a
                             const int8_t* w, const int32_t* bias, size_t bias_stride,
                             const float* scale, void* c, size_t c_stride, const Q8Requant& rq);
 
-// The indirect form of a pair_u8 row (convolution without an im2col copy): row r's k = taps·cg
-// bytes are the cg bytes at a[t·mr_max + r] for tap t = 0..taps−1 (cg % 4 == 0, so no weight quad
-// straddles two taps), where mr_max is the kernel's mr; pointers of rows r >= mr may be anything
-// readable (the kernel may compute those rows but stores none). Bias is one row for all rows.
+// The indirect form of a pair_u8 row (convolution without an im2col copy): rows come in groups
+// of the kernel's mr (mr_max), the last one partial; row r of group g has k = taps·cg bytes, the
+// cg bytes at a[(g·taps + t)·mr_max + r] for tap t = 0..taps−1 (cg % 4 == 0, so no weight quad
+// straddles two taps); pointers of the last group's rows past mr may be anything readable (the
+// kernel may compute those rows but stores none). Bias is one row for all rows.
 using Q8GemmX8IndirectFn = void (*)(size_t mr, size_t nc, size_t taps, size_t cg,
                                     const void* const* a, const int8_t* w, const int32_t* bias,
                                     const float* scale, void* c, size_t c_stride,
@@ -82,6 +83,10 @@ struct Q8GemmX8UKernel {
   // Optional: q8_gemm_x8_gather_taps, faster (im2col and K order in one pass, for stems).
   void (*gather_taps)(const uint8_t* src, size_t pix, size_t step, size_t segs, size_t rows,
                       const uint8_t* masks, uint8_t* dst, size_t dst_stride) = nullptr;
+  // The engine's column blocks hold about this many bytes of packed weights (each call's rows
+  // run over one block): L1-sized for kernels that reread them per row tile, larger for one
+  // that copies its rows into a panel first (the copy is then shared by more columns).
+  size_t col_block_bytes = 24 << 10;
 };
 
 // The largest k q8_gemm_x8_gpermute_rows takes.
@@ -146,15 +151,24 @@ extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2;
 
 // AVX-512 VNNI (F/BW/VL/VNNI): up to 8x16 tile of vpdpbusd on the pair_u8 operand, exact pairs.
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni;
-// The AVX2 q8_gemm_x8_scan_pack (also what the avx512vnni kernel packs with: the same layout).
+// AMX-INT8: 32x32 steps of tdpbusd (four accumulator tiles), A rows copied into a zero-padded
+// panel, B tiles read in place from the same packing; exact pairs.
+extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_32x32c4__amx;
+// The AVX2 q8_gemm_x8_scan_pack (also what the avx512vnni and amx kernels pack with: the same
+// layout).
 Q8GemmForm q8_gemm_x8_scan_pack__avx2(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
                                       const int32_t* w_zp, size_t nr, int8_t* out, int32_t* sums);
 
 // AArch64 with the dot product (hwcap asimddp): 4x16 tile of SDOT on the signed operand.
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot;
 
-// The byte-form variant for the active ISA, or nullptr (scalar, neon without the dot product:
-// the engine then runs the int16 q8-gemm table).
+// The byte-form variant for the active ISA (avx512vnni's under amx), or nullptr (scalar, neon
+// without the dot product: the engine then runs the int16 q8-gemm table).
 const Q8GemmX8UKernel* q8_gemm_x8_ukernel();
+// The variant for a layer of m rows, n columns and depth k: under amx, the amx kernel where the
+// layer gives its tiles enough work (k > 32, m >= 16, m·n·k >= 2^20 products; measured on a Xeon
+// with AMX: below that the per-call tile setup, the panel copy and the padding of k to 64 cost
+// more than tdpbusd saves), else q8_gemm_x8_ukernel(). Both pack the same layout.
+const Q8GemmX8UKernel* q8_gemm_x8_ukernel_for(size_t m, size_t n, size_t k);
 
 }  // namespace edgert

@@ -178,13 +178,21 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_1x16__scalar = {
 
 const Q8GemmX8UKernel* q8_gemm_x8_ukernel() {
 #if defined(__x86_64__) || defined(_M_X64)
-  if (active_isa() == Isa::avx512vnni) return &q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni;
+  if (isa_runs_avx512vnni()) return &q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni;
   if (isa_runs_avx2()) return &q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2;
 #endif
 #if defined(__aarch64__)
   if (neon_has_dot()) return &q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot;
 #endif
   return nullptr;
+}
+
+const Q8GemmX8UKernel* q8_gemm_x8_ukernel_for(size_t m, size_t n, size_t k) {
+#if defined(EDGERT_HAVE_AMX)
+  if (active_isa() == Isa::amx && k > 32 && m >= 16 && double(m) * double(n) * double(k) >= 1 << 20)
+    return &q8_gemm_x8_minmax_fp32_ukernel_32x32c4__amx;
+#endif
+  return q8_gemm_x8_ukernel();
 }
 
 void q8_gemm_x8_gpermute_rows(const uint8_t* src, size_t src_stride, size_t rows, size_t k,
