@@ -3,9 +3,10 @@ input-side ops (quantize, NCHW -> NHWC transpose, max pool) through the executor
 
 Each case is one qgemm/qconv op run by the C++ executor (what models run), at the ISA picked
 from EDGERT_ISA. The summary gives achieved G MAC/s and the fraction of this machine's per-core
-u8*s8 peak for the ISA's instructions: bench/peak_vnni.cpp (vpdpbusd) under avx512vnni,
-../shared/tools/peak.cpp (vpmaddubsw + vpmaddwd) under avx2, when g++ is present (or set
-EDGERT_PEAK_GMACS=G).
+u8*s8 peak for the ISA's instructions: bench/peak_amx.cpp (tdpbusd) under amx,
+bench/peak_vnni.cpp (vpdpbusd) under avx512vnni, ../shared/tools/peak.cpp (vpmaddubsw +
+vpmaddwd) under avx2, when g++ is present (or set EDGERT_PEAK_GMACS=G). Under amx the layers too
+small for its tiles run the avx512vnni kernel (q8_gemm_x8_ukernel_for); their rows are marked.
 
     PYTHONPATH=src:<build>/pkg python -m pytest bench/bench_kernels.py -q -s [EDGERT_PEAK_GMACS=70]
     EDGERT_ISA=scalar ...   # the same shapes on the scalar kernels
@@ -31,6 +32,7 @@ from edgert import _core  # noqa: E402
 
 PEAK_SRC = Path(__file__).resolve().parents[2] / "shared" / "tools" / "peak.cpp"
 PEAK_VNNI_SRC = Path(__file__).resolve().parent / "peak_vnni.cpp"
+PEAK_AMX_SRC = Path(__file__).resolve().parent / "peak_amx.cpp"
 RESULTS = []
 
 # MobileNetV2 1.0/224's pointwise layers as GEMM (pixels, K=C_in, N=C_out), one of each shape.
@@ -52,12 +54,15 @@ DWS += [(28, 28, 192, 3, 2), (14, 14, 384, 3, 1), (14, 14, 576, 3, 2)]
 
 
 def measured_peak():
-    """The per-core u8*s8 ceiling of the active ISA's instructions, G MAC/s: vpdpbusd (zmm) under
-    avx512vnni (bench/peak_vnni.cpp), vpmaddubsw + vpmaddwd under avx2 (../shared/tools/peak.cpp)."""
+    """The per-core u8*s8 ceiling of the active ISA's instructions, G MAC/s: tdpbusd under amx
+    (bench/peak_amx.cpp), vpdpbusd (zmm) under avx512vnni (bench/peak_vnni.cpp), vpmaddubsw +
+    vpmaddwd under avx2 (../shared/tools/peak.cpp)."""
     env = os.environ.get("EDGERT_PEAK_GMACS")
     if env:
         return float(env)
-    if _core.isa() == "avx512vnni":
+    if _core.isa() == "amx":
+        src, flags = PEAK_AMX_SRC, ["-mamx-tile", "-mamx-int8"]
+    elif _core.isa() == "avx512vnni":
         src, flags = PEAK_VNNI_SRC, ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"]
     else:
         src, flags = PEAK_SRC, ["-mavx2", "-mfma"]
@@ -114,7 +119,9 @@ def test_q8_gemm(benchmark, m, k, n, form):
     attrs = dict(_quant(n, k), weight=_weights(rng, (n, k), form))
     ex = _executor("qgemm", a, (m, n), attrs)
     benchmark(ex.run, [a])
-    _record(benchmark, f"q8 gemm {m}x{k}x{n} ({form})", m * k * n)
+    kern = _core.x8_kernel(m, n, k)  # the byte kernel the layer runs (None: the int16 form)
+    suffix = kern.rsplit("__", 1)[1] if kern else "int16"
+    _record(benchmark, f"q8 gemm {m}x{k}x{n} ({form}, {suffix})", m * k * n)
 
 
 @pytest.mark.parametrize("h,w,c,kk,s", DWS,

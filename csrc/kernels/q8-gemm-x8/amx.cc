@@ -216,7 +216,7 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_32x32c4__amx = {
     nullptr, q8_gemm_x8_scan_pack__avx2, true,  // the AVX2 packing: its blocks are B tiles
     {{EDGERT_X8_IROW(0, uint8_t), EDGERT_X8_IROW(0, int8_t)},
      {EDGERT_X8_IROW(1, uint8_t), EDGERT_X8_IROW(1, int8_t)}},
-    nullptr, nullptr, nullptr,
+    nullptr, nullptr, q8_gemm_x8_gather_taps__avx2,
     256 << 10};
 #undef EDGERT_X8_ROW
 #undef EDGERT_X8_IROW

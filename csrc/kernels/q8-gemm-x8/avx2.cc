@@ -485,11 +485,7 @@ void gather_rows_n(const uint8_t* src, size_t pix, size_t step, size_t segs, siz
   }
 }
 
-void gather_taps(const uint8_t* src, size_t pix, size_t step, size_t segs, size_t rows,
-                 const uint8_t* masks, uint8_t* dst, size_t dst_stride) {
-  if (segs == 3) return gather_rows_n<3>(src, pix, step, segs, rows, masks, dst, dst_stride);
-  gather_rows_n<0>(src, pix, step, segs, rows, masks, dst, dst_stride);
-}
+
 
 // q8_gemm_x8_gpermute_rows: each output group of 16 bytes ORs a vpshufb of every source group
 // it takes bytes from (bytes from other groups, and past k, zeroed by the mask's 0x80).
@@ -637,6 +633,13 @@ Q8GemmForm scan_pack16(size_t n, size_t k, const uint8_t* w, size_t ldw, const i
 
 }  // namespace
 
+void q8_gemm_x8_gather_taps__avx2(const uint8_t* src, size_t pix, size_t step, size_t segs,
+                                  size_t rows, const uint8_t* masks, uint8_t* dst,
+                                  size_t dst_stride) {
+  if (segs == 3) return gather_rows_n<3>(src, pix, step, segs, rows, masks, dst, dst_stride);
+  gather_rows_n<0>(src, pix, step, segs, rows, masks, dst, dst_stride);
+}
+
 Q8GemmForm q8_gemm_x8_scan_pack__avx2(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
                                       const int32_t* w_zp, size_t nr, int8_t* out, int32_t* sums) {
   if (nr != NR || !out) return q8_gemm_x8_scan_pack(n, k, w, w_is_u8, ldw, w_zp, nr, out, sums);
@@ -652,7 +655,7 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2 = {
     {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
      {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
     prepare_sign, q8_gemm_x8_scan_pack__avx2, false, {}, permute_rows, gpermute_rows,
-    gather_taps};
+    q8_gemm_x8_gather_taps__avx2};
 #undef EDGERT_X8_ROW
 
 }  // namespace edgert

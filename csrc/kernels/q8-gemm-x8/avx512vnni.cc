@@ -261,7 +261,8 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni = {
      {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
     nullptr, q8_gemm_x8_scan_pack__avx2, true,  // the AVX2 packing: same layout
     {{EDGERT_X8_IROW(0, uint8_t), EDGERT_X8_IROW(0, int8_t)},
-     {EDGERT_X8_IROW(1, uint8_t), EDGERT_X8_IROW(1, int8_t)}}};
+     {EDGERT_X8_IROW(1, uint8_t), EDGERT_X8_IROW(1, int8_t)}},
+    nullptr, nullptr, q8_gemm_x8_gather_taps__avx2};
 #undef EDGERT_X8_ROW
 #undef EDGERT_X8_IROW
 

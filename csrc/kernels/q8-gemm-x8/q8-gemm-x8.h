@@ -159,6 +159,11 @@ extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_32x32c4__amx;
 Q8GemmForm q8_gemm_x8_scan_pack__avx2(size_t n, size_t k, const void* w, bool w_is_u8, size_t ldw,
                                       const int32_t* w_zp, size_t nr, int8_t* out, int32_t* sums);
 
+// The AVX2 q8_gemm_x8_gather_taps (the avx512vnni and amx kernels gather stems with it too).
+void q8_gemm_x8_gather_taps__avx2(const uint8_t* src, size_t pix, size_t step, size_t segs,
+                                  size_t rows, const uint8_t* masks, uint8_t* dst,
+                                  size_t dst_stride);
+
 // AArch64 with the dot product (hwcap asimddp): 4x16 tile of SDOT on the signed operand.
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot;
 
