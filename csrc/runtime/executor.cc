@@ -20,9 +20,11 @@ constexpr int kMaxThreads = 1024;
 // which an op stays serial: handing a region to a spinning worker and waiting for it costs a few
 // microseconds, waking a sleeping one tens (workers spin between a run's ops, so mostly the
 // former). MobileNetV2 0.35/96 at 2 threads, median of 6 runs: 0.45 ms with 20 us, 0.40 with
-// 10 us (5 us: no better, more outliers).
+// 10 us. With amx, MobileNetV2 1.0's layers after the first few take 5-10 us each: 5 us made
+// its 2-thread runs 15 % faster than 10 (alternating builds, 7 rounds; the small nets, ResNet-18
+// and per-channel MobileNetV2 unchanged); 2.5 us made the small nets 3-5 % slower.
 constexpr int kTrialRuns = 3;
-constexpr int64_t kTinyOpNs = 10000;
+constexpr int64_t kTinyOpNs = 5000;
 // A run whose ops take less than this in all (serially) stays on one thread: its first split op
 // would wake a sleeping worker (tens of microseconds) and gain less (DS-CNN, 75 us: 98 us at
 // 2 threads with its 8-12 us ops split, 75 serial).
