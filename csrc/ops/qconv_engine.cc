@@ -784,7 +784,7 @@ class Q8ConvOp : public Op {
       tiles = (pixels_ + rows - 1) / rows;
     }
     const size_t blocks = (ng_ + nr - 1) / nr;
-    const size_t want = 4 * threads;
+    const size_t want = (xk_ && xk_->copies_rows ? 1 : 4) * threads;
     const size_t tg = tiles * d_.group;
     const size_t parts = tg >= want ? 1 : std::min(blocks, (want + tg - 1) / tg);
     return {rows, tg, parts, (blocks + parts - 1) / parts * nr};

@@ -18,6 +18,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -110,33 +111,45 @@ inline void tile_step(const uint8_t* panel, size_t k64, size_t kc, const int8_t*
   if (Two && Full) _tile_stored(3, acc + 16 * 32 + 16, 128);
 }
 
-// The panel's rn rows times nc columns of w (kq quads a column), requantized into c.
+// Rows [0, rows) of the chunk's panels (each MR rows, k64 bytes a row, one after another) times
+// nc columns of w (kq quads a column), requantized into c. Column pairs outside, panels inside:
+// a pair's weights (32 columns × k64 bytes) are read from memory once per chunk and from cache
+// for its other panels.
 template <int Form, class Out>
-void panel_gemm(const uint8_t* panel, size_t rn, size_t k64, size_t nc, size_t kq,
+void chunk_gemm(const uint8_t* panels, size_t rows, size_t k64, size_t nc, size_t kq,
                 const int8_t* w, const int8_t* tails, const int32_t* bias, size_t bias_stride,
                 const float* scale, Out* c, size_t c_stride, const OutStage& os) {
   alignas(64) int32_t acc[MR * 32];
   const size_t kc = k64 / 64, nb = (nc + NR - 1) / NR;
-  const bool full = rn > 16;
   for (size_t j = 0; j < nb; j += 2) {
     const bool two = j + 1 < nb;
     const int8_t* b0 = w + j * kq * 64;
     const int8_t* b1 = two ? b0 + kq * 64 : b0;
     const int8_t* t0 = tails ? tails + j * kTileBytes : b0 + (kc - 1) * kTileBytes;
     const int8_t* t1 = tails ? t0 + (two ? kTileBytes : 0) : b1 + (kc - 1) * kTileBytes;
-    if (two && full) tile_step<true, true>(panel, k64, kc, b0, b1, t0, t1, acc);
-    else if (two) tile_step<true, false>(panel, k64, kc, b0, b1, t0, t1, acc);
-    else if (full) tile_step<false, true>(panel, k64, kc, b0, b1, t0, t1, acc);
-    else tile_step<false, false>(panel, k64, kc, b0, b1, t0, t1, acc);
-    for (size_t jj = 0; jj < (two ? 2u : 1u); ++jj) {
-      const size_t n0 = (j + jj) * NR, nj = nc - n0 < NR ? nc - n0 : NR;
-      const __mmask16 m = nj == NR ? __mmask16(0xFFFF) : __mmask16((1u << nj) - 1);
-      __m512i corr = _mm512_setzero_si512();
-      if constexpr (Form == 1) corr = column_corr(w + (j + jj) * kq * 64, kq);
-      for (size_t r = 0; r < rn; ++r) {
-        const __m512i s = _mm512_add_epi32(_mm512_load_si512(acc + r * 32 + jj * NR),
-                                           _mm512_loadu_si512(bias + r * bias_stride + n0));
-        store_row<Out>(_mm512_sub_epi32(s, corr), scale + n0, m, c + r * c_stride + n0, os);
+    __m512i corr[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+    if constexpr (Form == 1) {
+      corr[0] = column_corr(b0, kq);
+      if (two) corr[1] = column_corr(b1, kq);
+    }
+    for (size_t r0 = 0; r0 < rows; r0 += MR) {
+      const uint8_t* panel = panels + r0 * k64;
+      const size_t rn = rows - r0 < MR ? rows - r0 : MR;
+      const bool full = rn > 16;
+      if (two && full) tile_step<true, true>(panel, k64, kc, b0, b1, t0, t1, acc);
+      else if (two) tile_step<true, false>(panel, k64, kc, b0, b1, t0, t1, acc);
+      else if (full) tile_step<false, true>(panel, k64, kc, b0, b1, t0, t1, acc);
+      else tile_step<false, false>(panel, k64, kc, b0, b1, t0, t1, acc);
+      for (size_t jj = 0; jj < (two ? 2u : 1u); ++jj) {
+        const size_t n0 = (j + jj) * NR, nj = nc - n0 < NR ? nc - n0 : NR;
+        const __mmask16 m = nj == NR ? __mmask16(0xFFFF) : __mmask16((1u << nj) - 1);
+        const int32_t* br = bias + r0 * bias_stride + n0;
+        Out* cr = c + r0 * c_stride + n0;
+        for (size_t r = 0; r < rn; ++r) {
+          const __m512i s = _mm512_add_epi32(_mm512_load_si512(acc + r * 32 + jj * NR),
+                                             _mm512_loadu_si512(br + r * bias_stride));
+          store_row<Out>(_mm512_sub_epi32(s, corr[jj]), scale + n0, m, cr + r * c_stride, os);
+        }
       }
     }
   }
@@ -144,15 +157,21 @@ void panel_gemm(const uint8_t* panel, size_t rn, size_t k64, size_t nc, size_t k
 
 thread_local std::vector<uint8_t> t_panel, t_tails;
 
-// Shared by both entry points: sets up the tiles and tails, then runs fill(r0, rn, panel) and
-// panel_gemm for each panel of up to 32 rows.
+// A chunk's panels take at most this many bytes (or one panel): L2 holds them beside the
+// weights of a column pair and the output rows.
+constexpr size_t kChunkBytes = 384 << 10;
+
+// Shared by both entry points: sets up the tiles and tails, then, a chunk of panels at a time,
+// runs fill(r0, rn, k64, panel) for each panel of up to 32 rows and chunk_gemm over them.
 template <int Form, class Out, class Fill>
 void run(size_t mr, size_t nc, size_t kq, const int8_t* w, const int32_t* bias,
          size_t bias_stride, const float* scale, void* c_out, size_t c_stride,
          const Q8Requant& rq, Fill fill) {
   if (mr == 0 || nc == 0) return;
   const size_t k64 = (kq + 15) / 16 * 64, nb = (nc + NR - 1) / NR;
-  uint8_t* const panel = work(t_panel, MR * k64 + 64);  // + the last row's copy_run overshoot
+  const size_t per_chunk = MR * std::max<size_t>(1, kChunkBytes / (MR * k64));  // rows
+  const size_t chunk_rows = (mr + MR - 1) / MR * MR < per_chunk ? (mr + MR - 1) / MR * MR : per_chunk;
+  uint8_t* const panels = work(t_panel, chunk_rows * k64 + 64);  // + a copy_run overshoot
   int8_t* tails = nullptr;
   if (kq % 16) {
     tails = reinterpret_cast<int8_t*>(work(t_tails, nb * kTileBytes));
@@ -161,12 +180,16 @@ void run(size_t mr, size_t nc, size_t kq, const int8_t* w, const int32_t* bias,
   const OutStage os(rq);
   Out* c = static_cast<Out*>(c_out);
   _tile_loadconfig(&kConfig);
-  for (size_t r0 = 0; r0 < mr; r0 += MR) {
-    const size_t rn = mr - r0 < MR ? mr - r0 : MR;
-    fill(r0, rn, k64, panel);
-    zero_rows(panel, rn, rn > 16 ? MR : 16, k64);
-    panel_gemm<Form, Out>(panel, rn, k64, nc, kq, w, tails, bias + r0 * bias_stride, bias_stride,
-                          scale, c + r0 * c_stride, c_stride, os);
+  for (size_t c0 = 0; c0 < mr; c0 += chunk_rows) {
+    const size_t rows = mr - c0 < chunk_rows ? mr - c0 : chunk_rows;
+    for (size_t r0 = 0; r0 < rows; r0 += MR) {
+      const size_t rn = rows - r0 < MR ? rows - r0 : MR;
+      uint8_t* const panel = panels + r0 * k64;
+      fill(c0 + r0, rn, k64, panel);
+      zero_rows(panel, rn, rn > 16 ? MR : 16, k64);
+    }
+    chunk_gemm<Form, Out>(panels, rows, k64, nc, kq, w, tails, bias + c0 * bias_stride,
+                          bias_stride, scale, c + c0 * c_stride, c_stride, os);
   }
   _tile_release();
 }
@@ -217,7 +240,7 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_32x32c4__amx = {
     {{EDGERT_X8_IROW(0, uint8_t), EDGERT_X8_IROW(0, int8_t)},
      {EDGERT_X8_IROW(1, uint8_t), EDGERT_X8_IROW(1, int8_t)}},
     nullptr, nullptr, q8_gemm_x8_gather_taps__avx2,
-    256 << 10};
+    size_t{1} << 40, true};  // every column in one call: the rows are copied once
 #undef EDGERT_X8_ROW
 #undef EDGERT_X8_IROW
 

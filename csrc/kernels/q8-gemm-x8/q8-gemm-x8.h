@@ -87,6 +87,10 @@ struct Q8GemmX8UKernel {
   // run over one block): L1-sized for kernels that reread them per row tile, larger for one
   // that copies its rows into a panel first (the copy is then shared by more columns).
   size_t col_block_bytes = 24 << 10;
+  // The kernel copies each call's rows into panels before it multiplies them (amx): the engine
+  // then splits a layer's columns over work items only as far as the threads need (every part
+  // would copy the same rows again).
+  bool copies_rows = false;
 };
 
 // The largest k q8_gemm_x8_gpermute_rows takes.
