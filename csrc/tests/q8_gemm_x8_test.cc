@@ -445,6 +445,8 @@ Family run_q8_gemm_x8(Rng& rng) {
     check_case(fam, c, rng);
   }
   for (size_t k : {size_t{4608}, kQ8GemmMaxK}) check_case(fam, random_case(2, nr + 1, k), rng);
+  // Rows past what one chunk of the amx kernel's panels holds (384 KiB: two panels of k = 4608).
+  check_case(fam, random_case(3 * mr + 5, 2 * nr + 3, 4608), rng);
   for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
     if (!v.table->indirect[0][0][0] || !isa_runnable(v.isa)) continue;
     for (size_t m = 1; m <= v.table->mr; ++m)
