@@ -454,7 +454,8 @@ Family run_q8_gemm_x8(Rng& rng) {
         for (size_t cg : {4, 8, 12, 64}) check_indirect(fam, *v.table, v.name, m, 1 + rng.below(40), taps, cg, rng);
     check_indirect(fam, *v.table, v.name, v.table->mr, 2 * v.table->nr + 3, 9, 512, rng);
     for (size_t m : {v.table->mr + 1, 2 * v.table->mr, 3 * v.table->mr - 5})  // several groups
-      check_indirect(fam, *v.table, v.name, m, 1 + rng.below(70), 1 + rng.below(9), 4 * (1 + rng.below(40)), rng);
+      check_indirect(fam, *v.table, v.name, m, 1 + rng.below(70), 1 + rng.below(9),
+                     4 * (1 + rng.below(40)), rng);
   }
   for (const Variant<Q8GemmX8UKernel>& v : variants<Q8GemmX8UKernel>()) {
     if (!v.table->permute_rows || !isa_runnable(v.isa)) continue;

@@ -6,10 +6,11 @@
 // B tiles are the packing itself: a block of 16 columns is [ceil(k/4)][16][4] bytes (the avx2 and
 // avx512vnni layout), so 16 quads of it are one 1 KiB tile of 16 rows × 64 bytes, loaded in
 // place; a last partial chunk of quads is copied once per call into a zero-padded tile (the
-// packing ends there, a tile load must not read past it). A rows are copied into a panel of 32
-// rows × round_up(k, 64) bytes (the operand x, or x ^ 0x80 for i8 input; zeros past k), which
-// also gathers the taps of the indirect form. The accumulators are stored to a 4 KiB buffer and
-// requantized there by the AVX-512 output stage of the avx512vnni kernel.
+// packing ends there, a tile load must not read past it). A rows are copied, up to 384 KiB at a
+// time, into panels of 32 rows × round_up(k, 64) bytes (the operand x, or x ^ 0x80 for i8 input;
+// zeros past k), which also gathers the taps of the indirect form; each column pair then runs
+// over every panel of the chunk. The accumulators are stored to a 4 KiB buffer and requantized
+// there by the AVX-512 output stage of the avx512vnni kernel.
 //
 // Tile state is per thread: every call loads the configuration (all eight tiles 16 × 64 bytes)
 // and releases the tiles before it returns, so no thread keeps 8 KiB of tile state alive between
@@ -51,10 +52,17 @@ uint8_t* work(std::vector<uint8_t>& v, size_t bytes) {
   return reinterpret_cast<uint8_t*>((p + 63) & ~uintptr_t{63});
 }
 
+// What the A bytes are XORed with: the operand is x for u8 input, x ^ 0x80 for i8 input.
+template <class In>
+inline __m512i operand_flip() {
+  return _mm512_set1_epi8(static_cast<char>(std::is_same<In, uint8_t>::value ? 0 : 0x80));
+}
+
 // n <= 64 bytes of src (not one more read) to dst, ^ f; the 64-byte store's bytes past n get 0.
 inline void copy_chunk(const uint8_t* src, size_t n, __m512i f, uint8_t* dst) {
   const __mmask64 m = n == 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1;
-  _mm512_storeu_si512(dst, _mm512_maskz_mov_epi8(m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, src), f)));
+  const __m512i v = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, src), f);
+  _mm512_storeu_si512(dst, _mm512_maskz_mov_epi8(m, v));
 }
 
 // n bytes of src ^ f to dst (any n); the 64 - n % 64 bytes after them are written 0.
@@ -170,7 +178,7 @@ void run(size_t mr, size_t nc, size_t kq, const int8_t* w, const int32_t* bias,
   if (mr == 0 || nc == 0) return;
   const size_t k64 = (kq + 15) / 16 * 64, nb = (nc + NR - 1) / NR;
   const size_t per_chunk = MR * std::max<size_t>(1, kChunkBytes / (MR * k64));  // rows
-  const size_t chunk_rows = (mr + MR - 1) / MR * MR < per_chunk ? (mr + MR - 1) / MR * MR : per_chunk;
+  const size_t chunk_rows = std::min((mr + MR - 1) / MR * MR, per_chunk);
   uint8_t* const panels = work(t_panel, chunk_rows * k64 + 64);  // + a copy_run overshoot
   int8_t* tails = nullptr;
   if (kq % 16) {
@@ -198,8 +206,7 @@ template <int Form, class In, class Out>
 void gemm_32x32(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                 const int32_t* bias, size_t bias_stride, const float* scale, void* c_out,
                 size_t c_stride, const Q8Requant& rq) {
-  // The operand is u8: x for u8 input, x ^ 0x80 for i8 input (both forms).
-  const __m512i f = _mm512_set1_epi8(static_cast<char>(std::is_same<In, uint8_t>::value ? 0 : 0x80));
+  const __m512i f = operand_flip<In>();
   const uint8_t* const* rows = reinterpret_cast<const uint8_t* const*>(a);
   run<Form, Out>(mr, nc, (k + 3) / 4, w, bias, bias_stride, scale, c_out, c_stride, rq,
                  [&](size_t r0, size_t rn, size_t k64, uint8_t* panel) {
@@ -213,7 +220,7 @@ template <int Form, class In, class Out>
 void igemm_32x32(size_t mr, size_t nc, size_t taps, size_t cg, const void* const* a,
                  const int8_t* w, const int32_t* bias, const float* scale, void* c_out,
                  size_t c_stride, const Q8Requant& rq) {
-  const __m512i f = _mm512_set1_epi8(static_cast<char>(std::is_same<In, uint8_t>::value ? 0 : 0x80));
+  const __m512i f = operand_flip<In>();
   const uint8_t* const* ptrs = reinterpret_cast<const uint8_t* const*>(a);
   run<Form, Out>(mr, nc, taps * cg / 4, w, bias, 0, scale, c_out, c_stride, rq,
                  [&](size_t r0, size_t rn, size_t k64, uint8_t* panel) {
