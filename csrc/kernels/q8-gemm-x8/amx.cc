@@ -33,6 +33,7 @@ namespace {
 using avx512::column_corr;
 using avx512::OutStage;
 using avx512::store_row;
+using avx512::store_rows4;
 
 constexpr size_t MR = 32, NR = 16, kTileBytes = 1024;
 
@@ -153,11 +154,19 @@ void chunk_gemm(const uint8_t* panels, size_t rows, size_t k64, size_t nc, size_
         const __mmask16 m = nj == NR ? __mmask16(0xFFFF) : __mmask16((1u << nj) - 1);
         const int32_t* br = bias + r0 * bias_stride + n0;
         Out* cr = c + r0 * c_stride + n0;
-        for (size_t r = 0; r < rn; ++r) {
-          const __m512i s = _mm512_add_epi32(_mm512_load_si512(acc + r * 32 + jj * NR),
-                                             _mm512_loadu_si512(br + r * bias_stride));
-          store_row<Out>(_mm512_sub_epi32(s, corr[jj]), scale + n0, m, cr + r * c_stride, os);
+        auto sum = [&](size_t r) {  // accumulator + bias − correction of row r
+          return _mm512_sub_epi32(_mm512_add_epi32(_mm512_load_si512(acc + r * 32 + jj * NR),
+                                                   _mm512_loadu_si512(br + r * bias_stride)),
+                                  corr[jj]);
+        };
+        size_t r = 0;
+        if constexpr (sizeof(Out) == 1) {
+          if (!os.guard)
+            for (; r + 4 <= rn; r += 4)
+              store_rows4<Out>(sum(r), sum(r + 1), sum(r + 2), sum(r + 3), scale + n0, m,
+                               cr + r * c_stride, c_stride, os);
         }
+        for (; r < rn; ++r) store_row<Out>(sum(r), scale + n0, m, cr + r * c_stride, os);
       }
     }
   }

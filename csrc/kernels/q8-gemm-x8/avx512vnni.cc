@@ -27,6 +27,7 @@ constexpr size_t MR = 8, NR = 16;
 using avx512::column_corr;
 using avx512::OutStage;
 using avx512::store_row;
+using avx512::store_rows4;
 
 inline __m512i bcast_quad(const uint8_t* p) {
   int32_t v;
@@ -114,6 +115,21 @@ inline void block8(size_t rn, const uint8_t* const* rows, size_t k, const int8_t
   auto out = [&](__m512i acc, size_t r) {
     store_row<Out>(_mm512_sub_epi32(acc, corr), scale, m, c + r * c_stride, os);
   };
+  if constexpr (sizeof(Out) == 1) {
+    if (!os.guard) {
+      auto sub = [&](__m512i acc) { return _mm512_sub_epi32(acc, corr); };
+      store_rows4<Out>(sub(c0), sub(c1), sub(c2), sub(c3), scale, m, c, c_stride, os);
+      if (rn == 8) {
+        store_rows4<Out>(sub(c4), sub(c5), sub(c6), sub(c7), scale, m, c + 4 * c_stride,
+                         c_stride, os);
+        return;
+      }
+      out(c4, 4);
+      if (rn > 5) out(c5, 5);
+      if (rn > 6) out(c6, 6);
+      return;
+    }
+  }
   out(c0, 0), out(c1, 1), out(c2, 2), out(c3, 3), out(c4, 4);
   if (rn > 5) out(c5, 5);
   if (rn > 6) out(c6, 6);
@@ -161,11 +177,17 @@ inline void block(const uint8_t* const* rows, size_t k, const int8_t* wb, const 
   }
   __m512i corr = _mm512_setzero_si512();
   if constexpr (Form == 1) corr = column_corr(wb, (k + 3) / 4);
+  __m512i sums[R];
   for (size_t r = 0; r < R; ++r) {
     __m512i s = acc[r][0];
     for (size_t u = 1; u < U; ++u) s = _mm512_add_epi32(s, acc[r][u]);
-    store_row<Out>(_mm512_sub_epi32(s, corr), scale, m, c + r * c_stride, os);
+    sums[r] = _mm512_sub_epi32(s, corr);
   }
+  if constexpr (R == 4 && sizeof(Out) == 1) {
+    if (!os.guard)
+      return store_rows4<Out>(sums[0], sums[1], sums[2], sums[3], scale, m, c, c_stride, os);
+  }
+  for (size_t r = 0; r < R; ++r) store_row<Out>(sums[r], scale, m, c + r * c_stride, os);
 }
 
 template <int Form, bool Flip, size_t R, class Out>
@@ -230,9 +252,16 @@ void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* co
     __m512i corr = _mm512_setzero_si512();
     if constexpr (Form == 1) corr = column_corr(wb, kq);
     Out* cr = c + n0;
-    const __m512i acc[MR] = {c0, c1, c2, c3, c4, c5, c6, c7};
-    for (size_t r = 0; r < mr; ++r)
-      store_row<Out>(_mm512_sub_epi32(acc[r], corr), scale + n0, m, cr + r * c_stride, os);
+    __m512i acc[MR] = {c0, c1, c2, c3, c4, c5, c6, c7};
+    for (__m512i& a : acc) a = _mm512_sub_epi32(a, corr);
+    size_t r = 0;
+    if constexpr (sizeof(Out) == 1) {
+      if (!os.guard)
+        for (; r + 4 <= mr; r += 4)
+          store_rows4<Out>(acc[r], acc[r + 1], acc[r + 2], acc[r + 3], scale + n0, m,
+                           cr + r * c_stride, c_stride, os);
+    }
+    for (; r < mr; ++r) store_row<Out>(acc[r], scale + n0, m, cr + r * c_stride, os);
   }
 }
 
