@@ -52,8 +52,9 @@ inline void store_row(__m512i acc, const float* scale, __mmask16 m, Out* c, cons
 // against store_row's 32. The packs work within 128-bit lanes: lane L ends up holding columns
 // 4L..4L+3 of rows 0, 1, 2, 3 as its four dwords, which one vpermd gathers row by row.
 template <class Out>
-inline void store_rows4(__m512i a0, __m512i a1, __m512i a2, __m512i a3, const float* scale,
-                        __mmask16 m, Out* c, size_t c_stride, const OutStage& os) {
+__attribute__((always_inline)) inline void store_rows4(__m512i a0, __m512i a1, __m512i a2,
+                                                      __m512i a3, const float* scale, __mmask16 m,
+                                                      Out* c, size_t c_stride, const OutStage& os) {
   static_assert(sizeof(Out) == 1, "byte outputs only");
   const __m512 s = _mm512_loadu_ps(scale);
   auto q = [&](__m512i a) { return _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(a), s)); };
