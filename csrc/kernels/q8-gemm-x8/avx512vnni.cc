@@ -88,17 +88,20 @@ inline void loop8(size_t kq, const int8_t* w, const uint8_t* const* a, __m512i& 
 #undef EDGERT_VNNI_LOOP
 #undef EDGERT_VNNI_ROW
 
-// 5 to 8 rows of one 16-column block (missing rows repeat row 0 and are not stored), each in its
-// own named accumulator. Form 0: acc = bias + Σ u·w'; form 1: the same minus 128·Σw'.
+// 5 to 8 rows of one 16-column block (a: eight row pointers, the missing rows repeating row 0; they
+// are computed, not stored), each in its own named accumulator. Form 0: acc = bias + Σ u·w'; form 1: the same minus 128·Σw'.
 // u = x ^ 0x80 when Flip.
 template <int Form, bool Flip, class Out>
-inline void block8(size_t rn, const uint8_t* const* rows, size_t k, const int8_t* wb,
+inline void block8(size_t rn, const uint8_t* const* a, size_t k, const int8_t* wb,
                    const int32_t* bias, size_t bias_stride, const float* scale, __mmask16 m,
                    Out* c, size_t c_stride, const OutStage& os) {
-  const uint8_t* a[MR];
-  for (size_t r = 0; r < MR; ++r) a[r] = rows[r < rn ? r : 0];
-  auto b = [&](size_t r) { return _mm512_loadu_si512(bias + (r < rn ? r : 0) * bias_stride); };
-  __m512i c0 = b(0), c1 = b(1), c2 = b(2), c3 = b(3), c4 = b(4), c5 = b(5), c6 = b(6), c7 = b(7);
+  __m512i c0, c1, c2, c3, c4, c5, c6, c7;
+  if (bias_stride == 0) {  // one bias row (every layer without moved weights)
+    c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = _mm512_loadu_si512(bias);
+  } else {
+    auto b = [&](size_t r) { return _mm512_loadu_si512(bias + (r < rn ? r : 0) * bias_stride); };
+    c0 = b(0), c1 = b(1), c2 = b(2), c3 = b(3), c4 = b(4), c5 = b(5), c6 = b(6), c7 = b(7);
+  }
   const size_t kfull = k / 4, rem = k % 4;
   if (kfull) loop8<Flip>(kfull, wb, a, c0, c1, c2, c3, c4, c5, c6, c7);
   if (rem) {  // the packed weights of the missing bytes are zero: the pad value does not matter
@@ -196,12 +199,15 @@ void gemm_rows(size_t rn, size_t nc, size_t k, const uint8_t* const* rows, const
                size_t c_stride, const OutStage& os) {
   constexpr size_t U = R >= 4 ? 1 : R >= 2 ? 2 : 4;
   const size_t kq = (k + 3) / 4;
+  const uint8_t* a[MR];  // block8's rows: missing ones repeat row 0 (computed, not stored)
+  if constexpr (R > 4)
+    for (size_t r = 0; r < MR; ++r) a[r] = rows[r < rn ? r : 0];
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const size_t nj = nc - n0 < NR ? nc - n0 : NR;
     const __mmask16 m = nj == NR ? __mmask16(0xFFFF) : __mmask16((1u << nj) - 1);
     const int8_t* wb = w + n0 / NR * kq * 4 * NR;
     if constexpr (R > 4) {
-      block8<Form, Flip, Out>(rn, rows, k, wb, bias + n0, bias_stride, scale + n0, m, c + n0,
+      block8<Form, Flip, Out>(rn, a, k, wb, bias + n0, bias_stride, scale + n0, m, c + n0,
                               c_stride, os);
     } else {
       block<Form, Flip, R, U, Out>(rows, k, wb, bias + n0, bias_stride, scale + n0, m, c + n0,

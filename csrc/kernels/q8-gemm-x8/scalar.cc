@@ -189,7 +189,8 @@ const Q8GemmX8UKernel* q8_gemm_x8_ukernel() {
 
 const Q8GemmX8UKernel* q8_gemm_x8_ukernel_for(size_t m, size_t n, size_t k) {
 #if defined(EDGERT_HAVE_AMX)
-  if (active_isa() == Isa::amx && k > 32 && m >= 16 && double(m) * double(n) * double(k) >= 1 << 20)
+  const double macs = double(m) * double(n) * double(k);
+  if (active_isa() == Isa::amx && k > 32 && m >= 16 && macs >= 1 << 20)
     return &q8_gemm_x8_minmax_fp32_ukernel_32x32c4__amx;
 #endif
   return q8_gemm_x8_ukernel();
