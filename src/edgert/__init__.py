@@ -93,6 +93,7 @@ def compile(model, path, *, threads=None):  # noqa: A001 - the command's name
 
 
 def isa():
-    """The instruction set the kernels run with: "avx2", "neon" or "scalar"."""
+    """The instruction set the kernels run with: "amx", "avx512vnni", "avx2", "neon" or "scalar"
+    (the best this CPU and build support; EDGERT_ISA=<name> picks another)."""
     from . import _core
     return _core.isa()
