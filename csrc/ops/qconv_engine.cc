@@ -779,7 +779,10 @@ class Q8ConvOp : public Op {
   Split split(size_t mr, size_t nr, const ThreadPool& pool) const {
     const size_t threads = size_t(pool.threads());
     size_t rows = tile_rows_, tiles = (pixels_ + rows - 1) / rows;
-    if (threads > 1 && tiles < threads && pixels_ >= 2 * threads * mr) {
+    // (A kernel that copies its rows gets whole tiles per thread only with 4+ row panels each:
+    // fewer come out uneven in its 32-row steps, where a column split costs a second copy.)
+    const size_t min_rows = (xk_ && xk_->copies_rows ? 8 : 2) * threads * mr;
+    if (threads > 1 && tiles < threads && pixels_ >= min_rows) {
       rows = ((pixels_ + threads - 1) / threads + mr - 1) / mr * mr;
       tiles = (pixels_ + rows - 1) / rows;
     }
