@@ -9,6 +9,7 @@
 #include "kernels/f32-gemm/f32-gemm.h"
 #include "kernels/f32-im2col/f32-im2col.h"
 #include "ops/f32_util.h"
+#include "runtime/aligned.h"
 #include "runtime/registry.h"
 #include "runtime/threadpool.h"
 
@@ -129,7 +130,8 @@ class ConvOp : public Op {
   int64_t group_ = 1;
   size_t cg_ = 0, mg_ = 0, k_ = 0, pixels_ = 0, rows_ = 4, chunks_ = 0, group_packed_ = 0;
   bool depthwise_ = false, direct_ = false;
-  std::vector<float> packed_, bias_;
+  AlignedVector<float> packed_;
+  std::vector<float> bias_;
   F32Clamp clamp_;
 };
 

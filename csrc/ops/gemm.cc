@@ -8,6 +8,7 @@
 
 #include "kernels/f32-gemm/f32-gemm.h"
 #include "ops/f32_util.h"
+#include "runtime/aligned.h"
 #include "runtime/registry.h"
 #include "runtime/threadpool.h"
 
@@ -74,7 +75,7 @@ class GemmOp : public Op {
 
  private:
   Tiling tiling_;
-  std::vector<float> packed_;
+  AlignedVector<float> packed_;
   F32Clamp clamp_;
 };
 
@@ -152,7 +153,7 @@ class MatMulOp : public Op {
     const float* b = static_cast<const float*>(in[1]);
     float* y = static_cast<float*>(out[0]);
     const Tiling& t = tiling_;
-    std::vector<float> packed(packed_one_ * b_count_);
+    AlignedVector<float> packed(packed_one_ * b_count_);
     pool.parallel_for(b_count_, 1, [&](size_t s, size_t e) {
       for (size_t i = s; i < e; ++i)
         f32_gemm_pack_kn(t.n, t.k, b + i * t.k * t.n, t.n, packed.data() + i * packed_one_);

@@ -16,6 +16,7 @@
 #include "kernels/q8-dwconv/q8-dwconv.h"
 #include "kernels/q8-gemm-x8/q8-gemm-x8.h"
 #include "ops/qconv.h"
+#include "runtime/aligned.h"
 #include "runtime/scratch.h"
 #include "runtime/threadpool.h"
 
@@ -368,7 +369,7 @@ class Q8ConvOp : public Op {
     // slowest form any group needs (pair_u8 < sign_s8 < int16).
     group_packed_ = q8_gemm_x8_packed_size(ng_, k_, nr);
     // scan_pack writes every byte: no zero fill of megabytes first.
-    packed8_.reset(new int8_t[group_packed_ * d.group]);
+    packed8_ = aligned_array<int8_t>(group_packed_ * d.group);
     std::vector<int32_t> sums(d.m);
     Q8GemmForm form = Q8GemmForm::pair_u8;
     const auto scan_pack = xk_->scan_pack ? xk_->scan_pack : q8_gemm_x8_scan_pack;
@@ -451,7 +452,7 @@ class Q8ConvOp : public Op {
     for (size_t gi = 0; gi < d.group; ++gi)
       for (const Corr& c : corr[gi])
         moved[(gi * ng_ + c.col) * k_ + c.k] = static_cast<uint8_t>(d.w_zp[gi * ng_ + c.col]);
-    std::unique_ptr<int8_t[]> packed(new int8_t[group_packed_ * d.group]);
+    AlignedArray<int8_t> packed = aligned_array<int8_t>(group_packed_ * d.group);
     std::vector<int32_t> msums(d.m);
     for (size_t gi = 0; gi < d.group; ++gi) {
       if (scan_pack(ng_, k_, moved.data() + gi * ng_ * k_, w_u8, k_, d.w_zp + gi * ng_,
@@ -491,7 +492,7 @@ class Q8ConvOp : public Op {
     for (size_t col = 0; col < n; ++col)
       for (size_t kk = 0; kk < k; ++kk)
         wp[col * k + kk] = w[col * k + (order.empty() ? kk / 16 * 16 + mask[kk] : order[kk])];
-    std::unique_ptr<int8_t[]> packed(new int8_t[group_packed_ * d.group]);
+    AlignedArray<int8_t> packed = aligned_array<int8_t>(group_packed_ * d.group);
     std::vector<int32_t> psums(d.m);
     Q8GemmForm form = Q8GemmForm::pair_u8;
     for (size_t gi = 0; gi < d.group; ++gi)
@@ -1311,13 +1312,13 @@ class Q8ConvOp : public Op {
   Q8ConvDesc d_;
   std::vector<int32_t> bias_;
   std::vector<float> scale_;
-  std::vector<int16_t> packed_;
+  AlignedVector<int16_t> packed_;
   std::vector<std::vector<Corr>> corr_;  // per group, by column; empty: none
   std::vector<uint8_t> perm_;  // pair_u8 in another K order (q8_gemm_x8_permute_rows' mask)
   // pair_u8 in a K order across groups of 16 (q8_gemm_x8_gpermute_rows' order; x8_gperm)
   std::vector<uint8_t> gperm_;
   mutable std::vector<int32_t> corr_flat_;  // corr_ as packed_attrs exports it
-  std::unique_ptr<int8_t[]> packed8_;
+  AlignedArray<int8_t> packed8_;
   const int8_t* w8_ = nullptr;  // packed8_, or prepacked weights in the model's buffer
   std::vector<uint8_t> pad_row_;
   size_t cg_ = 0, ng_ = 0, k_ = 0, kp_ = 0, pixels_ = 0, y_size_ = 1;
@@ -1337,8 +1338,8 @@ class Q8ConvOp : public Op {
   Q8GemmFn gemm_fn_ = nullptr;
   Q8DwConvFn dw_fn_ = nullptr;
   Q8DwConvRowFn dw_row_fn_ = nullptr;
-  std::vector<int16_t> packed_row_;
-  std::vector<int16_t> packed_cols_;  // the 3x3 row kernel's packing of the transposed taps
+  AlignedVector<int16_t> packed_row_;
+  AlignedVector<int16_t> packed_cols_;  // the 3x3 row kernel's packing of the transposed taps
   bool dw_columns_ = false;
   size_t dw_hp_ = 0;
   const int16_t* dw_w_ = nullptr;   // packed_, or prepacked weights in the model's buffer
