@@ -58,7 +58,8 @@ def requant_ref(acc, scale, y_zp, qmin, qmax, yt):
 
 def make_case(seed, *, n=1, h=7, w=6, c=5, m=7, k=(3, 3), s=(1, 1), pads=(0, 0, 0, 0),
               d=(1, 1), group=1, xt=np.uint8, wt=np.int8, yt=None, per_channel=False,
-              x_zp=None, w_zp=None, y_zp=None, relu=False, distinct_wzp=False, x_hi=None, center=False):
+              x_zp=None, w_zp=None, y_zp=None, relu=False, distinct_wzp=False, x_hi=None, center=False,
+              sym_w=False):
     rng = np.random.default_rng(seed)
     yt = xt if yt is None else yt
     xlo, xhi = trange(xt)
@@ -66,8 +67,12 @@ def make_case(seed, *, n=1, h=7, w=6, c=5, m=7, k=(3, 3), s=(1, 1), pads=(0, 0, 
         xhi = x_hi
     wlo, whi = trange(wt)
     x = rng.integers(xlo, xhi + 1, (n, h, w, c)).astype(xt)
+    if sym_w:  # as onnxruntime quantizes weights: w - w_zp in [-127, 127]
+        wlo += 1
     wq = rng.integers(wlo, whi + 1, (m, k[0], k[1], c // group)).astype(wt)
     x_zp = int(rng.integers(xlo, xhi + 1)) if x_zp is None else x_zp
+    if sym_w and w_zp is None:
+        w_zp = 0 if wt == np.int8 else 128
     if distinct_wzp:
         wzp = rng.integers(wlo, whi + 1, m)
     else:
@@ -219,12 +224,19 @@ CONFIGS = {
     # pixels' 16-byte reads would pass the input's end: those rows by im2col), dilated rows
     "stem_rgb_3x3_nopad_n2": dict(n=2, h=9, w=20, c=3, m=8, k=(3, 3)),
     "stem_c2_3x3_dil_rows": dict(h=12, w=11, c=2, m=5, k=(3, 3), d=(2, 1), pads=(1, 1, 2, 0)),
-    # Whole channel quads, 16+ a group: kernels with an indirect form read taps by pointer.
+    # Whole channel quads, 16+ a group, weights in the byte form (w - w_zp a signed byte, as
+    # onnxruntime quantizes them; a random w_zp would send them to the int16 form): kernels with
+    # an indirect form read taps by pointer, from fixed offsets for windows inside the image and
+    # tap by tap at the borders.
     "taps_3x3_c32_s2_dil": dict(h=11, w=10, c=32, m=20, k=(3, 3), s=(2, 2), d=(1, 2),
-                                pads=(1, 2, 0, 1)),
-    "taps_group2_c64": dict(h=8, w=7, c=64, m=24, k=(3, 3), pads=(1, 1, 1, 1), group=2),
-    "taps_5x5_c16": dict(h=9, w=9, c=16, m=17, k=(5, 5), pads=(2, 2, 2, 2)),
-    "taps_batch2_c20": dict(n=2, h=6, w=7, c=20, m=9, k=(3, 3), s=(1, 2), pads=(1, 0, 1, 1)),
+                                pads=(1, 2, 0, 1), sym_w=True),
+    "taps_group2_c64": dict(h=8, w=7, c=64, m=24, k=(3, 3), pads=(1, 1, 1, 1), group=2,
+                            sym_w=True),
+    "taps_5x5_c16": dict(h=9, w=9, c=16, m=17, k=(5, 5), pads=(2, 2, 2, 2), sym_w=True),
+    "taps_batch2_c20": dict(n=2, h=6, w=7, c=20, m=9, k=(3, 3), s=(1, 2), pads=(1, 0, 1, 1),
+                            sym_w=True),
+    # Large enough for the amx kernel: 32-row groups, the last one partial.
+    "taps_3x3_c64_13x13": dict(h=13, w=13, c=64, m=48, k=(3, 3), pads=(1, 1, 1, 1), sym_w=True),
 }
 
 

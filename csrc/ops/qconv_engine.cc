@@ -679,6 +679,10 @@ class Q8ConvOp : public Op {
         xk_->indirect[sign_ ? 1 : 0][0][0]) {
       ind_fn_ = xk_->indirect[sign_ ? 1 : 0][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
       pad_row_.assign(cg_, static_cast<uint8_t>(d.x_zp));
+      tap_off_.resize(taps_);
+      for (size_t ky = 0, t = 0; ky < g.kh; ++ky)
+        for (size_t kx = 0; kx < g.kw; ++kx, ++t)
+          tap_off_[t] = (ky * g.dh * g.w + kx * g.dw) * g.c;
     }
     // sign_s8 rows in whole quads so a tile is prepared in one call; pair_u8 ones 16-aligned.
     lda_ = prep_sign_ ? (k_ + 3) / 4 * 4 : (k_ + 15) / 16 * 16;
@@ -1018,24 +1022,36 @@ class Q8ConvOp : public Op {
                       const void** out) const {
     const Q8ConvGeom& g = d_.geom;
     const ptrdiff_t h = ptrdiff_t(g.h), w = ptrdiff_t(g.w);
+    const ptrdiff_t kh_span = ptrdiff_t((g.kh - 1) * g.dh), kw_span = ptrdiff_t((g.kw - 1) * g.dw);
+    const size_t taps = taps_;  // (locals: the pointer stores alias neither)
+    const size_t* const off = tap_off_.data();
     size_t ow = p0 % g.ow, oh = (p0 / g.ow) % g.oh, n = p0 / (g.ow * g.oh);
     const size_t groups = (rows + mr - 1) / mr;
-    for (size_t r = 0; r < groups * mr; ++r) {
-      const void** dst = out + r / mr * taps_ * mr + r % mr;
+    for (size_t r = 0, ri = 0, gbase = 0; r < groups * mr; ++r) {  // ri = r % mr (no division)
+      const void** dst = out + gbase + ri;
+      if (++ri == mr) ri = 0, gbase += taps * mr;
       if (r >= rows) {
-        for (size_t t = 0; t < taps_; ++t) dst[t * mr] = dst[t * mr - r % mr];
+        const size_t back = r % mr;
+        for (size_t t = 0; t < taps; ++t) dst[t * mr] = dst[t * mr - back];
         continue;
       }
       const uint8_t* img = x + n * g.h * g.w * g.c + gi * cg_;
       const ptrdiff_t ih0 = ptrdiff_t(oh * g.sh) - ptrdiff_t(g.pt);
       const ptrdiff_t iw0 = ptrdiff_t(ow * g.sw) - ptrdiff_t(g.pl);
-      for (size_t ky = 0, t = 0; ky < g.kh; ++ky) {
-        const ptrdiff_t ih = ih0 + ptrdiff_t(ky * g.dh);
-        const bool in_h = ih >= 0 && ih < h;
-        for (size_t kx = 0; kx < g.kw; ++kx, ++t) {
-          const ptrdiff_t iw = iw0 + ptrdiff_t(kx * g.dw);
-          dst[t * mr] = in_h && iw >= 0 && iw < w ? img + (size_t(ih) * g.w + size_t(iw)) * g.c
-                                                  : static_cast<const void*>(pad_row_.data());
+      if (ih0 >= 0 && ih0 + kh_span < h && iw0 >= 0 && iw0 + kw_span < w) {
+        // Every tap inside the image: the window's first pixel plus each tap's fixed offset.
+        const uint8_t* base = img + (size_t(ih0) * g.w + size_t(iw0)) * g.c;
+        for (size_t t = 0; t < taps; ++t) dst[t * mr] = base + off[t];
+      } else {
+        for (size_t ky = 0, t = 0; ky < g.kh; ++ky) {
+          const ptrdiff_t ih = ih0 + ptrdiff_t(ky * g.dh);
+          const bool in_h = ih >= 0 && ih < h;
+          for (size_t kx = 0; kx < g.kw; ++kx, ++t) {
+            const ptrdiff_t iw = iw0 + ptrdiff_t(kx * g.dw);
+            dst[t * mr] = in_h && iw >= 0 && iw < w
+                              ? img + (size_t(ih) * g.w + size_t(iw)) * g.c
+                              : static_cast<const void*>(pad_row_.data());
+          }
         }
       }
       if (++ow == g.ow) {
@@ -1321,6 +1337,7 @@ class Q8ConvOp : public Op {
   AlignedArray<int8_t> packed8_;
   const int8_t* w8_ = nullptr;  // packed8_, or prepacked weights in the model's buffer
   std::vector<uint8_t> pad_row_;
+  std::vector<size_t> tap_off_;  // indirect convs: tap t's byte offset from the window's origin
   size_t cg_ = 0, ng_ = 0, k_ = 0, kp_ = 0, pixels_ = 0, y_size_ = 1;
   size_t group_packed_ = 0, tile_rows_ = 0, col_block_ = 0;
   bool depthwise_ = false, direct_ = false, sign_ = false, flat_ = false, prep_sign_ = false;
