@@ -63,8 +63,8 @@ def qbinary_cases():
                         attrs.update(qmin=int(lo) + 3, qmax=int(hi) - 7)
                     shape = np.broadcast_shapes(a.shape, b.shape)
                     cases.append((op, [a, b], [(shape, yt)], attrs, 1))
-        # Lengths around the 16-byte blocks (tails) and odd broadcast patterns, 2 threads.
-        for n in (1, 5, 15, 16, 17, 31, 33, 100):
+        # Lengths around the 16- and 64-byte blocks (tails) and odd broadcast patterns, 2 threads.
+        for n in (1, 5, 15, 16, 17, 31, 33, 47, 64, 65, 100, 130):
             a = rng.integers(0, 256, (3, n)).astype(np.uint8)
             b = rng.integers(0, 256, (1, n)).astype(np.uint8)
             c = rng.integers(0, 256, (3, 1)).astype(np.uint8)

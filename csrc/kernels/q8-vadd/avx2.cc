@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "kernels/binary_dispatch.h"
 #include "kernels/q8-vadd/q8-vadd.h"
 
 namespace edgert {
@@ -61,24 +62,16 @@ void vadd(size_t n, const uint8_t* x, const uint8_t* s, const Q8AddParams& p, ui
   }
 }
 
-template <bool XS, bool SS>
-void vadd_s(size_t n, const uint8_t* x, const uint8_t* s, bool s_scalar, const Q8AddParams& p,
-            uint8_t* y) {
-  if (s_scalar) vadd<XS, SS, true>(n, x, s, p, y);
-  else vadd<XS, SS, false>(n, x, s, p, y);
-}
+struct Kernel {  // for q8_binary_dispatch
+  template <bool XS, bool SS, bool Scalar, class... A>
+  static void run(const A&... a) { vadd<XS, SS, Scalar>(a...); }
+};
 
 }  // namespace
 
 void q8_vadd_direct__avx2(size_t n, const uint8_t* x, const uint8_t* s, bool s_scalar,
                           bool x_signed, bool s_signed, const Q8AddParams& p, uint8_t* y) {
-  if (x_signed) {
-    if (s_signed) vadd_s<true, true>(n, x, s, s_scalar, p, y);
-    else vadd_s<true, false>(n, x, s, s_scalar, p, y);
-  } else {
-    if (s_signed) vadd_s<false, true>(n, x, s, s_scalar, p, y);
-    else vadd_s<false, false>(n, x, s, s_scalar, p, y);
-  }
+  q8_binary_dispatch<Kernel>(x_signed, s_signed, s_scalar, n, x, s, p, y);
 }
 
 }  // namespace edgert

@@ -39,6 +39,8 @@ using Q8VaddDirectFn = void (*)(size_t n, const uint8_t* x, const uint8_t* s, bo
                                 bool x_signed, bool s_signed, const Q8AddParams& p, uint8_t* y);
 void q8_vadd_direct__avx2(size_t n, const uint8_t* x, const uint8_t* s, bool s_scalar,
                           bool x_signed, bool s_signed, const Q8AddParams& p, uint8_t* y);
+void q8_vadd_direct__avx512vnni(size_t n, const uint8_t* x, const uint8_t* s, bool s_scalar,
+                                bool x_signed, bool s_signed, const Q8AddParams& p, uint8_t* y);
 // The direct kernel of the active ISA, or nullptr when the table (scalar) is the faster form.
 Q8VaddDirectFn q8_vadd_direct();
 

@@ -47,6 +47,7 @@ void q8_vadd_fp32_table(const Q8AddParams& p, bool x_signed, bool s_signed, bool
 
 Q8VaddDirectFn q8_vadd_direct() {
 #if defined(__x86_64__)
+  if (isa_runs_avx512vnni()) return q8_vadd_direct__avx512vnni;
   if (isa_runs_avx2()) return q8_vadd_direct__avx2;
 #endif
   return nullptr;

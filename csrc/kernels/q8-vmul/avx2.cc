@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "kernels/binary_dispatch.h"
 #include "kernels/q8-vmul/q8-vmul.h"
 
 namespace edgert {
@@ -55,24 +56,16 @@ void vmul(size_t n, const uint8_t* a, const uint8_t* b, const Q8MulParams& p, ui
   }
 }
 
-template <bool AS, bool BS>
-void vmul_s(size_t n, const uint8_t* a, const uint8_t* b, bool b_scalar, const Q8MulParams& p,
-            uint8_t* y) {
-  if (b_scalar) vmul<AS, BS, true>(n, a, b, p, y);
-  else vmul<AS, BS, false>(n, a, b, p, y);
-}
+struct Kernel {  // for q8_binary_dispatch
+  template <bool XS, bool SS, bool Scalar, class... A>
+  static void run(const A&... a) { vmul<XS, SS, Scalar>(a...); }
+};
 
 }  // namespace
 
 void q8_vmul_direct__avx2(size_t n, const uint8_t* a, const uint8_t* b, bool b_scalar,
                           bool a_signed, bool b_signed, const Q8MulParams& p, uint8_t* y) {
-  if (a_signed) {
-    if (b_signed) vmul_s<true, true>(n, a, b, b_scalar, p, y);
-    else vmul_s<true, false>(n, a, b, b_scalar, p, y);
-  } else {
-    if (b_signed) vmul_s<false, true>(n, a, b, b_scalar, p, y);
-    else vmul_s<false, false>(n, a, b, b_scalar, p, y);
-  }
+  q8_binary_dispatch<Kernel>(a_signed, b_signed, b_scalar, n, a, b, p, y);
 }
 
 }  // namespace edgert
