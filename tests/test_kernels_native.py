@@ -63,8 +63,15 @@ def _cpu_flags():
 _AVX512VNNI = {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}
 
 
-def test_driver_native(tmp_path_factory):
-    exe = _build(tmp_path_factory.mktemp("kt-native"))
+@pytest.fixture(scope="module")
+def native_build(tmp_path_factory):
+    build = tmp_path_factory.mktemp("kt-native")
+    _build(build)
+    return build
+
+
+def test_driver_native(native_build):
+    exe = native_build / "edgert_kernel_tests"
     out = _run([str(exe)], {}, timeout=120)
     fams = _families(out)
     assert {"q8-gemm", "q8-dwconv"} <= fams.keys(), out
@@ -75,6 +82,30 @@ def test_driver_native(tmp_path_factory):
         assert not [v for v in skipped if v.endswith("__avx2")], out
     if _AVX512VNNI <= flags:
         assert not skipped, out
+
+
+ISA_OBJECT = re.compile(r"/(avx2|avx512vnni|amx|neon)\.cc\.o$")
+
+
+def test_isa_files_share_no_inline_code(native_build):
+    """An inline function or template instantiated in an ISA file (compiled with -mavx2, AVX-512
+    or AMX flags) is a weak symbol: if another file instantiates it too, the linker keeps one
+    copy for both, possibly the ISA one, which then runs on CPUs without that ISA. So an ISA
+    file's weak symbols must be its own: named after its ISA (its templated entry points) or
+    file-local (anonymous namespace, which is not weak)."""
+    _need("nm")
+    objects = [p for p in native_build.rglob("*.o") if ISA_OBJECT.search(str(p))]
+    assert objects, f"no ISA objects under {native_build}"
+    shared = []
+    for obj in objects:
+        isa = ISA_OBJECT.search(str(obj)).group(1)
+        r = subprocess.run(["nm", "--defined-only", "-C", str(obj)], capture_output=True,
+                           text=True, check=True)
+        for line in r.stdout.splitlines():
+            parts = line.split(None, 2)
+            if len(parts) == 3 and parts[1] in ("W", "V", "u") and f"__{isa}" not in parts[2]:
+                shared.append(f"{obj.name} ({obj.parent.name}): {parts[2]}")
+    assert not shared, "weak symbols in ISA files:\n" + "\n".join(shared)
 
 
 def test_driver_asan_ubsan(tmp_path_factory):

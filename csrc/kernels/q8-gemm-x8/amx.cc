@@ -20,9 +20,10 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <type_traits>
-#include <vector>
 
 #include "kernels/q8-gemm-x8/avx512-common.h"
 #include "kernels/q8-gemm-x8/q8-gemm-x8.h"
@@ -46,12 +47,31 @@ struct alignas(64) TileConfig {
 };
 const TileConfig kConfig;
 
-// A thread's work buffers, 64-byte aligned, grown on demand (never shrunk).
-uint8_t* work(std::vector<uint8_t>& v, size_t bytes) {
-  if (v.size() < bytes + 64) v.resize(bytes + 64);
-  const uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
-  return reinterpret_cast<uint8_t*>((p + 63) & ~uintptr_t{63});
-}
+// A thread's work buffer, 64-byte aligned, grown on demand (never shrunk; contents not kept).
+// A type of this file's own rather than a std::vector<uint8_t>: the vector's member functions
+// compiled here (with AVX-512 and AMX enabled) would be inline copies the linker may keep for
+// every other file's vectors too, which then run on CPUs without those instructions.
+class WorkBuffer {
+ public:
+  WorkBuffer() = default;
+  WorkBuffer(const WorkBuffer&) = delete;
+  WorkBuffer& operator=(const WorkBuffer&) = delete;
+  ~WorkBuffer() { std::free(p_); }
+  uint8_t* get(size_t bytes) {
+    if (bytes > size_) {
+      const size_t size = (bytes + 63) / 64 * 64;
+      void* p = std::aligned_alloc(64, size);
+      if (p == nullptr) throw std::bad_alloc();
+      std::free(p_);
+      p_ = static_cast<uint8_t*>(p), size_ = size;
+    }
+    return p_;
+  }
+
+ private:
+  uint8_t* p_ = nullptr;
+  size_t size_ = 0;
+};
 
 // What the A bytes are XORed with: the operand is x for u8 input, x ^ 0x80 for i8 input.
 template <class In>
@@ -172,7 +192,7 @@ void chunk_gemm(const uint8_t* panels, size_t rows, size_t k64, size_t nc, size_
   }
 }
 
-thread_local std::vector<uint8_t> t_panel, t_tails;
+thread_local WorkBuffer t_panel, t_tails;
 
 // A chunk's panels take at most this many bytes (or one panel): L2 holds them beside the
 // weights of a column pair and the output rows.
@@ -188,10 +208,10 @@ void run(size_t mr, size_t nc, size_t kq, const int8_t* w, const int32_t* bias,
   const size_t k64 = (kq + 15) / 16 * 64, nb = (nc + NR - 1) / NR;
   const size_t per_chunk = MR * std::max<size_t>(1, kChunkBytes / (MR * k64));  // rows
   const size_t chunk_rows = std::min((mr + MR - 1) / MR * MR, per_chunk);
-  uint8_t* const panels = work(t_panel, chunk_rows * k64 + 64);  // + a copy_run overshoot
+  uint8_t* const panels = t_panel.get(chunk_rows * k64 + 64);  // + a copy_run overshoot
   int8_t* tails = nullptr;
   if (kq % 16) {
-    tails = reinterpret_cast<int8_t*>(work(t_tails, nb * kTileBytes));
+    tails = reinterpret_cast<int8_t*>(t_tails.get(nb * kTileBytes));
     make_tails(w, nb, kq, tails);
   }
   const OutStage os(rq);

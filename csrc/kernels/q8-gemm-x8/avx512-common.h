@@ -12,6 +12,9 @@
 
 namespace edgert {
 namespace avx512 {
+// File-local in each kernel file that includes it (avx512vnni.cc, amx.cc, compiled with different
+// flags): no inline copy of these is shared between the two, nor with any other file.
+namespace {
 
 // The output stage's constants, made once per call: in registers for every row (read through
 // the Q8Requant reference, they were reloaded after each byte store that might alias them).
@@ -85,5 +88,6 @@ inline __m512i column_corr(const int8_t* wb, size_t kq) {
   return _mm512_add_epi32(_mm512_add_epi32(c[0], c[1]), _mm512_add_epi32(c[2], c[3]));
 }
 
+}  // namespace
 }  // namespace avx512
 }  // namespace edgert
