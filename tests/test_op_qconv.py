@@ -237,6 +237,13 @@ CONFIGS = {
                             sym_w=True),
     # Large enough for the amx kernel: 32-row groups, the last one partial.
     "taps_3x3_c64_13x13": dict(h=13, w=13, c=64, m=48, k=(3, 3), pads=(1, 1, 1, 1), sym_w=True),
+    # amx, channels not in whole quads: one table entry per kernel row of a padded input copy
+    # (an RGB stem; a dilated conv over 6 channels), or of the input itself (no padding).
+    "rows_rgb_7x7_s2_n2": dict(n=2, h=40, w=38, c=3, m=32, k=(7, 7), s=(2, 2), pads=(3, 3, 3, 2),
+                               sym_w=True),
+    "rows_c6_3x3_dil21_s12": dict(h=26, w=30, c=6, m=64, k=(3, 3), d=(2, 1), s=(1, 2),
+                                  pads=(2, 1, 2, 1), sym_w=True),
+    "rows_rgb_5x5_nopad": dict(h=36, w=35, c=3, m=40, k=(5, 5), sym_w=True),
 }
 
 

@@ -90,7 +90,8 @@ size_t grain_for(size_t item_macs) {
   return std::max<size_t>(1, kMinChunkMacs / std::max<size_t>(1, item_macs));
 }
 
-constexpr int64_t kWidePairs = 2;  // x8_form of wide_pairs_ layers
+constexpr int64_t kWidePairs = 2;
+constexpr size_t kMaxIndirectMr = 64;  // the largest mr of a kernel with an indirect form  // x8_form of wide_pairs_ layers
 
 int out_index(DType t) { return t == DType::u8 ? 0 : t == DType::i8 ? 1 : 2; }
 
@@ -674,15 +675,27 @@ class Q8ConvOp : public Op {
     // pointer loads; moved weights need contiguous rows).
     taps_ = g.kh * g.kw;
     ind_fn_ = nullptr;
-    if (!direct_ && corr_.empty() && perm_.empty() && gperm_.empty() && !prep_sign_ &&
-        cg_ % 4 == 0 && cg_ >= 16 &&
-        xk_->indirect[sign_ ? 1 : 0][0][0]) {
+    const bool table = !direct_ && corr_.empty() && perm_.empty() && gperm_.empty() &&
+                       !prep_sign_ && mr <= kMaxIndirectMr && xk_->indirect[sign_ ? 1 : 0][0][0];
+    if (table && cg_ % 4 == 0 && cg_ >= 16) {
       ind_fn_ = xk_->indirect[sign_ ? 1 : 0][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
       pad_row_.assign(cg_, static_cast<uint8_t>(d.x_zp));
+      ind_cg_ = cg_;
       tap_off_.resize(taps_);
       for (size_t ky = 0, t = 0; ky < g.kh; ++ky)
         for (size_t kx = 0; kx < g.kw; ++kx, ++t)
           tap_off_[t] = (ky * g.dh * g.w + kx * g.dw) * g.c;
+    }
+    // A kernel that copies its rows anyway (amx) takes the other k×k convs of one group (RGB
+    // stems, channel counts that are not whole quads) through the table as well, one entry per
+    // kernel row: its kw taps are kw·c contiguous bytes of a padded copy of the input (made once
+    // per run, see run_x8), which the kernel copies in one piece. No im2col copy.
+    segments_ = false;
+    if (table && !ind_fn_ && xk_->copies_rows && d.group == 1 && g.dw == 1) {
+      ind_fn_ = xk_->indirect[sign_ ? 1 : 0][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
+      segments_ = true;
+      taps_ = g.kh;
+      ind_cg_ = g.kw * g.c;
     }
     // sign_s8 rows in whole quads so a tile is prepared in one call; pair_u8 ones 16-aligned.
     lda_ = prep_sign_ ? (k_ + 3) / 4 * 4 : (k_ + 15) / 16 * 16;
@@ -704,6 +717,12 @@ class Q8ConvOp : public Op {
     const size_t padded = d.batch * pad_h_ * pad_w_ * g.c;
     const bool padding = g.pt || g.pl || pad_h_ > g.h || pad_w_ > g.w;
     pad_input_bytes_ = !direct_ && !ind_fn_ && padding && padded <= (64 << 10) ? padded : 0;
+    if (segments_) {  // every kernel row inside the (padded) image, at a fixed offset
+      pad_input_bytes_ = padding ? padded : 0;
+      const size_t w = padding ? pad_w_ : g.w;
+      tap_off_.resize(taps_);
+      for (size_t ky = 0; ky < g.kh; ++ky) tap_off_[ky] = ky * g.dh * w * g.c;
+    }
     init_gather();
     return true;
   }
@@ -881,7 +900,7 @@ class Q8ConvOp : public Op {
               ++ow;
             }
           } else if (ind_fn_) {
-            build_indirect(x, gi, p0, rows, mr, ind);
+            build_indirect(xi, gi_geom, gi, p0, rows, mr, ind);
           } else {
             if (prep_sign_ && lda_ > k_) {  // sign_s8 rows are prepared whole: s = 0 past k
               const size_t k = k_, lda = lda_;  // (locals: the byte stores alias nothing)
@@ -973,7 +992,7 @@ class Q8ConvOp : public Op {
           };
           auto gemm = [&](size_t a, size_t b) {
             if (ind_fn_) {  // the kernel walks the groups of mr rows
-              ind_fn_(rows, b - a, taps_, cg_, ind, w + a * ((k_ + 3) / 4 * 4),
+              ind_fn_(rows, b - a, taps_, ind_cg_, ind, w + a * ((k_ + 3) / 4 * 4),
                       bias_.data() + pc + (a - c0), scale_.data() + pc + (a - c0),
                       y + (p0 * d_.m + ch + (a - c0)) * y_size_, d_.m, d_.rq);
               return;
@@ -1017,46 +1036,57 @@ class Q8ConvOp : public Op {
 
   // The indirection table of a tile: for row r (pixel p0 + r) and tap t, the group's channels of
   // the input pixel that tap reads, or the padding row, at out[(r / mr · taps + t) · mr + r % mr];
-  // the last group's missing rows repeat its first row.
-  void build_indirect(const uint8_t* x, size_t gi, size_t p0, size_t rows, size_t mr,
-                      const void** out) const {
-    const Q8ConvGeom& g = d_.geom;
+  // the last group's missing rows repeat its first row. x and g: the input, or its padded copy
+  // (segments_: every window inside it, a tap per kernel row). mr <= kMaxIndirectMr.
+  void build_indirect(const uint8_t* x, const Q8ConvGeom& g, size_t gi, size_t p0, size_t rows,
+                      size_t mr, const void** out) const {
     const ptrdiff_t h = ptrdiff_t(g.h), w = ptrdiff_t(g.w);
     const ptrdiff_t kh_span = ptrdiff_t((g.kh - 1) * g.dh), kw_span = ptrdiff_t((g.kw - 1) * g.dw);
     const size_t taps = taps_;  // (locals: the pointer stores alias neither)
     const size_t* const off = tap_off_.data();
     size_t ow = p0 % g.ow, oh = (p0 / g.ow) % g.oh, n = p0 / (g.ow * g.oh);
-    const size_t groups = (rows + mr - 1) / mr;
-    for (size_t r = 0, ri = 0, gbase = 0; r < groups * mr; ++r) {  // ri = r % mr (no division)
-      const void** dst = out + gbase + ri;
-      if (++ri == mr) ri = 0, gbase += taps * mr;
-      if (r >= rows) {
-        const size_t back = r % mr;
-        for (size_t t = 0; t < taps; ++t) dst[t * mr] = dst[t * mr - back];
-        continue;
-      }
-      const uint8_t* img = x + n * g.h * g.w * g.c + gi * cg_;
-      const ptrdiff_t ih0 = ptrdiff_t(oh * g.sh) - ptrdiff_t(g.pt);
-      const ptrdiff_t iw0 = ptrdiff_t(ow * g.sw) - ptrdiff_t(g.pl);
-      if (ih0 >= 0 && ih0 + kh_span < h && iw0 >= 0 && iw0 + kw_span < w) {
-        // Every tap inside the image: the window's first pixel plus each tap's fixed offset.
-        const uint8_t* base = img + (size_t(ih0) * g.w + size_t(iw0)) * g.c;
-        for (size_t t = 0; t < taps; ++t) dst[t * mr] = base + off[t];
-      } else {
-        for (size_t ky = 0, t = 0; ky < g.kh; ++ky) {
-          const ptrdiff_t ih = ih0 + ptrdiff_t(ky * g.dh);
-          const bool in_h = ih >= 0 && ih < h;
-          for (size_t kx = 0; kx < g.kw; ++kx, ++t) {
-            const ptrdiff_t iw = iw0 + ptrdiff_t(kx * g.dw);
-            dst[t * mr] = in_h && iw >= 0 && iw < w
-                              ? img + (size_t(ih) * g.w + size_t(iw)) * g.c
-                              : static_cast<const void*>(pad_row_.data());
+    // Per group of mr rows: each row's window origin, then tap by tap the group's pointers in one
+    // contiguous run (origin + the tap's fixed offset); rows whose window leaves the image are
+    // written tap by tap first, pointing at the padding row where it does.
+    const uint8_t* origin[kMaxIndirectMr];
+    for (size_t g0 = 0; g0 < rows; g0 += mr) {
+      const size_t rn = std::min(mr, rows - g0);
+      const void** grp = out + g0 / mr * taps * mr;
+      bool all_inside = true;
+      for (size_t r = 0; r < rn; ++r) {
+        const uint8_t* img = x + n * g.h * g.w * g.c + gi * cg_;
+        const ptrdiff_t ih0 = ptrdiff_t(oh * g.sh) - ptrdiff_t(g.pt);
+        const ptrdiff_t iw0 = ptrdiff_t(ow * g.sw) - ptrdiff_t(g.pl);
+        // (segments_: the padded copy holds every window)
+        if (segments_ || (ih0 >= 0 && ih0 + kh_span < h && iw0 >= 0 && iw0 + kw_span < w)) {
+          origin[r] = img + (size_t(ih0) * g.w + size_t(iw0)) * g.c;
+        } else {
+          origin[r] = nullptr, all_inside = false;
+          for (size_t ky = 0, t = 0; ky < g.kh; ++ky) {
+            const ptrdiff_t ih = ih0 + ptrdiff_t(ky * g.dh);
+            const bool in_h = ih >= 0 && ih < h;
+            for (size_t kx = 0; kx < g.kw; ++kx, ++t) {
+              const ptrdiff_t iw = iw0 + ptrdiff_t(kx * g.dw);
+              grp[t * mr + r] = in_h && iw >= 0 && iw < w
+                                    ? img + (size_t(ih) * g.w + size_t(iw)) * g.c
+                                    : static_cast<const void*>(pad_row_.data());
+            }
           }
         }
+        if (++ow == g.ow) {
+          ow = 0;
+          if (++oh == g.oh) oh = 0, ++n;
+        }
       }
-      if (++ow == g.ow) {
-        ow = 0;
-        if (++oh == g.oh) oh = 0, ++n;
+      for (size_t t = 0; t < taps; ++t) {
+        const void** dst = grp + t * mr;
+        if (all_inside) {
+          for (size_t r = 0; r < rn; ++r) dst[r] = origin[r] + off[t];
+        } else {
+          for (size_t r = 0; r < rn; ++r)
+            if (origin[r]) dst[r] = origin[r] + off[t];
+        }
+        for (size_t r = rn; r < mr; ++r) dst[r] = dst[0];  // missing rows repeat the first
       }
     }
   }
@@ -1338,6 +1368,8 @@ class Q8ConvOp : public Op {
   const int8_t* w8_ = nullptr;  // packed8_, or prepacked weights in the model's buffer
   std::vector<uint8_t> pad_row_;
   std::vector<size_t> tap_off_;  // indirect convs: tap t's byte offset from the window's origin
+  size_t ind_cg_ = 0;            // indirect convs: the bytes of a tap (cg_, or kw·c: segments_)
+  bool segments_ = false;        // indirect taps are whole kernel rows of a padded input copy
   size_t cg_ = 0, ng_ = 0, k_ = 0, kp_ = 0, pixels_ = 0, y_size_ = 1;
   size_t group_packed_ = 0, tile_rows_ = 0, col_block_ = 0;
   bool depthwise_ = false, direct_ = false, sign_ = false, flat_ = false, prep_sign_ = false;

@@ -251,9 +251,24 @@ void igemm_32x32(size_t mr, size_t nc, size_t taps, size_t cg, const void* const
                  size_t c_stride, const Q8Requant& rq) {
   const __m512i f = operand_flip<In>();
   const uint8_t* const* ptrs = reinterpret_cast<const uint8_t* const*>(a);
-  run<Form, Out>(mr, nc, taps * cg / 4, w, bias, 0, scale, c_out, c_stride, rq,
+  run<Form, Out>(mr, nc, (taps * cg + 3) / 4, w, bias, 0, scale, c_out, c_stride, rq,
                  [&](size_t r0, size_t rn, size_t k64, uint8_t* panel) {
                    const uint8_t* const* g = ptrs + r0 * taps;
+                   if (cg < 32) {  // short taps (kernel rows of a few channels): ymm copies
+                     const __mmask32 m = (__mmask32{1} << cg) - 1;
+                     const __m256i f8 = _mm512_castsi512_si256(f);
+                     for (size_t r = 0; r < rn; ++r) {
+                       uint8_t* dst = panel + r * k64;
+                       _mm512_storeu_si512(dst + k64 - 64, _mm512_setzero_si512());
+                       for (size_t t = 0; t < taps; ++t) {
+                         const __m256i v = _mm256_maskz_loadu_epi8(m, g[t * MR + r]);
+                         _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + t * cg),
+                                             std::is_same<In, uint8_t>::value
+                                                 ? v : _mm256_maskz_mov_epi8(m, _mm256_xor_si256(v, f8)));
+                       }
+                     }
+                     return;
+                   }
                    for (size_t r = 0; r < rn; ++r) {  // (rows in order: a tap's overshoot
                      uint8_t* dst = panel + r * k64;       // is overwritten by what follows)
                      _mm512_storeu_si512(dst + k64 - 64, _mm512_setzero_si512());

@@ -49,7 +49,8 @@ using Q8GemmX8Fn = void (*)(size_t mr, size_t nc, size_t k, const void* const* a
 // The indirect form of a pair_u8 row (convolution without an im2col copy): rows come in groups
 // of the kernel's mr (mr_max), the last one partial; row r of group g has k = taps·cg bytes, the
 // cg bytes at a[(g·taps + t)·mr_max + r] for tap t = 0..taps−1 (cg % 4 == 0, so no weight quad
-// straddles two taps); pointers of the last group's rows past mr may be anything readable (the
+// straddles two taps, except for kernels that copy their rows (copies_rows): any cg, the K of a
+// row being taps·cg); pointers of the last group's rows past mr may be anything readable (the
 // kernel may compute those rows but stores none). Bias is one row for all rows.
 using Q8GemmX8IndirectFn = void (*)(size_t mr, size_t nc, size_t taps, size_t cg,
                                     const void* const* a, const int8_t* w, const int32_t* bias,
