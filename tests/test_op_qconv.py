@@ -244,6 +244,9 @@ CONFIGS = {
     "rows_c6_3x3_dil21_s12": dict(h=26, w=30, c=6, m=64, k=(3, 3), d=(2, 1), s=(1, 2),
                                   pads=(2, 1, 2, 1), sym_w=True),
     "rows_rgb_5x5_nopad": dict(h=36, w=35, c=3, m=40, k=(5, 5), sym_w=True),
+    # padding that would make the copy several times the input: im2col tiles instead
+    "rows_rgb_7x7_s8_pad100": dict(h=128, w=120, c=3, m=16, k=(7, 7), s=(8, 8),
+                                   pads=(100, 90, 100, 95), sym_w=True),
 }
 
 

@@ -90,8 +90,8 @@ size_t grain_for(size_t item_macs) {
   return std::max<size_t>(1, kMinChunkMacs / std::max<size_t>(1, item_macs));
 }
 
-constexpr int64_t kWidePairs = 2;
-constexpr size_t kMaxIndirectMr = 64;  // the largest mr of a kernel with an indirect form  // x8_form of wide_pairs_ layers
+constexpr int64_t kWidePairs = 2;  // x8_form of wide_pairs_ layers
+constexpr size_t kMaxIndirectMr = 64;  // the largest mr of a kernel with an indirect form
 
 int out_index(DType t) { return t == DType::u8 ? 0 : t == DType::i8 ? 1 : 2; }
 
@@ -690,8 +690,14 @@ class Q8ConvOp : public Op {
     // stems, channel counts that are not whole quads) through the table as well, one entry per
     // kernel row: its kw taps are kw·c contiguous bytes of a padded copy of the input (made once
     // per run, see run_x8), which the kernel copies in one piece. No im2col copy.
+    // (Not when the padding would make that copy much larger than the input itself.)
     segments_ = false;
-    if (table && !ind_fn_ && xk_->copies_rows && d.group == 1 && g.dw == 1) {
+    const size_t in_bytes = d.batch * g.h * g.w * g.c;
+    const size_t padded_bytes =
+        d.batch * std::max((g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1, g.pt + g.h) *
+        std::max((g.ow - 1) * g.sw + g.kw, g.pl + g.w) * g.c;  // as pad_h_, pad_w_ below
+    if (table && !ind_fn_ && xk_->copies_rows && d.group == 1 && g.dw == 1 &&
+        padded_bytes <= 2 * in_bytes + (64 << 10)) {
       ind_fn_ = xk_->indirect[sign_ ? 1 : 0][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
       segments_ = true;
       taps_ = g.kh;
