@@ -28,6 +28,8 @@ extern const F32Q8VCvtUKernel f32_q8_vcvt_ukernel_x1__scalar;
 // for any 32 floats of which one lands on a half-integer of that grid (where the product may
 // round differently from the quotient); never reads x or writes y past n.
 extern const F32Q8VCvtUKernel f32_q8_vcvt_ukernel_x32__avx2;
+// AVX-512 (avx512vnni and amx ISAs), 64 floats per step, the same scheme on 16 lanes.
+extern const F32Q8VCvtUKernel f32_q8_vcvt_ukernel_x64__avx512vnni;
 // AArch64, 16 floats per step, the same reciprocal-then-division-near-ties scheme as AVX2.
 extern const F32Q8VCvtUKernel f32_q8_vcvt_ukernel_x16__neon;
 const F32Q8VCvtUKernel& f32_q8_vcvt_ukernel();  // the variant for the active ISA

@@ -33,6 +33,7 @@ const F32Q8VCvtUKernel& f32_q8_vcvt_ukernel() {
   if (active_isa() == Isa::neon) return f32_q8_vcvt_ukernel_x16__neon;
 #endif
 #if defined(__x86_64__) || defined(_M_X64)
+  if (isa_runs_avx512vnni()) return f32_q8_vcvt_ukernel_x64__avx512vnni;
   if (isa_runs_avx2()) return f32_q8_vcvt_ukernel_x32__avx2;
 #endif
   return f32_q8_vcvt_ukernel_x1__scalar;
