@@ -333,7 +333,8 @@ def test_qconv_distinct_channel_zero_points_and_mixed_output_type(name, yt):
 
 
 @pytest.mark.parametrize("name", ["many_tiles_and_cols", "many_pixels_1x1", "depthwise_wide",
-                                  "large_k_3x3x512", "group2"])
+                                  "large_k_3x3x512", "group2", "taps_3x3_c64_13x13",
+                                  "rows_rgb_7x7_s2_n2"])
 def test_qconv_threads_identical(name):
     cs = make_case(19, per_channel=True, **CONFIGS[name])
     y1 = run_edgert(cs, threads=1)
