@@ -924,7 +924,12 @@ class Q8ConvOp : public Op {
             else
               q8_im2col_x8(gi_geom, xi, pad, gi * cg_, cg_, p0, rows, a, lda_);
             flat = a, step = lda_;
-            for (size_t r = 0; r < rows; ++r) rowp[r] = a + r * lda_;
+            {  // (locals: a pointer store may alias any captured pointer or member to GCC)
+              const void** const rp = rowp;
+              const uint8_t* const base = a;
+              const size_t lda = lda_, n = rows;
+              for (size_t r = 0; r < n; ++r) rp[r] = base + r * lda;
+            }
           }
           if (prep_sign_ && dense_groups_) {
             if (prepped != tile) {
