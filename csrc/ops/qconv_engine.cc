@@ -673,6 +673,10 @@ class Q8ConvOp : public Op {
     // k×k convs of whole channel quads read the input through an indirection table instead of
     // an im2col copy, when the kernel offers it (16+ channels: a tap's loop must amortize its
     // pointer loads; moved weights need contiguous rows).
+    // The padded input's dims (run_x8 pads inputs once when that pays, see below).
+    pad_h_ = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+    pad_w_ = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    pad_h_ = std::max(pad_h_, g.pt + g.h), pad_w_ = std::max(pad_w_, g.pl + g.w);
     taps_ = g.kh * g.kw;
     ind_fn_ = nullptr;
     const bool table = !direct_ && corr_.empty() && perm_.empty() && gperm_.empty() &&
@@ -693,11 +697,8 @@ class Q8ConvOp : public Op {
     // (Not when the padding would make that copy much larger than the input itself.)
     segments_ = false;
     const size_t in_bytes = d.batch * g.h * g.w * g.c;
-    const size_t padded_bytes =
-        d.batch * std::max((g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1, g.pt + g.h) *
-        std::max((g.ow - 1) * g.sw + g.kw, g.pl + g.w) * g.c;  // as pad_h_, pad_w_ below
     if (table && !ind_fn_ && xk_->copies_rows && d.group == 1 && g.dw == 1 &&
-        padded_bytes <= 2 * in_bytes + (64 << 10)) {
+        d.batch * pad_h_ * pad_w_ * g.c <= 2 * in_bytes + (64 << 10)) {
       ind_fn_ = xk_->indirect[sign_ ? 1 : 0][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
       segments_ = true;
       taps_ = g.kh;
@@ -717,9 +718,6 @@ class Q8ConvOp : public Op {
     const size_t kq4 = (k_ + 3) / 4 * 4;
     col_block_ = std::max(nr, xk_->col_block_bytes / kq4 / nr * nr);
     // Inputs small enough to pad once per run (see run_x8): every tap of every pixel inside.
-    pad_h_ = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
-    pad_w_ = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-    pad_h_ = std::max(pad_h_, g.pt + g.h), pad_w_ = std::max(pad_w_, g.pl + g.w);
     const size_t padded = d.batch * pad_h_ * pad_w_ * g.c;
     const bool padding = g.pt || g.pl || pad_h_ > g.h || pad_w_ > g.w;
     pad_input_bytes_ = !direct_ && !ind_fn_ && padding && padded <= (64 << 10) ? padded : 0;
