@@ -244,6 +244,19 @@ CONFIGS = {
     "rows_c6_3x3_dil21_s12": dict(h=26, w=30, c=6, m=64, k=(3, 3), d=(2, 1), s=(1, 2),
                                   pads=(2, 1, 2, 1), sym_w=True),
     "rows_rgb_5x5_nopad": dict(h=36, w=35, c=3, m=40, k=(5, 5), sym_w=True),
+    # Depthwise 3x3 on symmetric weights, u8/i8 outputs: the byte-form row kernel where the ISA
+    # has one (avx512vnni/amx) on whole 64-channel blocks, the int16 one on a last 16, 32 or 48;
+    # padded rows (200 channels), the column walk (25x5), both strides.
+    "dw_sym_3x3_c80_s1": dict(h=6, w=11, c=80, m=80, k=(3, 3), pads=(1, 1, 1, 1), group=80,
+                              sym_w=True),
+    "dw_sym_3x3_c96_s2": dict(n=2, h=9, w=12, c=96, m=96, k=(3, 3), s=(2, 2),
+                              pads=(0, 0, 1, 1), group=96, sym_w=True),
+    "dw_sym_3x3_c176_s1": dict(h=5, w=40, c=176, m=176, k=(3, 3), pads=(1, 1, 1, 1), group=176,
+                               sym_w=True),
+    "dw_sym_3x3_c200_s2": dict(h=7, w=9, c=200, m=200, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1),
+                               group=200, sym_w=True),
+    "dw_sym_columns_25x5_c128": dict(h=25, w=5, c=128, m=128, k=(3, 3), pads=(1, 1, 1, 1),
+                                     group=128, sym_w=True),
     # padding that would make the copy several times the input: the engine keeps im2col tiles
     # (which path ran is not visible from here; this checks the result on amx with huge pads)
     "rows_rgb_7x7_s8_pad100": dict(h=128, w=120, c=3, m=16, k=(7, 7), s=(8, 8),

@@ -68,6 +68,16 @@ const std::string& dw_layout() {
       uk.pack3x3(kProbeC, kProbeK, pr.w, false, pr.zp, b.data());
       h = fnv1a(b.data(), b.size() * 2, h);
     }
+    if (uk.pack3x3b8) {  // 80 channels: a byte block and an int16 tail
+      const size_t c = 80;
+      std::vector<int8_t> w(c * 9);
+      std::vector<int32_t> zp(c);
+      for (size_t i = 0; i < w.size(); ++i) w[i] = pr.w[i % (kProbeC * kProbeK)];
+      for (size_t i = 0; i < c; ++i) zp[i] = pr.zp[i % kProbeC];
+      std::vector<int16_t> b(q8_dwconv_packed_size_3x3(c), 0);
+      uk.pack3x3b8(c, kProbeK, w.data(), false, zp.data(), b.data());
+      h = fnv1a(b.data(), b.size() * 2, h);
+    }
     return fingerprint(uk.name, h);
   }();
   return fp;
@@ -1134,6 +1144,19 @@ class Q8ConvOp : public Op {
       return;
     dw_row_fn_ = uk.row3x3[s - 1][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
     if (!dw_row_fn_) return;
+    // The byte form where the ISA has it, the output is bytes, there is a whole 64-channel block
+    // and every w' fits in int8 (onnxruntime's symmetric int8 weights always do).
+    const bool w_u8 = d.w_type == DType::u8;
+    const Q8DwConvRowFn b8 = d.y_type == DType::f32 || d.m < 64 || !uk.pack3x3b8 ? nullptr
+        : uk.row3x3b8[s - 1][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
+    const bool bytes = b8 && q8_dwconv_fits_i8(d.m, 9, d.w, w_u8, d.w_zp);
+    if (bytes) dw_row_fn_ = b8;
+    auto pack = [&](const void* w, int16_t* out) {  // weights [m][3][3]
+      if (bytes)
+        uk.pack3x3b8(d.m, 9, w, w_u8, d.w_zp, out);
+      else
+        uk.pack3x3(d.m, 9, w, w_u8, d.w_zp, out);
+    };
     ow_lo_ = std::min(g.ow, (g.pl + s - 1) / s);
     ow_hi_ = g.w + g.pl < 3 ? ow_lo_ : std::max(ow_lo_, std::min(g.ow, (g.w + g.pl - 3) / s + 1));
     const bool edges = ow_lo_ > 0 || ow_hi_ < g.ow;
@@ -1151,7 +1174,7 @@ class Q8ConvOp : public Op {
         for (size_t ky = 0; ky < 3; ++ky)
           for (size_t kx = 0; kx < 3; ++kx) wt[c * 9 + kx * 3 + ky] = w[c * 9 + ky * 3 + kx];
       packed_cols_.resize(size);
-      uk.pack3x3(d.m, 9, wt.data(), d.w_type == DType::u8, d.w_zp, packed_cols_.data());
+      pack(wt.data(), packed_cols_.data());
       dw_hp_ = (g.oh - 1) * s + 3;  // input rows from −pt that the walk reads
       dw_wp_ = (g.ow - 1) * s + 3;  // input columns from −pl
     }
@@ -1159,7 +1182,7 @@ class Q8ConvOp : public Op {
       dw_w3_ = d.dw_pre.w3;
     } else {
       packed_row_.resize(size);
-      uk.pack3x3(d.m, 9, d.w, d.w_type == DType::u8, d.w_zp, packed_row_.data());
+      pack(d.w, packed_row_.data());
       dw_w3_ = packed_row_.data();
     }
     if (!dw_padded_) {

@@ -1,4 +1,5 @@
-// q8-dwconv 3x3 row kernels (row3x3, both strides, u8/i8 in, u8/i8/f32 out) and their pack3x3:
+// q8-dwconv 3x3 row kernels (row3x3, both strides, u8/i8 in, u8/i8/f32 out, and row3x3b8 on
+// symmetric weights, u8/i8 out) and their packings:
 // every variant that has them against the scalar per-pixel kernel run over the same taps, on
 // channel counts 16..160+, 1..odd pixels, output strides with gaps, pad rows shared by several
 // tap rows, w' at ±127/−128 and ±255 (u8 weights with a zero point), maximal sums, zero points
@@ -21,13 +22,14 @@ struct RowCase {
   bool x_u8, w_u8;
   int out;     // 0 u8, 1 i8, 2 f32
   int values;  // 0 random, 1 extremes, 2 maximal sums, 3 exact ties
+  bool sym = false;  // w_zp 0 (i8) or 128 (u8): every w' in int8, so the byte form runs too
 };
 
 std::string describe(const RowCase& c) {
   static const char* const out[] = {"u8", "i8", "f32"};
-  return fmt("3x3 row s%zu channels=%zu npix=%zu y_gap=%zu x=%s w=%s out=%s values=%d", c.stride,
+  return fmt("3x3 row s%zu channels=%zu npix=%zu y_gap=%zu x=%s w=%s out=%s values=%d%s", c.stride,
              c.channels, c.npix, c.y_gap, c.x_u8 ? "u8" : "i8", c.w_u8 ? "u8" : "i8", out[c.out],
-             c.values);
+             c.values, c.sym ? " sym" : "");
 }
 
 struct RowData {
@@ -67,6 +69,7 @@ RowData make_row_data(const RowCase& c, Rng& rng) {
     const bool up = rng.coin();
     // Extremes: i8 weights with zp 0 give w' = 127 and −128; u8 with zp 0/255 give ±255.
     d.w_zp[ch] = c.values == 0 ? rng.range(wlo, whi) : c.w_u8 ? (up ? wlo : whi) : 0;
+    if (c.sym) d.w_zp[ch] = c.w_u8 ? 128 : 0;
     for (size_t t = 0; t < 9; ++t) {
       int32_t v = rng.range(wlo, whi);
       if (c.values == 1 && rng.below(3)) v = rng.coin() ? whi : wlo;
@@ -103,31 +106,44 @@ void check_row_case(Family& fam, const RowCase& c, Rng& rng) {
   Guarded want(bytes);
   reference_row(c, d, want.data());
   const size_t psize = q8_dwconv_packed_size_3x3(c.channels);
-  for (const Variant<Q8DwConvUKernel>& v : variants<Q8DwConvUKernel>()) {
+  const bool fits = q8_dwconv_fits_i8(c.channels, 9, d.w.data(), c.w_u8, d.w_zp.data());
+  fam.check(!c.sym || fits, fmt("symmetric weights that do not fit int8: %s", describe(c).c_str()));
+  for (const Variant<Q8DwConvUKernel>& v : variants<Q8DwConvUKernel>())
+    for (int form = 0; form < 2; ++form) {
     const Q8DwConvUKernel& uk = *v.table;
-    const Q8DwConvRowFn fn = uk.row3x3[c.stride - 1][c.x_u8 ? 0 : 1][c.out];
+    const Q8DwConvRowFn fn = form == 0 ? uk.row3x3[c.stride - 1][c.x_u8 ? 0 : 1][c.out]
+                             : c.out == 2 ? nullptr
+                                          : uk.row3x3b8[c.stride - 1][c.x_u8 ? 0 : 1][c.out];
     if (!isa_runnable(v.isa) || !uk.pack3x3 || !fn) continue;
-    // pack3x3 writes all of its size and nothing past it: two differently filled buffers.
+    if (form == 1 && (!uk.pack3x3b8 || !fits)) continue;
+    const char* pname = form == 0 ? "pack3x3" : "pack3x3b8";
+    // The packing writes all of its size and nothing past it: two differently filled buffers.
     Guarded pa(psize * 2), pb(psize * 2);
     std::memset(pb.data(), 0x3C, psize * 2);
-    set_running(fmt("%s pack3x3: %s", v.name, describe(c).c_str()));
-    uk.pack3x3(c.channels, 9, d.w.data(), c.w_u8, d.w_zp.data(), reinterpret_cast<int16_t*>(pa.data()));
-    uk.pack3x3(c.channels, 9, d.w.data(), c.w_u8, d.w_zp.data(), reinterpret_cast<int16_t*>(pb.data()));
+    set_running(fmt("%s %s: %s", v.name, pname, describe(c).c_str()));
+    auto pack = [&](uint8_t* out) {
+      int16_t* o = reinterpret_cast<int16_t*>(out);
+      if (form == 0) return uk.pack3x3(c.channels, 9, d.w.data(), c.w_u8, d.w_zp.data(), o), true;
+      return uk.pack3x3b8(c.channels, 9, d.w.data(), c.w_u8, d.w_zp.data(), o);
+    };
+    fam.check(pack(pa.data()) && pack(pb.data()),
+              fmt("%s %s refuses weights that fit: %s", v.name, pname, describe(c).c_str()));
     fam.check(pa.guard_intact() && first_diff(pa.data(), pb.data(), psize * 2) == SIZE_MAX,
-              fmt("%s pack3x3 leaves bytes unwritten or writes past its size: %s", v.name,
+              fmt("%s %s leaves bytes unwritten or writes past its size: %s", v.name, pname,
                   describe(c).c_str()));
     std::vector<int16_t> w(psize);
     std::memcpy(w.data(), pa.data(), psize * 2);
     const Fenced<int16_t> packed(w);
     Guarded got(bytes);
-    set_running(fmt("%s: %s", v.name, describe(c).c_str()));
+    const char* kname = form == 0 ? "" : " row3x3b8";
+    set_running(fmt("%s%s: %s", v.name, kname, describe(c).c_str()));
     fn(c.channels, c.npix, d.row_ptr, packed.data(), d.fbias.data(), d.fscale.data(), got.data(),
        ys, d.rq);
     const size_t at = first_diff(got.data(), want.data(), bytes);
     fam.check(at == SIZE_MAX && got.guard_intact(),
-              fmt("%s: %s, byte %zu%s", v.name, describe(c).c_str(), at,
+              fmt("%s%s: %s, byte %zu%s", v.name, kname, describe(c).c_str(), at,
                   got.guard_intact() ? "" : ", wrote past the output"));
-  }
+    }
 }
 
 }  // namespace
@@ -146,6 +162,16 @@ std::string check_q8_dwconv_rows(Family& fam, Rng& rng) {
     for (size_t ch : {16, 32, 48, 64, 96, 144, 160, 192})
       for (size_t npix : {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 17, 28, 56})
         check_row_case(fam, random_case(s, ch, npix, int(rng.below(4))), rng);
+  // Symmetric weights (the byte form where a variant has it): channel counts around the 64
+  // block with int16 tails of 16, 32 and 48, every value kind.
+  for (size_t s : {1, 2})
+    for (size_t ch : {16, 64, 80, 96, 112, 128, 144, 192, 208})
+      for (size_t npix : {1, 2, 3, 5, 8, 13, 28}) {
+        RowCase c = random_case(s, ch, npix, int(rng.below(4)));
+        c.sym = true;
+        c.out = int(rng.below(2));  // the byte form has byte outputs only
+        check_row_case(fam, c, rng);
+      }
   // Every (input, weight, output) type at both strides, with extreme and maximal values.
   for (int combo = 0; combo < 48; ++combo) {
     RowCase c = random_case(1 + combo % 2, combo % 3 == 0 ? 144 : 48, 1 + rng.below(19), 1 + combo / 24);

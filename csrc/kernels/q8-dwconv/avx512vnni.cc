@@ -271,12 +271,11 @@ inline void flush(const V& acc, __m512 s0, __m512 s1, const Stage& st, Out* y) {
 // stage. Row 2's pair of the row's last column would read past it: that column is peeled.
 template <class In, class Out, size_t S, size_t W, bool Small>
 inline void row_block(size_t c0, size_t channels, size_t npix, const uint8_t* const* rows,
-                      const int16_t* w, const int32_t* bias, const float* scale, Out* y,
+                      const int16_t* wb, const int32_t* bias, const float* scale, Out* y,
                       size_t y_stride, const Stage& st) {
   const uint8_t* r0 = rows[0] + c0;
   const uint8_t* r1 = rows[1] + c0;
   const uint8_t* r2 = rows[2] + c0;
-  const int16_t* wb = w + c0 * 12;
   const V w0 = load_w<W>(wb, 0), w1 = load_w<W>(wb, 1), w2 = load_w<W>(wb, 2);
   const V wz = load_w<W>(wb, 3), wl = load_w<W>(wb, S == 1 ? 4 : 5);
   V b0;
@@ -322,35 +321,194 @@ inline void row_block(size_t c0, size_t channels, size_t npix, const uint8_t* co
   }
 }
 
+// Whether the scales of channels [c0, c0 + n) (n a multiple of 16) all have |s| < 1 (false for
+// NaN) and the output is bytes: the Small output stage.
+template <class Out>
+inline bool small_scales(const float* scale, size_t c0, size_t n) {
+  if (std::is_same<Out, float>::value) return false;
+  const __m512 one = _mm512_set1_ps(1.0f);
+  __mmask16 k = 0xFFFF;
+  for (size_t c = c0; c < c0 + n; c += 16)
+    k &= _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(scale + c)), one, _CMP_LT_OQ);
+  return k == 0xFFFF;
+}
+
+// The int16 row kernel over channels [c0, channels) (a multiple of 16); w: channel c0's block.
+template <class In, class Out, size_t S>
+void rows_int16(size_t c0, size_t channels, size_t npix, const uint8_t* const* rows,
+                const int16_t* w, const int32_t* bias, const float* scale, Out* y,
+                size_t y_stride, const Stage& st) {
+#define EDGERT_DW_BLOCK(W)                                                                     \
+  (small_scales<Out>(scale, c0, W)                                                             \
+       ? row_block<In, Out, S, W, true>(c0, channels, npix, rows, w, bias, scale, y, y_stride, \
+                                        st)                                                    \
+       : row_block<In, Out, S, W, false>(c0, channels, npix, rows, w, bias, scale, y,          \
+                                         y_stride, st))
+  for (; c0 + kC <= channels; c0 += kC, w += kC * 12) EDGERT_DW_BLOCK(kC);
+  if (c0 < channels) EDGERT_DW_BLOCK(16);  // channels is a multiple of 16
+#undef EDGERT_DW_BLOCK
+}
+
 template <class In, class Out, size_t S>
 void dw3x3_row(size_t channels, size_t npix, const uint8_t* const* rows, const int16_t* w,
                const int32_t* bias, const float* scale, void* y_out, size_t y_stride,
                const Q8Requant& rq) {
+  rows_int16<In, Out, S>(0, channels, npix, rows, w, bias, scale, static_cast<Out*>(y_out),
+                         y_stride, Stage(rq));
+}
+
+// Byte-form 3x3 rows (q8_dwconv_pack_w_3x3b8). One input column's rows 0-2 of a 64-channel
+// block become 4 vectors of (row 0, row 1, row 2, 0) byte quads by vpunpck{l,h}bw and
+// vpunpck{l,h}wd (vector j's lane (l, i): channel 16·l + 4·j + i), and one vpdpbusd per vector
+// adds a whole column of taps: 12 per output of 64 channels, against 20 vpdpwssd on int16 pairs,
+// and the quads of a column are made once for the 3 (stride 1) outputs that read it. Inputs are
+// the unsigned operand: i8 inputs are flipped to x + 128 and the accumulators start at
+// bias − 128·Σw'. The packs of the output stage put the 4 vectors' channels back in order.
+constexpr size_t kB = 64;
+
+// out[j]'s 128-bit block l = in[l]'s block j (a 4x4 transpose of 128-bit blocks).
+inline void transpose128(const __m512i in[4], __m512i out[4]) {
+  const __m512i t0 = _mm512_shuffle_i32x4(in[0], in[1], 0x44);  // in0.0 in0.1 in1.0 in1.1
+  const __m512i t1 = _mm512_shuffle_i32x4(in[0], in[1], 0xEE);  // in0.2 in0.3 in1.2 in1.3
+  const __m512i t2 = _mm512_shuffle_i32x4(in[2], in[3], 0x44);
+  const __m512i t3 = _mm512_shuffle_i32x4(in[2], in[3], 0xEE);
+  out[0] = _mm512_shuffle_i32x4(t0, t2, 0x88);
+  out[1] = _mm512_shuffle_i32x4(t0, t2, 0xDD);
+  out[2] = _mm512_shuffle_i32x4(t1, t3, 0x88);
+  out[3] = _mm512_shuffle_i32x4(t1, t3, 0xDD);
+}
+
+struct Quads {
+  __m512i v[4];
+};
+
+// Column quads of 64 channels at p0, p1, p2 (rows 0-2).
+template <class In>
+inline Quads quads(const uint8_t* p0, const uint8_t* p1, const uint8_t* p2) {
+  __m512i a0 = _mm512_loadu_si512(p0), a1 = _mm512_loadu_si512(p1), a2 = _mm512_loadu_si512(p2);
+  if constexpr (!std::is_same<In, uint8_t>::value) {
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    a0 = _mm512_xor_si512(a0, flip), a1 = _mm512_xor_si512(a1, flip);
+    a2 = _mm512_xor_si512(a2, flip);
+  }
+  const __m512i z = _mm512_setzero_si512();
+  const __m512i lo = _mm512_unpacklo_epi8(a0, a1), hi = _mm512_unpackhi_epi8(a0, a1);
+  const __m512i lo2 = _mm512_unpacklo_epi8(a2, z), hi2 = _mm512_unpackhi_epi8(a2, z);
+  return {{_mm512_unpacklo_epi16(lo, lo2), _mm512_unpackhi_epi16(lo, lo2),
+           _mm512_unpacklo_epi16(hi, hi2), _mm512_unpackhi_epi16(hi, hi2)}};
+}
+
+// acc + the column's taps at kx (weights wk: the block's 4 vectors of kx).
+inline Quads mac_col(Quads acc, const Quads& x, const int8_t* wk) {
+  for (int j = 0; j < 4; ++j)
+    acc.v[j] = _mm512_dpbusd_epi32(acc.v[j], x.v[j], _mm512_loadu_si512(wk + 64 * j));
+  return acc;
+}
+
+// 64 outputs (sums with bias, quad order) to bytes in channel order.
+template <class Out, bool Small>
+inline __m512i bytes64(const Quads& acc, const __m512 s[4], const Stage& st) {
+  constexpr bool u8 = std::is_same<Out, uint8_t>::value;
+  __m512i v[4];
+  for (int j = 0; j < 4; ++j)
+    v[j] = Small ? _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc.v[j]), s[j]))
+                 : quant(acc.v[j], s[j], st);
+  // packs interleave per 128-bit block: (v0, v1) -> channels 16l + 0-7, (v2, v3) -> 8-15.
+  __m512i h01 = _mm512_packs_epi32(v[0], v[1]), h23 = _mm512_packs_epi32(v[2], v[3]);
+  if constexpr (Small) {
+    h01 = _mm512_adds_epi16(h01, st.zp), h23 = _mm512_adds_epi16(h23, st.zp);
+  } else {
+    h01 = _mm512_add_epi16(h01, st.zp), h23 = _mm512_add_epi16(h23, st.zp);
+  }
+  const __m512i q = u8 ? _mm512_packus_epi16(h01, h23) : _mm512_packs_epi16(h01, h23);
+  if constexpr (!Small) return q;
+  const __m512i qmin = _mm512_broadcast_i64x4(st.qmin), qmax = _mm512_broadcast_i64x4(st.qmax);
+  return u8 ? _mm512_min_epu8(_mm512_max_epu8(q, qmin), qmax)
+            : _mm512_min_epi8(_mm512_max_epi8(q, qmin), qmax);
+}
+
+template <class In, class Out, size_t S, bool Small>
+inline void row_block_b8(size_t c0, size_t channels, size_t npix, const uint8_t* const* rows,
+                         const int8_t* wb, const int32_t* bias, const float* scale, Out* y,
+                         size_t y_stride, const Stage& st) {
+  const uint8_t* r0 = rows[0] + c0;
+  const uint8_t* r1 = rows[1] + c0;
+  const uint8_t* r2 = rows[2] + c0;
+  const int8_t *w0 = wb, *w1 = wb + 256, *w2 = wb + 512;
+  Quads b0;
+  __m512 s[4];
+  {
+    __m512i in[4], t[4];
+    for (int l = 0; l < 4; ++l) in[l] = _mm512_loadu_si512(bias + c0 + 16 * l);
+    transpose128(in, b0.v);
+    for (int l = 0; l < 4; ++l) in[l] = _mm512_castps_si512(_mm512_loadu_ps(scale + c0 + 16 * l));
+    transpose128(in, t);
+    for (int j = 0; j < 4; ++j) s[j] = _mm512_castsi512_ps(t[j]);
+  }
+  if constexpr (!std::is_same<In, uint8_t>::value) {  // − 128·Σw' for the flipped inputs
+    const __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
+    Quads c{{_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+             _mm512_setzero_si512()}};
+    const Quads x{{k80, k80, k80, k80}};
+    c = mac_col(mac_col(mac_col(c, x, w0), x, w1), x, w2);
+    for (int j = 0; j < 4; ++j) b0.v[j] = _mm512_sub_epi32(b0.v[j], c.v[j]);
+  }
+  auto col = [&](size_t i) {
+    return quads<In>(r0 + i * channels, r1 + i * channels, r2 + i * channels);
+  };
+  auto flush = [&](const Quads& acc, Out* yp) {
+    _mm512_storeu_si512(yp, bytes64<Out, Small>(acc, s, st));
+  };
+  Out* yp = y + c0;
+  if constexpr (S == 1) {
+    // P: the next output's sums so far (columns p, p + 1), Q: the one after it (column p + 1).
+    Quads P = mac_col(b0, col(0), w0), Q;
+    {
+      const Quads x = col(1);
+      P = mac_col(P, x, w1);
+      Q = mac_col(b0, x, w0);
+    }
+    for (size_t p = 0; p + 1 < npix; ++p, yp += y_stride) {
+      const Quads x = col(p + 2);
+      flush(mac_col(P, x, w2), yp);
+      P = mac_col(Q, x, w1);
+      Q = mac_col(b0, x, w0);
+    }
+    flush(mac_col(P, col(npix + 1), w2), yp);
+  } else {
+    Quads P = mac_col(b0, col(0), w0);
+    for (size_t p = 0; p < npix; ++p, yp += y_stride) {
+      const Quads x = col(2 * p + 2);
+      flush(mac_col(mac_col(P, col(2 * p + 1), w1), x, w2), yp);
+      P = mac_col(b0, x, w0);
+    }
+  }
+}
+
+template <class In, class Out, size_t S>
+void dw3x3_row_b8(size_t channels, size_t npix, const uint8_t* const* rows, const int16_t* w,
+                  const int32_t* bias, const float* scale, void* y_out, size_t y_stride,
+                  const Q8Requant& rq) {
   Out* y = static_cast<Out*>(y_out);
   const Stage st(rq);
-  // Whether the scales of channels [c0, c0 + n) all have |s| < 1 (false for NaN).
-  auto small = [&](size_t c0, size_t n) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __mmask16 k = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(scale + c0)), one, _CMP_LT_OQ);
-    if (n > 16)
-      k &= _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(scale + c0 + 16)), one, _CMP_LT_OQ);
-    return k == 0xFFFF && !std::is_same<Out, float>::value;
-  };
-#define EDGERT_DW_BLOCK(W)                                                                    \
-  (small(c0, W) ? row_block<In, Out, S, W, true>(c0, channels, npix, rows, w, bias, scale, y,  \
-                                                  y_stride, st)                               \
-                : row_block<In, Out, S, W, false>(c0, channels, npix, rows, w, bias, scale, y, \
-                                                   y_stride, st))
-  size_t c0 = 0;
-  for (; c0 + kC <= channels; c0 += kC) EDGERT_DW_BLOCK(kC);
-  if (c0 < channels) EDGERT_DW_BLOCK(16);  // channels is a multiple of 16
-#undef EDGERT_DW_BLOCK
+  const int8_t* wb = reinterpret_cast<const int8_t*>(w);
+  const size_t c64 = channels / kB * kB;
+  for (size_t c0 = 0; c0 < c64; c0 += kB, wb += 12 * kB) {
+    if (small_scales<Out>(scale, c0, kB))
+      row_block_b8<In, Out, S, true>(c0, channels, npix, rows, wb, bias, scale, y, y_stride, st);
+    else
+      row_block_b8<In, Out, S, false>(c0, channels, npix, rows, wb, bias, scale, y, y_stride, st);
+  }
+  if (c64 < channels)
+    rows_int16<In, Out, S>(c64, channels, npix, rows, reinterpret_cast<const int16_t*>(wb), bias,
+                           scale, y, y_stride, st);
 }
 
 }  // namespace
 
 #define EDGERT_DW_ROW(S, In) \
   {dw3x3_row<In, uint8_t, S>, dw3x3_row<In, int8_t, S>, dw3x3_row<In, float, S>}
+#define EDGERT_DW_ROW_B8(S, In) {dw3x3_row_b8<In, uint8_t, S>, dw3x3_row_b8<In, int8_t, S>}
 const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni = {
     "q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni",
     {{dwconv<uint8_t, uint8_t>, dwconv<uint8_t, int8_t>, dwconv<uint8_t, float>},
@@ -358,7 +516,11 @@ const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni = {
     q8_dwconv_pack_w_c32x2,
     {{EDGERT_DW_ROW(1, uint8_t), EDGERT_DW_ROW(1, int8_t)},
      {EDGERT_DW_ROW(2, uint8_t), EDGERT_DW_ROW(2, int8_t)}},
-    q8_dwconv_pack_w_3x3c32};
+    q8_dwconv_pack_w_3x3c32,
+    {{EDGERT_DW_ROW_B8(1, uint8_t), EDGERT_DW_ROW_B8(1, int8_t)},
+     {EDGERT_DW_ROW_B8(2, uint8_t), EDGERT_DW_ROW_B8(2, int8_t)}},
+    q8_dwconv_pack_w_3x3b8};
 #undef EDGERT_DW_ROW
+#undef EDGERT_DW_ROW_B8
 
 }  // namespace edgert

@@ -19,6 +19,10 @@ using Q8DwConvFn = void (*)(size_t channels, size_t taps, const void* const* in,
                             const int16_t* w, const int32_t* bias, const float* scale, void* y,
                             const Q8Requant& rq);
 
+// Whether every w' = W − w_zp of W [channels][taps] lies in int8 (the byte-form kernels').
+bool q8_dwconv_fits_i8(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                       const int32_t* w_zp);
+
 // Writes int16 [taps][channels] from W [channels][taps] (u8 if w_is_u8 else i8).
 void q8_dwconv_pack_w(size_t channels, size_t taps, const void* w, bool w_is_u8,
                       const int32_t* w_zp, int16_t* out);
@@ -47,6 +51,12 @@ struct Q8DwConvUKernel {
   // Optional row kernels (nullptr: the engine calls fn per pixel): [stride 1, 2][in][out].
   Q8DwConvRowFn row3x3[2][2][3] = {};
   Q8DwConvPackFn pack3x3 = nullptr;  // writes q8_dwconv_packed_size_3x3(channels) int16
+  // Optional byte-form row kernels (u8/i8 out; nullptr: none), for weights whose w' all fit in
+  // int8: packed by pack3x3b8 (which returns false, its output unspecified, when one does not),
+  // the same size as pack3x3's. [stride 1, 2][in u8, i8][out u8, i8].
+  Q8DwConvRowFn row3x3b8[2][2][2] = {};
+  bool (*pack3x3b8)(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                    const int32_t* w_zp, int16_t* out) = nullptr;
 };
 inline size_t q8_dwconv_packed_size_3x3(size_t channels) { return 12 * ((channels + 15) / 16 * 16); }
 
@@ -66,7 +76,16 @@ void q8_dwconv_pack_w_c16x2(size_t channels, size_t taps, const void* w, bool w_
 // 0-7, 16-23, 8-15, 24-31 (the order vpunpck{l,h}bw + vpmovzxbw leave them in); a last block of
 // 16 in order. 3x3 rows: per block, same channel order, pair vectors (W[c][0][kx], W[c][1][kx])
 // for kx 0-2, then (W[c][2][0], W[c][2][1]), (0, W[c][2][2]) and (W[c][2][2], 0).
+// Byte-form 3x3 rows (row3x3b8): vpdpbusd on (row 0, row 1, row 2, 0) byte quads of one input
+// column, 64 channels a vector step. Packing (pack3x3b8 = q8_dwconv_pack_w_3x3b8): with cp =
+// round_up(channels, 16) and c64 = cp rounded down to 64, per 64-channel block [kx 0-2][vector
+// j 0-3][64 bytes], vector j's int32 lane (l, i) the quad (w'[c][0][kx], w'[c][1][kx],
+// w'[c][2][kx], 0) of channel c = 16·l + 4·j + i of the block; then at byte 12·c64 the
+// channels from c64 on packed by q8_dwconv_pack_w_3x3c32 (the int16 row kernel runs them);
+// zeros after.
 extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni;
+bool q8_dwconv_pack_w_3x3b8(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                            const int32_t* w_zp, int16_t* out);
 void q8_dwconv_pack_w_c32x2(size_t channels, size_t taps, const void* w, bool w_is_u8,
                             const int32_t* w_zp, int16_t* out);
 void q8_dwconv_pack_w_3x3c32(size_t channels, size_t taps, const void* w, bool w_is_u8,

@@ -86,6 +86,39 @@ void q8_dwconv_pack_w_3x3c32(size_t channels, size_t taps, const void* w, bool w
   }
 }
 
+bool q8_dwconv_fits_i8(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                       const int32_t* w_zp) {
+  bool fits = true;
+  for (size_t c = 0; c < channels; ++c)
+    for (size_t t = 0; t < taps; ++t) {
+      const int16_t v = w_prime(w, w_is_u8, c * taps + t, w_zp[c]);
+      fits &= v >= -128 && v <= 127;
+    }
+  return fits;
+}
+
+bool q8_dwconv_pack_w_3x3b8(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                            const int32_t* w_zp, int16_t* out) {
+  if (taps != 9 || !q8_dwconv_fits_i8(channels, taps, w, w_is_u8, w_zp)) return false;
+  const size_t cp = (channels + 15) / 16 * 16, c64 = cp / 64 * 64;
+  std::fill(out, out + q8_dwconv_packed_size_3x3(channels), int16_t{0});
+  int8_t* const o = reinterpret_cast<int8_t*>(out);
+  for (size_t c = 0; c < std::min(channels, c64); ++c) {
+    const size_t k = c % 64, lane = k / 16, j = k % 16 / 4, i = k % 4;
+    for (size_t kx = 0; kx < 3; ++kx) {
+      int8_t* q = o + c / 64 * 768 + (kx * 4 + j) * 64 + (lane * 4 + i) * 4;
+      for (size_t ky = 0; ky < 3; ++ky)
+        q[ky] = static_cast<int8_t>(w_prime(w, w_is_u8, c * 9 + ky * 3 + kx, w_zp[c]));
+    }
+  }
+  if (channels > c64) {
+    const size_t esize = 1;  // u8 or i8 weights
+    q8_dwconv_pack_w_3x3c32(channels - c64, 9, static_cast<const uint8_t*>(w) + c64 * 9 * esize,
+                            w_is_u8, w_zp + c64, reinterpret_cast<int16_t*>(o + 12 * c64));
+  }
+  return true;
+}
+
 namespace {
 
 constexpr size_t kBlock = 16;  // channels per block: 4 SSE registers of accumulators
