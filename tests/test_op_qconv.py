@@ -611,6 +611,41 @@ def test_qconv_pair_with_moved_weights(name, combo):
     _check_packed_everywhere(cs, form)
 
 
+ROW_ZP_CONFIGS = {
+    "1x1_flat": dict(h=9, w=8, c=40, m=36, k=(1, 1)),              # direct rows
+    "1x1_k7_s2": dict(h=9, w=9, c=7, m=20, k=(1, 1), s=(2, 2)),     # rows by pointer, k < 16
+    "3x3_pad1": dict(h=8, w=7, c=24, m=48, k=(3, 3), pads=(1, 1, 1, 1)),  # im2col rows
+    "stem_3x3_s2_c3": dict(h=15, w=13, c=3, m=32, k=(3, 3), s=(2, 2), pads=(0, 0, 1, 1)),
+    "amx_3x3_c64": dict(h=12, w=11, c=64, m=80, k=(3, 3), pads=(1, 1, 1, 1)),
+    "amx_1x1_k100": dict(h=20, w=17, c=100, m=40, k=(1, 1)),
+    "group3_1x1": dict(h=6, w=6, c=24, m=30, k=(1, 1), group=3),
+}
+
+
+@pytest.mark.parametrize("wzp", ["tensor", "channel"])
+@pytest.mark.parametrize("combo", ["u8u8", "i8u8", "u8i8"])
+@pytest.mark.parametrize("name", list(ROW_ZP_CONFIGS))
+def test_qconv_weight_zero_point_per_row(name, combo, wzp):
+    """Weights no byte form takes as they are (uint8 weights with a zero point far from 128, as
+    onnxruntime quantizes them; int8 ones with a zero point) run the byte kernels on W − z0 with
+    the rest of the zero point applied per row (x8_form 3 under avx512vnni/amx): exact, from the
+    packed form too, and after unpacking on another ISA."""
+    from edgert import _core
+    xt, wt = COMBOS[combo]
+    seed = zlib.crc32(f"rowzp-{name}-{combo}-{wzp}".encode())
+    lo, hi = (20, 90) if wt == U8 else (-60, 60)  # w − w_zp reaches beyond int8
+    w_zp = None if wzp == "channel" else int(np.random.default_rng(seed).integers(lo, hi))
+    cs = make_case(seed, xt=xt, wt=wt, yt=xt, w_zp=w_zp, distinct_wzp=wzp == "channel",
+                   **ROW_ZP_CONFIGS[name])
+    if ort_applies(cs):
+        np.testing.assert_array_equal(ort_qlinearconv(cs), cs["expect"])
+
+    def form(add):
+        if _core.isa() in ("avx512vnni", "amx"):
+            assert add["x8_form"] == 3
+    _check_packed_everywhere(cs, form)
+
+
 def _check_packed_everywhere(cs, check_form):
     """cs's qconv at 1 and 2 threads, check_form on its packed attributes, then from them here
     and under every other ISA: each output equal to cs["expect"]."""

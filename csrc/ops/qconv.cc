@@ -60,7 +60,7 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
     p.bias = b.as<int32_t>(), p.bias_len = b.numel();
     p.scale = s.as<float>(), p.scale_len = s.numel();
     const int64_t form = spec.attrs.i("x8_form"), nr = spec.attrs.i("x8_nr");
-    EDGERT_EXPECT(spec, form >= 0 && form <= 2, "x8_form " + std::to_string(form) + " is not 0, 1 or 2");
+    EDGERT_EXPECT(spec, form >= 0 && form <= 3, "x8_form " + std::to_string(form) + " is not 0, 1, 2 or 3");
     EDGERT_EXPECT(spec, nr >= 1 && nr <= 64, "x8_nr " + std::to_string(nr) + " outside [1, 64]");
     p.form = int(form), p.nr = size_t(nr);
     p.layout = spec.attrs.s("x8_layout");

@@ -20,7 +20,8 @@ namespace edgert {
 struct Q8Prepacked {
   const int8_t* w = nullptr;  // q8_gemm_x8_packed_size(M/group, K, nr) bytes per group
   int64_t w_len = 0;
-  int form = 0;  // Q8GemmForm pair_u8 or sign_s8, or 2: pair_u8 that needs exact_pairs kernels
+  int form = 0;  // Q8GemmForm pair_u8 or sign_s8, or 2: pair_u8 that needs exact_pairs kernels,
+                 // or 3: 2 on W − z0 with the rest of w_zp per row (qconv_engine.cc, kRowZp)
   size_t nr = 0;
   const int32_t* bias = nullptr;  // corrected for the form and input type, padded per group
   const float* scale = nullptr;   // padded per group like bias

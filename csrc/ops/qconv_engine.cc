@@ -12,6 +12,9 @@
 #include <string>
 #include <memory>
 #include <vector>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "kernels/q8-dwconv/q8-dwconv.h"
 #include "kernels/q8-gemm-x8/q8-gemm-x8.h"
@@ -101,6 +104,49 @@ size_t grain_for(size_t item_macs) {
 }
 
 constexpr int64_t kWidePairs = 2;  // x8_form of wide_pairs_ layers
+// x8_form of row_zp layers (delta_): the packing holds v = W − z0 (z0 = 128 for u8 weights, 0
+// for i8), the rest of each channel's zero point, delta = w_zp − z0, is applied per row.
+constexpr int64_t kRowZp = 3;
+
+inline int32_t row_zp_base(DType w_type) { return w_type == DType::u8 ? 128 : 0; }
+
+// Σ of a row's k input bytes, as u8 or i8 values (psadbw where SSE2 is baseline).
+int32_t row_sum(const uint8_t* p, size_t k, bool u8) {
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128(), flip = _mm_set1_epi8(u8 ? 0 : char(0x80));
+  __m128i acc = zero;
+  size_t j = 0;
+  for (; j + 16 <= k; j += 16)
+    acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_xor_si128(_mm_loadu_si128((const __m128i*)(p + j)),
+                                                        flip), zero));
+  if (j < k) {  // the last k − j bytes: the row's last 16 (masked), or a copy of a short row
+    const size_t rem = k - j;
+    __m128i v;
+    if (k >= 16) {
+      alignas(16) static const uint8_t kKeep[32] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                    0, 255, 255, 255, 255, 255, 255, 255, 255,
+                                                    255, 255, 255, 255, 255, 255, 255, 255};
+      v = _mm_and_si128(_mm_xor_si128(_mm_loadu_si128((const __m128i*)(p + k - 16)), flip),
+                        _mm_loadu_si128((const __m128i*)(kKeep + rem)));
+    } else {
+      alignas(16) uint8_t t[16] = {};
+      std::memcpy(t, p, k);
+      const __m128i keep = _mm_cmplt_epi8(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                                        13, 14, 15),
+                                          _mm_set1_epi8(static_cast<char>(k)));
+      v = _mm_and_si128(_mm_xor_si128(_mm_load_si128((const __m128i*)t), flip), keep);
+    }
+    acc = _mm_add_epi64(acc, _mm_sad_epu8(v, zero));
+  }
+  const uint32_t s = uint32_t(_mm_cvtsi128_si32(acc)) +
+                     uint32_t(_mm_cvtsi128_si32(_mm_unpackhi_epi64(acc, acc)));
+  return int32_t(s - (u8 ? 0 : uint32_t(128 * k)));
+#else
+  uint32_t s = 0;
+  for (size_t j = 0; j < k; ++j) s += u8 ? uint32_t(p[j]) : uint32_t(int32_t(int8_t(p[j])));
+  return int32_t(s);
+#endif
+}
 constexpr size_t kMaxIndirectMr = 64;  // the largest mr of a kernel with an indirect form
 
 int out_index(DType t) { return t == DType::u8 ? 0 : t == DType::i8 ? 1 : 2; }
@@ -280,7 +326,7 @@ class Q8ConvOp : public Op {
     pa.add = {{"x8_weight", arr(DType::i8, group_packed_ * d_.group, w8_)},
               {"x8_bias", arr(DType::i32, bias_.size(), bias_.data())},
               {"x8_scale", arr(DType::f32, scale_.size(), scale_.data())},
-              {"x8_form", num(wide_pairs_ ? kWidePairs : sign_ ? 1 : 0)},
+              {"x8_form", num(!delta_.empty() ? kRowZp : wide_pairs_ ? kWidePairs : sign_ ? 1 : 0)},
               {"x8_nr", num(int64_t(xk_->nr))},
               {"x8_layout", str(x8_layout(xk_->nr))},
               {"weight_shape", shape},
@@ -316,7 +362,7 @@ class Q8ConvOp : public Op {
       const Q8GemmX8UKernel* xk = q8_gemm_x8_ukernel_for(pixels_, ng_, k_);
       // A permuted packing needs a kernel that reorders rows and sums pairs in int16 (an
       // exact_pairs kernel repacks: it runs every layer in the model's K order).
-      if (xk && xk->nr == d.pre.nr && (d.pre.form != kWidePairs || xk->exact_pairs) &&
+      if (xk && xk->nr == d.pre.nr && (d.pre.form < kWidePairs || xk->exact_pairs) &&
           (!d.pre.perm || (xk->permute_rows && !xk->exact_pairs)) &&
           (!d.pre.gperm || (xk->gpermute_rows && !xk->exact_pairs)))
         return adopt_x8(spec, xk);
@@ -392,10 +438,14 @@ class Q8ConvOp : public Op {
                                                  sums.data() + gi * ng_));
     }
     if (form == Q8GemmForm::int16) {
-      packed8_.reset();
-      return (xk_ = nullptr), false;
-    }
-    if (form == Q8GemmForm::sign_s8 && xk_->exact_pairs) {
+      if (!xk_->exact_pairs) {
+        packed8_.reset();
+        return (xk_ = nullptr), false;
+      }
+      init_row_zp(scan_pack, sums);
+      form = Q8GemmForm::pair_u8;
+      wide_pairs_ = true;
+    } else if (form == Q8GemmForm::sign_s8 && xk_->exact_pairs) {
       form = Q8GemmForm::pair_u8;
       wide_pairs_ = true;
     } else if (form == Q8GemmForm::sign_s8 && xk_->permute_rows &&
@@ -424,6 +474,38 @@ class Q8ConvOp : public Op {
       std::copy(d.scale + gi * ng_, d.scale + (gi + 1) * ng_, scale_.begin() + gi * ngp_);
     }
     return finish_x8(mr, nr);
+  }
+
+  // Weights no byte form takes as they are (u8 weights with a zero point other than 128, a w' of
+  // −128 or beyond), on a kernel whose byte products are exact for every int8 weight: packed as
+  // v = W − z0 (z0 = 128 for u8 weights, 0 for i8; every v an int8), and since Σ x·(W − w_zp) =
+  // Σ x·v − delta·Σ x with delta = w_zp − z0, each row's bias gets −delta·Σ x (run_x8 sums the
+  // rows it multiplies). onnxruntime's uint8 weights come this way. delta_ stays empty when every
+  // delta is 0 (a w' of −128 only).
+  template <class ScanPack>
+  void init_row_zp(ScanPack scan_pack, std::vector<int32_t>& sums) {
+    const Q8ConvDesc& d = d_;
+    const int32_t z0 = row_zp_base(d.w_type);
+    const std::vector<int32_t> zp0(d.m, z0);
+    for (size_t gi = 0; gi < d.group; ++gi)  // (the form it reports: int16 for a v of −128)
+      scan_pack(ng_, k_, static_cast<const uint8_t*>(d.w) + gi * ng_ * k_,
+                d.w_type == DType::u8, k_, zp0.data() + gi * ng_, xk_->nr,
+                packed8_.get() + gi * group_packed_, sums.data() + gi * ng_);
+    set_row_zp();
+  }
+
+  void set_row_zp() {
+    const int32_t z0 = row_zp_base(d_.w_type);
+    delta_.assign(d_.w_zp, d_.w_zp + d_.m);
+    bool any = false;
+    for (int32_t& v : delta_) any |= (v -= z0) != 0;
+    if (!any) delta_.clear();
+    // One delta for every channel (per-tensor weights): the kernel's per-row offsets, if it has
+    // them; else run_x8 builds per-row biases.
+    const bool uniform = std::all_of(delta_.begin(), delta_.end(),
+                                     [&](int32_t v) { return v == delta_[0]; });
+    off_fn_ = !delta_.empty() && uniform
+        ? xk_->row_off[d_.x_type == DType::u8 ? 0 : 1][out_index(d_.y_type)] : nullptr;
   }
 
   // pair_u8 with corrections. Most full-range layers fail the pair_u8 test on a few columns only
@@ -538,7 +620,8 @@ class Q8ConvOp : public Op {
     const Q8Prepacked& p = d.pre;
     xk_ = xk;
     sign_ = p.form == int(Q8GemmForm::sign_s8);
-    wide_pairs_ = p.form == kWidePairs;
+    wide_pairs_ = p.form == kWidePairs || p.form == kRowZp;
+    if (p.form == kRowZp) set_row_zp();
     x8_fn_ = xk_->fn[sign_ ? 1 : 0][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
     srow_ = q8_gemm_x8_sign_row_bytes(k_);
     ngp_ = (ng_ + p.nr - 1) / p.nr * p.nr;
@@ -627,7 +710,7 @@ class Q8ConvOp : public Op {
       for (size_t i = 0; i < ng_; ++i) {
         const size_t col = gi * ng_ + i, j = i % nr;
         const int8_t* blk = p.w + gi * gp + (i - j) * kq * 4;
-        const int zp = d_.w_zp[col];
+        const int zp = d_.pre.form == kRowZp ? row_zp_base(d_.w_type) : d_.w_zp[col];
         for (size_t kk = 0; kk < k_; ++kk) {
           const int v = blk[((kk / 4) * nr + j) * 4 + kk % 4] + zp;
           if (v < lo || v > hi)
@@ -689,7 +772,7 @@ class Q8ConvOp : public Op {
     pad_h_ = std::max(pad_h_, g.pt + g.h), pad_w_ = std::max(pad_w_, g.pl + g.w);
     taps_ = g.kh * g.kw;
     ind_fn_ = nullptr;
-    const bool table = !direct_ && corr_.empty() && perm_.empty() && gperm_.empty() &&
+    const bool table = !direct_ && corr_.empty() && delta_.empty() && perm_.empty() && gperm_.empty() &&
                        !prep_sign_ && mr <= kMaxIndirectMr && xk_->indirect[sign_ ? 1 : 0][0][0];
     if (table && cg_ % 4 == 0 && cg_ >= 16) {
       ind_fn_ = xk_->indirect[sign_ ? 1 : 0][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
@@ -846,6 +929,10 @@ class Q8ConvOp : public Op {
     const uint8_t pad = static_cast<uint8_t>(d_.x_zp);
     const uint8_t zero_s = d_.x_type == DType::u8 ? 0x80 : 0;
     const size_t item_macs = tr * std::min(ng_, part_cols) * k_;
+    // row_zp: rows per kernel call, so that their per-row biases stay near 16 KiB.
+    const size_t zp_cols = std::min(col_block_, (std::min(ng_, part_cols) + nr - 1) / nr * nr);
+    const size_t zp_rows =
+        std::clamp<size_t>((16 << 10) / (zp_cols * sizeof(int32_t)) / mr * mr, mr, tile_rows_);
     // im2col rows own whole quads (lda_ >= round_up(k, 16)) and the packed weights past k are
     // zero: the kernel reads the last quad whole instead of through its partial-quad path.
     // Reordered rows (perm_) are whole 16-byte groups too.
@@ -887,7 +974,9 @@ class Q8ConvOp : public Op {
                                     : direct_ && !(perm_.empty() && gperm_.empty()) ? tile_rows_ * prow : 0);
       const size_t stage_off = L.add(staged ? tile_rows_ * d_.group * cq : 0);
       const size_t rowp_off = L.add(tile_rows_ * sizeof(void*));
-      const size_t rb_off = L.add(corr_.empty() ? 0 : tile_rows_ * nr * sizeof(int32_t));
+      const size_t rb_off = L.add(!delta_.empty() ? (off_fn_ ? 0 : zp_rows * zp_cols * sizeof(int32_t))
+                                  : corr_.empty() ? 0 : tile_rows_ * nr * sizeof(int32_t));
+      const size_t rs_off = L.add(delta_.empty() ? 0 : tile_rows_ * sizeof(int32_t));
       uint8_t* const scratch = thread_scratch(L.total());
       uint8_t* const a = scratch + a_off;
       const void** const ind = reinterpret_cast<const void**>(scratch + ind_off);
@@ -895,6 +984,7 @@ class Q8ConvOp : public Op {
       uint8_t* const stage = scratch + stage_off;
       const void** const rowp = reinterpret_cast<const void**>(scratch + rowp_off);
       int32_t* const rb = reinterpret_cast<int32_t*>(scratch + rb_off);
+      int32_t* const rs = reinterpret_cast<int32_t*>(scratch + rs_off);
       size_t prepped = SIZE_MAX;  // dense_groups_: the tile whose rows prep holds
       size_t built = SIZE_MAX;
       for (size_t i = b; i < e; ++i) {
@@ -1003,6 +1093,16 @@ class Q8ConvOp : public Op {
             for (size_t r = 0; r < rows; ++r) rowp[r] = flat + r * step;
           }
           built = tile_group;
+          if (!delta_.empty()) {  // the rows' sums, as the kernel reads them (K order aside)
+            const bool u8 = d_.x_type == DType::u8;
+            for (size_t r = 0; r < rows; ++r)
+              rs[r] = row_sum(static_cast<const uint8_t*>(rowp[r]), k_, u8);
+            if (off_fn_) {  // one delta: the rows' offsets −delta·Σx
+              const uint32_t dl = static_cast<uint32_t>(delta_[0]);
+              for (size_t r = 0; r < rows; ++r)
+                rs[r] = static_cast<int32_t>(0u - dl * static_cast<uint32_t>(rs[r]));
+            }
+          }
         }
         const size_t c_begin = part * part_cols, c_end = std::min(ng_, c_begin + part_cols);
         const int8_t* w = w8_ + gi * group_packed_;
@@ -1024,6 +1124,31 @@ class Q8ConvOp : public Op {
             }
             call(0, rows, a, b, bias_.data() + pc + (a - c0), 0);  // the kernel walks the rows
           };
+          if (off_fn_) {  // row_zp with one delta: the kernel adds each row's offset
+            off_fn_(rows, nc, k_row, rowp, w + c0 * ((k_ + 3) / 4 * 4), bias_.data() + pc, rs,
+                    scale_.data() + pc, y + (p0 * d_.m + ch) * y_size_, d_.m, d_.rq);
+            continue;
+          }
+          if (!delta_.empty()) {
+            // row_zp: per-row biases bias − delta·Σx for up to zp_rows rows at a time (in L1),
+            // over the kernel's round_up(nc, nr) columns (delta 0 on the padding columns).
+            const size_t ncp = (nc + nr - 1) / nr * nr, real = std::min(ncp, ng_ - c0);
+            const int32_t* const bcol = bias_.data() + pc;
+            const int32_t* const dcol = delta_.data() + ch;
+            for (size_t r0 = 0; r0 < rows; r0 += zp_rows) {
+              const size_t rr = std::min(zp_rows, rows - r0);
+              for (size_t r = 0; r < rr; ++r) {
+                int32_t* const row = rb + r * ncp;
+                const uint32_t sx = static_cast<uint32_t>(rs[r0 + r]);
+                for (size_t j = 0; j < real; ++j)
+                  row[j] = static_cast<int32_t>(static_cast<uint32_t>(bcol[j]) -
+                                                static_cast<uint32_t>(dcol[j]) * sx);
+                for (size_t j = real; j < ncp; ++j) row[j] = bcol[j];
+              }
+              call(r0, rr, c0, c0 + nc, rb, ncp);
+            }
+            continue;
+          }
           if (corr_.empty()) {
             gemm(c0, c0 + nc);
             continue;
@@ -1398,6 +1523,8 @@ class Q8ConvOp : public Op {
   std::vector<float> scale_;
   AlignedVector<int16_t> packed_;
   std::vector<std::vector<Corr>> corr_;  // per group, by column; empty: none
+  std::vector<int32_t> delta_;  // row_zp layers: w_zp − z0 per output channel; empty: none
+  Q8GemmX8RowOffFn off_fn_ = nullptr;  // row_zp with one delta, when the kernel has it
   std::vector<uint8_t> perm_;  // pair_u8 in another K order (q8_gemm_x8_permute_rows' mask)
   // pair_u8 in a K order across groups of 16 (q8_gemm_x8_gpermute_rows' order; x8_gperm)
   std::vector<uint8_t> gperm_;

@@ -1,7 +1,8 @@
 // q8-gemm-x8 (the byte form): every variant and form against the scalar byte kernel and against
 // the int64 sum of the original operands (so packing, form choice and bias correction are
 // checked too), on K around every quad/vector block, M and N remainders, u8/i8 inputs and
-// weights, w' at ±127 (sign_s8) and at the pair limit (pair_u8), zero points and clamps; and a
+// weights, w' at ±127 (sign_s8) and at the pair limit (pair_u8), zero points and clamps, per-row
+// biases and (variants with row_off) per-row offsets against the same sums; and a
 // variant's own scan_pack against the generic one (form, sums and packed bytes).
 #include <algorithm>
 #include <cmath>
@@ -103,8 +104,10 @@ void reference(const Case& c, const Data& d, uint8_t* out) {
 // The engine's sequence: pack for the variant's nr, correct bias for form and input type, pad
 // bias/scale to whole tiles, run rows in tiles of mr and columns in chunks of `chunk` (multiple
 // of nr).
+// row_off: the variant's per-row offset entry (row_off, pair_u8) with row_delta's first column as
+// each row's offset (the case's deltas are then one per row), instead of a bias matrix.
 void run(const Q8GemmX8UKernel& uk, Q8GemmForm form, const Case& c, const Data& d, size_t chunk,
-         bool all_rows, uint8_t* out) {
+         bool all_rows, uint8_t* out, bool row_off = false) {
   const size_t nr = uk.nr, np = (c.n + nr - 1) / nr * nr, kq4 = (c.k + 3) / 4 * 4;
   std::vector<int8_t> w(q8_gemm_x8_packed_size(c.n, c.k, nr));
   q8_gemm_pack_x8(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data(), nr, w.data());
@@ -114,7 +117,11 @@ void run(const Q8GemmX8UKernel& uk, Q8GemmForm form, const Case& c, const Data& 
                   bias.data());
   std::copy(d.scale.begin(), d.scale.end(), scale.begin());
   // Per-row biases: an [m][np] matrix, row i = the corrected bias + row_delta[i].
-  const size_t bstride = d.row_delta.empty() ? 0 : np;
+  const size_t bstride = d.row_delta.empty() || row_off ? 0 : np;
+  std::vector<int32_t> offs(c.m, 0);
+  if (row_off)
+    for (size_t i = 0; i < c.m; ++i) offs[i] = d.row_delta[i * c.n];
+  const Fenced<int32_t> fo(offs);
   if (bstride) {
     std::vector<int32_t> rows(c.m * np, 0);
     for (size_t i = 0; i < c.m; ++i)
@@ -142,17 +149,33 @@ void run(const Q8GemmX8UKernel& uk, Q8GemmForm form, const Case& c, const Data& 
   // Rows in tiles of the kernel's mr, or all in one call (the kernel walks them itself).
   const size_t es = c.out == 2 ? 4 : 1, step = all_rows ? c.m : uk.mr;
   for (size_t c0 = 0; c0 < c.n; c0 += chunk)
-    for (size_t r = 0; r < c.m; r += step)
+    for (size_t r = 0; r < c.m; r += step) {
+      if (row_off) {
+        uk.row_off[c.x_u8 ? 0 : 1][c.out](std::min(step, c.m - r), std::min(chunk, c.n - c0), c.k,
+                                          a.data() + r, fw.data() + c0 * kq4, fb.data() + c0,
+                                          fo.data() + r, fs.data() + c0,
+                                          out + (r * c.c_stride + c0) * es, c.c_stride, d.rq);
+        continue;
+      }
       fn(std::min(step, c.m - r), std::min(chunk, c.n - c0), c.k, a.data() + r,
          fw.data() + c0 * kq4, fb.data() + r * bstride + c0, bstride, fs.data() + c0,
          out + (r * c.c_stride + c0) * es, c.c_stride, d.rq);
+    }
 }
 
 void check_case(Family& fam, const Case& c, Rng& rng) {
   Data d = make_data(c, rng);
+  bool one_per_row = false;  // the deltas of a row all equal: the row_off entries run too
   if (rng.below(3) == 0) {  // per-row biases (the engine's pair_u8 corrections)
     d.row_delta.resize(c.m * c.n);
     for (auto& v : d.row_delta) v = rng.range(-(1 << 16), 1 << 16);
+    if (rng.coin()) {  // one offset a row (the engine's row_zp layers), at times a huge one
+      one_per_row = true;
+      for (size_t i = 0; i < c.m; ++i) {
+        const int32_t o = rng.below(4) ? d.row_delta[i * c.n] : rng.range(-(1 << 30), 1 << 30);
+        std::fill_n(d.row_delta.begin() + i * c.n, c.n, o);
+      }
+    }
   }
   if (rng.coin()) {  // a tame layer, as nearly all are: no huge product, no huge bias
     for (size_t n = 0; n < c.n; ++n) {
@@ -197,6 +220,15 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
                       all_rows ? ", all rows" : "",
                       d.rq.guard ? "guarded" : "unguarded", describe(c).c_str(), at,
                       got.guard_intact() ? "" : ", wrote past the output"));
+        if (form != Q8GemmForm::pair_u8 || !one_per_row || !v.table->row_off[0][0]) continue;
+        Guarded got2(bytes);
+        set_running(fmt("%s row_off (chunk %zu): %s", v.name, chunk, describe(c).c_str()));
+        run(*v.table, form, c, d, chunk, all_rows, got2.data(), true);
+        const size_t at2 = first_diff(got2.data(), want.data(), bytes);
+        fam.check(at2 == SIZE_MAX && got2.guard_intact(),
+                  fmt("%s row_off (chunk %zu%s, %s): %s, byte %zu%s", v.name, chunk,
+                      all_rows ? ", all rows" : "", d.rq.guard ? "guarded" : "unguarded",
+                      describe(c).c_str(), at2, got2.guard_intact() ? "" : ", wrote past the output"));
       }
     }
 }

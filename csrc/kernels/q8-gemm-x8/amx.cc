@@ -147,7 +147,8 @@ inline void tile_step(const uint8_t* panel, size_t k64, size_t kc, const int8_t*
 template <int Form, class Out>
 void chunk_gemm(const uint8_t* panels, size_t rows, size_t k64, size_t nc, size_t kq,
                 const int8_t* w, const int8_t* tails, const int32_t* bias, size_t bias_stride,
-                const float* scale, Out* c, size_t c_stride, const OutStage& os) {
+                const int32_t* row_off, const float* scale, Out* c, size_t c_stride,
+                const OutStage& os) {
   alignas(64) int32_t acc[MR * 32];
   const size_t kc = k64 / 64, nb = (nc + NR - 1) / NR;
   for (size_t j = 0; j < nb; j += 2) {
@@ -174,10 +175,12 @@ void chunk_gemm(const uint8_t* panels, size_t rows, size_t k64, size_t nc, size_
         const __mmask16 m = nj == NR ? __mmask16(0xFFFF) : __mmask16((1u << nj) - 1);
         const int32_t* br = bias + r0 * bias_stride + n0;
         Out* cr = c + r0 * c_stride + n0;
-        auto sum = [&](size_t r) {  // accumulator + bias − correction of row r
-          return _mm512_sub_epi32(_mm512_add_epi32(_mm512_load_si512(acc + r * 32 + jj * NR),
-                                                   _mm512_loadu_si512(br + r * bias_stride)),
-                                  corr[jj]);
+        const int32_t* ro = row_off ? row_off + r0 : nullptr;
+        auto sum = [&](size_t r) {  // accumulator + bias (+ row offset) − correction of row r
+          __m512i v = _mm512_add_epi32(_mm512_load_si512(acc + r * 32 + jj * NR),
+                                       _mm512_loadu_si512(br + r * bias_stride));
+          if (ro) v = _mm512_add_epi32(v, _mm512_set1_epi32(ro[r]));
+          return _mm512_sub_epi32(v, corr[jj]);
         };
         size_t r = 0;
         if constexpr (sizeof(Out) == 1) {
@@ -202,8 +205,8 @@ constexpr size_t kChunkBytes = 384 << 10;
 // runs fill(r0, rn, k64, panel) for each panel of up to 32 rows and chunk_gemm over them.
 template <int Form, class Out, class Fill>
 void run(size_t mr, size_t nc, size_t kq, const int8_t* w, const int32_t* bias,
-         size_t bias_stride, const float* scale, void* c_out, size_t c_stride,
-         const Q8Requant& rq, Fill fill) {
+         size_t bias_stride, const int32_t* row_off, const float* scale, void* c_out,
+         size_t c_stride, const Q8Requant& rq, Fill fill) {
   if (mr == 0 || nc == 0) return;
   const size_t k64 = (kq + 15) / 16 * 64, nb = (nc + NR - 1) / NR;
   const size_t per_chunk = MR * std::max<size_t>(1, kChunkBytes / (MR * k64));  // rows
@@ -226,21 +229,37 @@ void run(size_t mr, size_t nc, size_t kq, const int8_t* w, const int32_t* bias,
       zero_rows(panel, rn, rn > 16 ? MR : 16, k64);
     }
     chunk_gemm<Form, Out>(panels, rows, k64, nc, kq, w, tails, bias + c0 * bias_stride,
-                          bias_stride, scale, c + c0 * c_stride, c_stride, os);
+                          bias_stride, row_off ? row_off + c0 : nullptr, scale,
+                          c + c0 * c_stride, c_stride, os);
   }
   _tile_release();
+}
+
+template <int Form, class In, class Out>
+void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
+               const int32_t* bias, size_t bias_stride, const int32_t* row_off,
+               const float* scale, void* c_out, size_t c_stride, const Q8Requant& rq) {
+  const __m512i f = operand_flip<In>();
+  const uint8_t* const* rows = reinterpret_cast<const uint8_t* const*>(a);
+  run<Form, Out>(mr, nc, (k + 3) / 4, w, bias, bias_stride, row_off, scale, c_out, c_stride, rq,
+                 [&](size_t r0, size_t rn, size_t k64, uint8_t* panel) {
+                   for (size_t r = 0; r < rn; ++r) copy_run(rows[r0 + r], k, f, panel + r * k64);
+                 });
 }
 
 template <int Form, class In, class Out>
 void gemm_32x32(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                 const int32_t* bias, size_t bias_stride, const float* scale, void* c_out,
                 size_t c_stride, const Q8Requant& rq) {
-  const __m512i f = operand_flip<In>();
-  const uint8_t* const* rows = reinterpret_cast<const uint8_t* const*>(a);
-  run<Form, Out>(mr, nc, (k + 3) / 4, w, bias, bias_stride, scale, c_out, c_stride, rq,
-                 [&](size_t r0, size_t rn, size_t k64, uint8_t* panel) {
-                   for (size_t r = 0; r < rn; ++r) copy_run(rows[r0 + r], k, f, panel + r * k64);
-                 });
+  gemm_impl<Form, In, Out>(mr, nc, k, a, w, bias, bias_stride, nullptr, scale, c_out, c_stride,
+                           rq);
+}
+
+template <class In, class Out>
+void gemm_32x32_off(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
+                    const int32_t* bias, const int32_t* row_off, const float* scale,
+                    void* c_out, size_t c_stride, const Q8Requant& rq) {
+  gemm_impl<0, In, Out>(mr, nc, k, a, w, bias, 0, row_off, scale, c_out, c_stride, rq);
 }
 
 // Indirect rows (see Q8GemmX8IndirectFn): row r of group g gathered from a[(g·taps + t)·MR + r]
@@ -251,7 +270,7 @@ void igemm_32x32(size_t mr, size_t nc, size_t taps, size_t cg, const void* const
                  size_t c_stride, const Q8Requant& rq) {
   const __m512i f = operand_flip<In>();
   const uint8_t* const* ptrs = reinterpret_cast<const uint8_t* const*>(a);
-  run<Form, Out>(mr, nc, (taps * cg + 3) / 4, w, bias, 0, scale, c_out, c_stride, rq,
+  run<Form, Out>(mr, nc, (taps * cg + 3) / 4, w, bias, 0, nullptr, scale, c_out, c_stride, rq,
                  [&](size_t r0, size_t rn, size_t k64, uint8_t* panel) {
                    const uint8_t* const* g = ptrs + r0 * taps;
                    if (cg < 32) {  // short taps (kernel rows of a few channels): ymm copies
@@ -291,7 +310,11 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_32x32c4__amx = {
     {{EDGERT_X8_IROW(0, uint8_t), EDGERT_X8_IROW(0, int8_t)},
      {EDGERT_X8_IROW(1, uint8_t), EDGERT_X8_IROW(1, int8_t)}},
     nullptr, nullptr, q8_gemm_x8_gather_taps__avx2,
-    size_t{1} << 40, true};  // every column in one call: the rows are copied once
+    size_t{1} << 40, true,  // every column in one call: the rows are copied once
+    {{gemm_32x32_off<uint8_t, uint8_t>, gemm_32x32_off<uint8_t, int8_t>,
+      gemm_32x32_off<uint8_t, float>},
+     {gemm_32x32_off<int8_t, uint8_t>, gemm_32x32_off<int8_t, int8_t>,
+      gemm_32x32_off<int8_t, float>}}};
 #undef EDGERT_X8_ROW
 #undef EDGERT_X8_IROW
 

@@ -93,14 +93,21 @@ inline void loop8(size_t kq, const int8_t* w, const uint8_t* const* a, __m512i& 
 // u = x ^ 0x80 when Flip.
 template <int Form, bool Flip, class Out>
 inline void block8(size_t rn, const uint8_t* const* a, size_t k, const int8_t* wb,
-                   const int32_t* bias, size_t bias_stride, const float* scale, __mmask16 m,
-                   Out* c, size_t c_stride, const OutStage& os) {
+                   const int32_t* bias, size_t bias_stride, const int32_t* row_off,
+                   const float* scale, __mmask16 m, Out* c, size_t c_stride, const OutStage& os) {
   __m512i c0, c1, c2, c3, c4, c5, c6, c7;
   if (bias_stride == 0) {  // one bias row (every layer without moved weights)
     c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = _mm512_loadu_si512(bias);
   } else {
     auto b = [&](size_t r) { return _mm512_loadu_si512(bias + (r < rn ? r : 0) * bias_stride); };
     c0 = b(0), c1 = b(1), c2 = b(2), c3 = b(3), c4 = b(4), c5 = b(5), c6 = b(6), c7 = b(7);
+  }
+  if (row_off) {
+    auto o = [&](__m512i v, size_t r) {
+      return _mm512_add_epi32(v, _mm512_set1_epi32(row_off[r < rn ? r : 0]));
+    };
+    c0 = o(c0, 0), c1 = o(c1, 1), c2 = o(c2, 2), c3 = o(c3, 3);
+    c4 = o(c4, 4), c5 = o(c5, 5), c6 = o(c6, 6), c7 = o(c7, 7);
   }
   const size_t kfull = k / 4, rem = k % 4;
   if (kfull) loop8<Flip>(kfull, wb, a, c0, c1, c2, c3, c4, c5, c6, c7);
@@ -143,12 +150,13 @@ inline void block8(size_t rn, const uint8_t* const* a, size_t k, const int8_t* w
 // not its throughput, would bound a single chain per row). Forms as in block8.
 template <int Form, bool Flip, size_t R, size_t U, class Out>
 inline void block(const uint8_t* const* rows, size_t k, const int8_t* wb, const int32_t* bias,
-                  size_t bias_stride, const float* scale, __mmask16 m, Out* c, size_t c_stride,
-                  const OutStage& os) {
+                  size_t bias_stride, const int32_t* row_off, const float* scale, __mmask16 m,
+                  Out* c, size_t c_stride, const OutStage& os) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512i acc[R][U];
   for (size_t r = 0; r < R; ++r) {
     acc[r][0] = _mm512_loadu_si512(bias + r * bias_stride);
+    if (row_off) acc[r][0] = _mm512_add_epi32(acc[r][0], _mm512_set1_epi32(row_off[r]));
     for (size_t u = 1; u < U; ++u) acc[r][u] = _mm512_setzero_si512();
   }
   const size_t kfull = k / 4, rem = k % 4;
@@ -195,8 +203,8 @@ inline void block(const uint8_t* const* rows, size_t k, const int8_t* wb, const 
 
 template <int Form, bool Flip, size_t R, class Out>
 void gemm_rows(size_t rn, size_t nc, size_t k, const uint8_t* const* rows, const int8_t* w,
-               const int32_t* bias, size_t bias_stride, const float* scale, Out* c,
-               size_t c_stride, const OutStage& os) {
+               const int32_t* bias, size_t bias_stride, const int32_t* row_off,
+               const float* scale, Out* c, size_t c_stride, const OutStage& os) {
   constexpr size_t U = R >= 4 ? 1 : R >= 2 ? 2 : 4;
   const size_t kq = (k + 3) / 4;
   const uint8_t* a[MR];  // block8's rows: missing ones repeat row 0 (computed, not stored)
@@ -207,11 +215,40 @@ void gemm_rows(size_t rn, size_t nc, size_t k, const uint8_t* const* rows, const
     const __mmask16 m = nj == NR ? __mmask16(0xFFFF) : __mmask16((1u << nj) - 1);
     const int8_t* wb = w + n0 / NR * kq * 4 * NR;
     if constexpr (R > 4) {
-      block8<Form, Flip, Out>(rn, a, k, wb, bias + n0, bias_stride, scale + n0, m, c + n0,
-                              c_stride, os);
+      block8<Form, Flip, Out>(rn, a, k, wb, bias + n0, bias_stride, row_off, scale + n0, m,
+                              c + n0, c_stride, os);
     } else {
-      block<Form, Flip, R, U, Out>(rows, k, wb, bias + n0, bias_stride, scale + n0, m, c + n0,
-                                   c_stride, os);
+      block<Form, Flip, R, U, Out>(rows, k, wb, bias + n0, bias_stride, row_off, scale + n0, m,
+                                   c + n0, c_stride, os);
+    }
+  }
+}
+
+// Both entry points: row_off nullptr, or each row's offset to its accumulators.
+template <int Form, class In, class Out>
+void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
+               const int32_t* bias, size_t bias_stride, const int32_t* row_off,
+               const float* scale, void* c_out, size_t c_stride, const Q8Requant& rq) {
+  // The operand is u8: x for u8 input, x ^ 0x80 for i8 input (both forms).
+  constexpr bool kFlip = !std::is_same<In, uint8_t>::value;
+  const OutStage os(rq);
+  for (size_t r = 0; r < mr; r += MR) {
+    const uint8_t* const* rows = reinterpret_cast<const uint8_t* const*>(a + r);
+    const size_t rn = mr - r < MR ? mr - r : MR;
+    const int32_t* br = bias + r * bias_stride;
+    const int32_t* ro = row_off ? row_off + r : nullptr;
+    Out* c = static_cast<Out*>(c_out) + r * c_stride;
+    switch (rn) {
+#define EDGERT_ROWS(R)                                                                      \
+  case R:                                                                                   \
+    gemm_rows<Form, kFlip, R, Out>(rn, nc, k, rows, w, br, bias_stride, ro, scale, c,       \
+                                   c_stride, os);                                           \
+    break;
+      EDGERT_ROWS(1) EDGERT_ROWS(2) EDGERT_ROWS(3) EDGERT_ROWS(4)
+#undef EDGERT_ROWS
+      default:  // 5 to 8
+        gemm_rows<Form, kFlip, MR, Out>(rn, nc, k, rows, w, br, bias_stride, ro, scale, c,
+                                        c_stride, os);
     }
   }
 }
@@ -220,23 +257,15 @@ template <int Form, class In, class Out>
 void gemm_8x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                const int32_t* bias, size_t bias_stride, const float* scale, void* c_out,
                size_t c_stride, const Q8Requant& rq) {
-  // The operand is u8: x for u8 input, x ^ 0x80 for i8 input (both forms).
-  constexpr bool kFlip = !std::is_same<In, uint8_t>::value;
-  const OutStage os(rq);
-  for (size_t r = 0; r < mr; r += MR) {
-    const uint8_t* const* rows = reinterpret_cast<const uint8_t* const*>(a + r);
-    const size_t rn = mr - r < MR ? mr - r : MR;
-    const int32_t* br = bias + r * bias_stride;
-    Out* c = static_cast<Out*>(c_out) + r * c_stride;
-    switch (rn) {
-#define EDGERT_ROWS(R) \
-  case R: gemm_rows<Form, kFlip, R, Out>(rn, nc, k, rows, w, br, bias_stride, scale, c, c_stride, os); break;
-      EDGERT_ROWS(1) EDGERT_ROWS(2) EDGERT_ROWS(3) EDGERT_ROWS(4)
-#undef EDGERT_ROWS
-      default:  // 5 to 8
-        gemm_rows<Form, kFlip, MR, Out>(rn, nc, k, rows, w, br, bias_stride, scale, c, c_stride, os);
-    }
-  }
+  gemm_impl<Form, In, Out>(mr, nc, k, a, w, bias, bias_stride, nullptr, scale, c_out, c_stride,
+                           rq);
+}
+
+template <class In, class Out>
+void gemm_8x16_off(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
+                   const int32_t* bias, const int32_t* row_off, const float* scale, void* c_out,
+                   size_t c_stride, const Q8Requant& rq) {
+  gemm_impl<0, In, Out>(mr, nc, k, a, w, bias, 0, row_off, scale, c_out, c_stride, rq);
 }
 
 // Indirect rows (see Q8GemmX8IndirectFn), one group of at most 8: per 16-column block, the 8-row
@@ -297,7 +326,11 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni = {
     nullptr, q8_gemm_x8_scan_pack__avx2, true,  // the AVX2 packing: same layout
     {{EDGERT_X8_IROW(0, uint8_t), EDGERT_X8_IROW(0, int8_t)},
      {EDGERT_X8_IROW(1, uint8_t), EDGERT_X8_IROW(1, int8_t)}},
-    nullptr, nullptr, q8_gemm_x8_gather_taps__avx2};
+    nullptr, nullptr, q8_gemm_x8_gather_taps__avx2, 24 << 10, false,
+    {{gemm_8x16_off<uint8_t, uint8_t>, gemm_8x16_off<uint8_t, int8_t>,
+      gemm_8x16_off<uint8_t, float>},
+     {gemm_8x16_off<int8_t, uint8_t>, gemm_8x16_off<int8_t, int8_t>,
+      gemm_8x16_off<int8_t, float>}}};
 #undef EDGERT_X8_ROW
 #undef EDGERT_X8_IROW
 

@@ -24,8 +24,10 @@
 //    then tries pair_u8 in another K order (permute_rows) or with a few weights moved into the
 //    bias (qconv_engine.cc), and runs sign_s8 where neither works (per-channel weights, most
 //    often); reduce_range (_rr) variants pass as they are.
-//  - int16: anything else (u8 weights with a zero point, a w' of −128 or beyond): the int16
-//    q8-gemm table.
+//  - int16: anything else (u8 weights with a zero point, a w' of −128 or beyond). Kernels with
+//    exact_pairs take these too, packed as v = W − z0 (z0 = 128 for u8 weights, 0 for i8) with
+//    the rest of the zero point applied per row (the engine's row_zp layers, row_off below);
+//    other kernels leave them to the int16 q8-gemm table.
 #pragma once
 
 #include <cstddef>
@@ -56,6 +58,13 @@ using Q8GemmX8IndirectFn = void (*)(size_t mr, size_t nc, size_t taps, size_t cg
                                     const void* const* a, const int8_t* w, const int32_t* bias,
                                     const float* scale, void* c, size_t c_stride,
                                     const Q8Requant& rq);
+
+// fn's pair_u8 form with one offset a row: row r's accumulators start at bias + row_off[r] (the
+// engine's row_zp layers: a weight zero point applied as −delta·Σx per row, qconv_engine.cc).
+using Q8GemmX8RowOffFn = void (*)(size_t mr, size_t nc, size_t k, const void* const* a,
+                                  const int8_t* w, const int32_t* bias, const int32_t* row_off,
+                                  const float* scale, void* c, size_t c_stride,
+                                  const Q8Requant& rq);
 
 struct Q8GemmX8UKernel {
   const char* name;
@@ -92,6 +101,8 @@ struct Q8GemmX8UKernel {
   // then splits a layer's columns over work items only as far as the threads need (every part
   // would copy the same rows again).
   bool copies_rows = false;
+  // Optional (exact_pairs kernels): fn[0] with per-row offsets, [input u8, i8][output].
+  Q8GemmX8RowOffFn row_off[2][3] = {};
 };
 
 // The largest k q8_gemm_x8_gpermute_rows takes.
