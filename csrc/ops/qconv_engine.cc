@@ -318,7 +318,7 @@ class Q8ConvOp : public Op {
         pa.add["dw_packed3"] = arr(DType::u8, 2 * q8_dwconv_packed_size_3x3(d_.m), dw_w3_);
       return pa;
     }
-    if (!xk_) return pa;
+    if (!xk_ || row_zp_) return pa;  // (row_zp_ layers pack at load, see init_row_zp_moved)
     Attrs::Value shape, wt;
     shape.kind = Attrs::Value::Ints, shape.ints = d_.w_shape;
     wt.kind = Attrs::Value::Str, wt.s = dtype_name(d_.w_type);
@@ -437,20 +437,24 @@ class Q8ConvOp : public Op {
                                                  packed8_.get() + gi * group_packed_,
                                                  sums.data() + gi * ng_));
     }
-    if (form == Q8GemmForm::int16) {
-      if (!xk_->exact_pairs) {
-        packed8_.reset();
-        return (xk_ = nullptr), false;
-      }
+    if (form == Q8GemmForm::int16 && xk_->exact_pairs) {
       init_row_zp(scan_pack, sums);
       form = Q8GemmForm::pair_u8;
       wide_pairs_ = true;
-    } else if (form == Q8GemmForm::sign_s8 && xk_->exact_pairs) {
+    } else if (form == Q8GemmForm::int16) {
+      form = init_row_zp_moved(scan_pack, sums);
+      if (form == Q8GemmForm::int16) {
+        packed8_.reset();
+        return (xk_ = nullptr), false;
+      }
+    }
+    if (form == Q8GemmForm::sign_s8 && xk_->exact_pairs) {
       form = Q8GemmForm::pair_u8;
       wide_pairs_ = true;
     } else if (form == Q8GemmForm::sign_s8 && xk_->permute_rows &&
                pair_with_permutation(scan_pack, sums)) {
       form = Q8GemmForm::pair_u8;
+      corr_.clear();  // (row_zp: the reordered packing holds the weights moved before)
     } else if (form == Q8GemmForm::sign_s8 &&
                pair_with_corrections(scan_pack, static_cast<const uint8_t*>(d.w), sums)) {
       form = Q8GemmForm::pair_u8;
@@ -492,6 +496,55 @@ class Q8ConvOp : public Op {
                 d.w_type == DType::u8, k_, zp0.data() + gi * ng_, xk_->nr,
                 packed8_.get() + gi * group_packed_, sums.data() + gi * ng_);
     set_row_zp();
+  }
+
+  // The same for kernels with int16 pair sums (AVX2): the packing is scanned as W − z0 (d_.w_zp
+  // points at z0 from here on, so the form tests, reorderings and moved weights that follow all
+  // work on v = W − z0); its v = −128 (sign_s8 takes |v| <= 127; a uint8 layer's smallest weight
+  // is usually 0) are moved out of the packing into per-row corrections like pair_u8's. Returns
+  // the form, or int16 (everything restored) when too many would move. Not stored in .edgert
+  // (packed_attrs): these layers pack at load.
+  template <class ScanPack>
+  Q8GemmForm init_row_zp_moved(ScanPack scan_pack, std::vector<int32_t>& sums) {
+    const Q8ConvDesc& d = d_;
+    const bool w_u8 = d.w_type == DType::u8;
+    const int32_t* const zp = d.w_zp;
+    set_row_zp();  // delta_ from the model's zero points
+    zp0_.assign(d.m, row_zp_base(d.w_type));
+    d_.w_zp = zp0_.data();
+    auto scan = [&](const uint8_t* w) {
+      Q8GemmForm f = Q8GemmForm::pair_u8;
+      for (size_t gi = 0; gi < d.group; ++gi)
+        f = std::max(f, scan_pack(ng_, k_, w + gi * ng_ * k_, w_u8, k_, zp0_.data() + gi * ng_,
+                                  xk_->nr, packed8_.get() + gi * group_packed_,
+                                  sums.data() + gi * ng_));
+      return f;
+    };
+    const uint8_t* const w = static_cast<const uint8_t*>(d.w);
+    Q8GemmForm form = scan(w);
+    if (form == Q8GemmForm::int16) {
+      const uint8_t low = w_u8 ? 0 : 0x80;  // the weight whose v is −128
+      std::vector<uint8_t> moved(w, w + d.m * k_);
+      std::vector<std::vector<Corr>> corr(d.group);
+      size_t total = 0;
+      for (size_t col = 0; col < d.m; ++col)
+        for (size_t kk = 0; kk < k_; ++kk)
+          if (moved[col * k_ + kk] == low) {
+            moved[col * k_ + kk] = static_cast<uint8_t>(zp0_[col]);  // v = 0 in the packing
+            corr[col / ng_].push_back({uint32_t(col % ng_), uint32_t(kk), -128});
+            ++total;
+          }
+      // A moved weight costs a scalar multiply-add per row: at most one in 256 (the int16
+      // q8-gemm, the alternative, is several times slower than the byte form).
+      if (total <= d.m * k_ / 256 + 16) form = scan(moved.data());
+      if (form == Q8GemmForm::int16) {
+        d_.w_zp = zp, zp0_.clear(), delta_.clear(), off_fn_ = nullptr;
+        return form;
+      }
+      corr_ = std::move(corr);
+    }
+    row_zp_ = true;
+    return form;
   }
 
   void set_row_zp() {
@@ -1029,6 +1082,17 @@ class Q8ConvOp : public Op {
               for (size_t r = 0; r < n; ++r) rp[r] = base + r * lda;
             }
           }
+          if (!delta_.empty()) {  // the rows' sums (raw rows; K order aside)
+            const bool u8 = d_.x_type == DType::u8;
+            for (size_t r = 0; r < rows; ++r)
+              rs[r] = row_sum(flat ? flat + r * step : static_cast<const uint8_t*>(rowp[r]), k_,
+                              u8);
+            if (off_fn_) {  // one delta: the rows' offsets −delta·Σx
+              const uint32_t dl = static_cast<uint32_t>(delta_[0]);
+              for (size_t r = 0; r < rows; ++r)
+                rs[r] = static_cast<int32_t>(0u - dl * static_cast<uint32_t>(rs[r]));
+            }
+          }
           if (prep_sign_ && dense_groups_) {
             if (prepped != tile) {
               const uint8_t* src = x + p0 * g.c;
@@ -1093,16 +1157,6 @@ class Q8ConvOp : public Op {
             for (size_t r = 0; r < rows; ++r) rowp[r] = flat + r * step;
           }
           built = tile_group;
-          if (!delta_.empty()) {  // the rows' sums, as the kernel reads them (K order aside)
-            const bool u8 = d_.x_type == DType::u8;
-            for (size_t r = 0; r < rows; ++r)
-              rs[r] = row_sum(static_cast<const uint8_t*>(rowp[r]), k_, u8);
-            if (off_fn_) {  // one delta: the rows' offsets −delta·Σx
-              const uint32_t dl = static_cast<uint32_t>(delta_[0]);
-              for (size_t r = 0; r < rows; ++r)
-                rs[r] = static_cast<int32_t>(0u - dl * static_cast<uint32_t>(rs[r]));
-            }
-          }
         }
         const size_t c_begin = part * part_cols, c_end = std::min(ng_, c_begin + part_cols);
         const int8_t* w = w8_ + gi * group_packed_;
@@ -1144,6 +1198,14 @@ class Q8ConvOp : public Op {
                   row[j] = static_cast<int32_t>(static_cast<uint32_t>(bcol[j]) -
                                                 static_cast<uint32_t>(dcol[j]) * sx);
                 for (size_t j = real; j < ncp; ++j) row[j] = bcol[j];
+                if (!corr_.empty()) {  // weights moved out of the packing (init_row_zp_moved)
+                  const std::vector<Corr>& cs = corr_[gi];
+                  auto first = std::lower_bound(cs.begin(), cs.end(), c0,
+                                                [](const Corr& c, size_t v) { return c.col < v; });
+                  auto last = first;
+                  while (last != cs.end() && last->col < c0 + nc) ++last;
+                  add_moved(first, last, c0, rowp[r0 + r], row);
+                }
               }
               call(r0, rr, c0, c0 + nc, rb, ncp);
             }
@@ -1242,12 +1304,16 @@ class Q8ConvOp : public Op {
   }
 
   // Adds x[k]·w' of the moved weights [first, last) (columns of the block starting at a) to
-  // one row's biases; x: the row's raw pair_u8 operand bytes.
+  // one row's biases; x: the row's raw pair_u8 operand bytes, or its prepared sign_s8 row (s =
+  // x ^ 0x80 for u8 inputs, x for i8, at byte 4 of each 8-byte quad record).
   template <class It>
   void add_moved(It first, It last, size_t a, const void* x, int32_t* row) const {
+    const bool u8 = d_.x_type == DType::u8;
     for (It c = first; c != last; ++c) {
-      const int32_t v = d_.x_type == DType::u8 ? int32_t{static_cast<const uint8_t*>(x)[c->k]}
-                                                : int32_t{static_cast<const int8_t*>(x)[c->k]};
+      uint8_t b = prep_sign_ ? static_cast<const uint8_t*>(x)[c->k / 4 * 8 + 4 + c->k % 4]
+                             : static_cast<const uint8_t*>(x)[c->k];
+      if (prep_sign_ && u8) b ^= 0x80;
+      const int32_t v = u8 ? int32_t{b} : int32_t{static_cast<int8_t>(b)};
       int32_t& dst = row[c->col - a];
       dst = static_cast<int32_t>(static_cast<uint32_t>(dst) + static_cast<uint32_t>(v * c->d));
     }
@@ -1524,6 +1590,8 @@ class Q8ConvOp : public Op {
   AlignedVector<int16_t> packed_;
   std::vector<std::vector<Corr>> corr_;  // per group, by column; empty: none
   std::vector<int32_t> delta_;  // row_zp layers: w_zp − z0 per output channel; empty: none
+  std::vector<int32_t> zp0_;    // init_row_zp_moved's z0 per channel (d_.w_zp points here)
+  bool row_zp_ = false;         // packed by init_row_zp_moved
   Q8GemmX8RowOffFn off_fn_ = nullptr;  // row_zp with one delta, when the kernel has it
   std::vector<uint8_t> perm_;  // pair_u8 in another K order (q8_gemm_x8_permute_rows' mask)
   // pair_u8 in a K order across groups of 16 (q8_gemm_x8_gpermute_rows' order; x8_gperm)
