@@ -456,6 +456,12 @@ def shape_weights(cs, form, rng):
     elif form == "rr":
         cs["wzp"][:] = 0 if w.dtype == np.int8 else 128
         w[:] = rng.integers(int(cs["wzp"][0]) - 63, int(cs["wzp"][0]) + 64, w.shape)
+    elif form == "offset":  # w' beyond int8 only through the zero point: W − 128 (u8) or W (i8)
+        z0 = 128 if w.dtype == np.uint8 else 0  # passes the pair test, so AVX2 runs pair_u8 too
+        w[:] = z0 + rng.integers(-64, 65, w.shape)
+        cs["wzp"][:] = z0 - 90 if w.dtype == np.uint8 else 90
+        if rng.integers(0, 2):  # at times one zero point a channel (per-row biases)
+            cs["wzp"][:] += rng.integers(-5, 6, cs["wzp"].shape).astype(np.int32)
     elif form == "sparse":  # small weights and a few pairs past the pair_u8 limit in any K order
         z = 0 if w.dtype == np.int8 else 128
         cs["wzp"][:] = z
@@ -622,7 +628,7 @@ ROW_ZP_CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("wzp", ["tensor", "channel"])
+@pytest.mark.parametrize("wzp", ["tensor", "channel", "offset"])
 @pytest.mark.parametrize("combo", ["u8u8", "i8u8", "u8i8"])
 @pytest.mark.parametrize("name", list(ROW_ZP_CONFIGS))
 def test_qconv_weight_zero_point_per_row(name, combo, wzp):
@@ -637,6 +643,8 @@ def test_qconv_weight_zero_point_per_row(name, combo, wzp):
     w_zp = None if wzp == "channel" else int(np.random.default_rng(seed).integers(lo, hi))
     cs = make_case(seed, xt=xt, wt=wt, yt=xt, w_zp=w_zp, distinct_wzp=wzp == "channel",
                    **ROW_ZP_CONFIGS[name])
+    if wzp == "offset":  # weights near z0, the zero point 90 away: pair_u8 once shifted
+        shape_weights(cs, "offset", np.random.default_rng(seed))
     if ort_applies(cs):
         np.testing.assert_array_equal(ort_qlinearconv(cs), cs["expect"])
 

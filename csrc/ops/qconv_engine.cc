@@ -459,6 +459,7 @@ class Q8ConvOp : public Op {
                pair_with_corrections(scan_pack, static_cast<const uint8_t*>(d.w), sums)) {
       form = Q8GemmForm::pair_u8;
     }
+    pick_row_off(form == Q8GemmForm::pair_u8);
     w8_ = packed8_.get();
     x8_fn_ = xk_->fn[form == Q8GemmForm::pair_u8 ? 0 : 1][d.x_type == DType::u8 ? 0 : 1]
                     [out_index(d.y_type)];
@@ -500,10 +501,11 @@ class Q8ConvOp : public Op {
 
   // The same for kernels with int16 pair sums (AVX2): the packing is scanned as W − z0 (d_.w_zp
   // points at z0 from here on, so the form tests, reorderings and moved weights that follow all
-  // work on v = W − z0); its v = −128 (sign_s8 takes |v| <= 127; a uint8 layer's smallest weight
-  // is usually 0) are moved out of the packing into per-row corrections like pair_u8's. Returns
-  // the form, or int16 (everything restored) when too many would move. Not stored in .edgert
-  // (packed_attrs): these layers pack at load.
+  // work on v = W − z0). A layer that fails the pair test with a v of −128 in it (sign_s8 takes
+  // |v| <= 127; a uint8 layer's smallest weight is usually 0) has those moved out of the packing
+  // into per-row corrections like pair_u8's; init_x8 then still tries pair_u8 in another K order
+  // or with moved weights on the whole layer. Returns the form, or int16 (everything restored)
+  // when too many would move. Not stored in .edgert (packed_attrs): these layers pack at load.
   template <class ScanPack>
   Q8GemmForm init_row_zp_moved(ScanPack scan_pack, std::vector<int32_t>& sums) {
     const Q8ConvDesc& d = d_;
@@ -553,11 +555,14 @@ class Q8ConvOp : public Op {
     bool any = false;
     for (int32_t& v : delta_) any |= (v -= z0) != 0;
     if (!any) delta_.clear();
-    // One delta for every channel (per-tensor weights): the kernel's per-row offsets, if it has
-    // them; else run_x8 builds per-row biases.
-    const bool uniform = std::all_of(delta_.begin(), delta_.end(),
-                                     [&](int32_t v) { return v == delta_[0]; });
-    off_fn_ = !delta_.empty() && uniform
+    uniform_delta_ = std::all_of(delta_.begin(), delta_.end(),
+                                 [&](int32_t v) { return v == delta_[0]; });
+  }
+
+  // One delta for every channel (per-tensor weights), pair_u8 and no moved weights: the
+  // kernel's per-row offsets, if it has them; else run_x8 builds per-row biases.
+  void pick_row_off(bool pair_u8) {
+    off_fn_ = !delta_.empty() && uniform_delta_ && pair_u8 && corr_.empty()
         ? xk_->row_off[d_.x_type == DType::u8 ? 0 : 1][out_index(d_.y_type)] : nullptr;
   }
 
@@ -688,6 +693,7 @@ class Q8ConvOp : public Op {
     gperm_ = prepacked_gpermutation(spec);
     EDGERT_EXPECT(spec, gperm_.empty() || (!sign_ && !wide_pairs_ && perm_.empty() && d.group == 1),
                   "x8_gperm given for a layer that is not a one-group pair_u8 layer without x8_perm");
+    pick_row_off(!sign_);
     bias_.assign(p.bias, p.bias + p.bias_len);
     scale_.assign(p.scale, p.scale + p.scale_len);
     finish_x8(xk_->mr, xk_->nr);
@@ -1593,6 +1599,7 @@ class Q8ConvOp : public Op {
   std::vector<int32_t> zp0_;    // init_row_zp_moved's z0 per channel (d_.w_zp points here)
   bool row_zp_ = false;         // packed by init_row_zp_moved
   Q8GemmX8RowOffFn off_fn_ = nullptr;  // row_zp with one delta, when the kernel has it
+  bool uniform_delta_ = false;         // every delta_ the same
   std::vector<uint8_t> perm_;  // pair_u8 in another K order (q8_gemm_x8_permute_rows' mask)
   // pair_u8 in a K order across groups of 16 (q8_gemm_x8_gpermute_rows' order; x8_gperm)
   std::vector<uint8_t> gperm_;

@@ -37,6 +37,7 @@ struct Data {
   std::vector<float> scale;
   Q8Requant rq{};
   std::vector<int32_t> row_delta;  // [m][n] added to row i's bias (per-row biases), or empty
+  bool neg128 = false;  // a w' of −128: sign_s8 only on kernels with exact pairs
 };
 
 Data make_data(const Case& c, Rng& rng) {
@@ -71,6 +72,16 @@ Data make_data(const Case& c, Rng& rng) {
     // Now and then a product far outside int32 either way (a float clamp or a cvtps2dq overflow
     // guard must saturate it, not wrap).
     if (!c.ties && rng.below(8) == 0) d.scale.back() = (rng.coin() ? 1e6f : -1e6f) * rng.uniform(1.0f, 1e3f);
+  }
+  // Narrow layers now and then hold a w' of −128 beside a partner >= 0 (the pair test passes:
+  // pair_u8 takes it, sign_s8 could not), where the zero point leaves room for it.
+  if (c.narrow && !c.ties && rng.coin()) {
+    const size_t i = rng.below(c.n), j = rng.below(c.k) & ~size_t{1};
+    if (d.w_zp[i] - 128 >= wlo) {
+      d.w[i * c.k + j] = static_cast<uint8_t>(d.w_zp[i] - 128);
+      d.neg128 = true;
+      if (j + 1 < c.k) d.w[i * c.k + j + 1] = static_cast<uint8_t>(d.w_zp[i] + rng.range(0, lim));
+    }
   }
   d.rq = random_requant(rng, c.out == 0);
   return d;
@@ -196,7 +207,7 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
   d.rq.guard = q8_requant_needs_guard(c.n, c.k, worst.data(), d.scale.data());
   const Q8GemmForm chosen =
       q8_gemm_choose_form(c.n, c.k, d.w.data(), c.w_u8, c.k, d.w_zp.data());
-  // Every |w'| <= 127 here, so the choice must be a byte form; narrow weights allow pair_u8.
+  // Every w' is in int8 here, so the choice must be a byte form; narrow weights allow pair_u8.
   fam.check(chosen != Q8GemmForm::int16 && (!c.narrow || chosen == Q8GemmForm::pair_u8),
             fmt("q8_gemm_choose_form picked %d: %s", int(chosen), describe(c).c_str()));
   const size_t bytes = ((c.m - 1) * c.c_stride + c.n) * (c.out == 2 ? 4 : 1);
@@ -208,6 +219,7 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
       if (!isa_runnable(v.isa)) continue;
       if (form == Q8GemmForm::pair_u8 && chosen != Q8GemmForm::pair_u8 && !v.table->exact_pairs)
         continue;
+      if (form == Q8GemmForm::sign_s8 && d.neg128 && !v.table->exact_pairs) continue;
       for (size_t chunk : {c.n, v.table->nr * (1 + rng.below(2))}) {
         Guarded got(bytes);
         set_running(fmt("%s form %d (chunk %zu): %s", v.name, int(form), chunk, describe(c).c_str()));
@@ -290,7 +302,8 @@ void check_indirect(Family& fam, const Q8GemmX8UKernel& uk, const char* name, si
 // and (unless the form is int16, whose bytes are meaningless) the same packed bytes, every one of
 // them written (the two outputs start from different fills) and none past the packed size.
 // target: 0 pair_u8 with pairs exactly at its limit, 1 one pair just past it, 2 w' at ±127,
-// 3 one w' past ±127 (−128, or ±255 from u8 weights with a zero point), at any k position.
+// 3 one w' past ±127 (−128, or ±255 from u8 weights with a zero point), at any k position: int16,
+// but for a −128 in a layer whose pairs all pass the pair test (pair_u8 takes it).
 void check_scan_pack(Family& fam, const Q8GemmX8UKernel& uk, const char* name, size_t n,
                      size_t k, size_t nr, bool w_u8, int target, Rng& rng) {
   const size_t ldw = k + (rng.coin() ? 0 : rng.below(9));
@@ -328,8 +341,22 @@ void check_scan_pack(Family& fam, const Q8GemmX8UKernel& uk, const char* name, s
                                              reinterpret_cast<int8_t*>(want.data()), want_sums.data());
   const Q8GemmForm f1 = uk.scan_pack(n, k, fw.data(), w_u8, ldw, zp.data(), nr,
                                      reinterpret_cast<int8_t*>(got.data()), got_sums.data());
-  const Q8GemmForm expect = target == 3 ? Q8GemmForm::int16 : target == 0 ? Q8GemmForm::pair_u8
-                                                                            : Q8GemmForm::sign_s8;
+  // Whether every weight pair (2j, 2j + 1), the last one's partner 0 past k, passes pair_u8.
+  bool pairs_pass = true;
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < k; j += 2) {
+      auto wp = [&](size_t jj) {
+        if (jj >= k) return 0;
+        const uint8_t b = w[i * ldw + jj];
+        return (w_u8 ? int32_t{b} : int32_t{static_cast<int8_t>(b)}) - zp[i];
+      };
+      const int32_t a = wp(j), b = wp(j + 1);
+      pairs_pass &= 255 * (std::max(a, 0) + std::max(b, 0)) <= 32767 &&
+                    255 * (std::min(a, 0) + std::min(b, 0)) >= -32768;
+    }
+  const Q8GemmForm expect = target == 3 ? (!w_u8 && pairs_pass ? Q8GemmForm::pair_u8
+                                                                : Q8GemmForm::int16)
+                            : target == 0 ? Q8GemmForm::pair_u8 : Q8GemmForm::sign_s8;
   fam.check(f0 == expect || (k == 1 && target != 3 && f0 == Q8GemmForm::pair_u8),
             fmt("generic form %d, want %d: %s", int(f0), int(expect), what.c_str()));
   const size_t at = f1 == Q8GemmForm::int16 ? SIZE_MAX : first_diff(got.data(), want.data(), bytes);

@@ -233,14 +233,17 @@ inline void store_quad8(const __m256i* acc, const float* scale, const PairStage&
 // V = 1: a last block of at most 8 columns (N = 8, 24, 56, 1000 ...), half a block's multiplies.
 template <int R, int V, int Form, class In, class Out>
 void block(size_t nj, size_t k, const uint8_t* const* ar, const int8_t* wb, const int32_t* bias,
-           size_t bias_stride, const float* scale, Out* c, size_t c_stride, const Q8Requant& rq) {
+           size_t bias_stride, const int32_t* row_off, const float* scale, Out* c,
+           size_t c_stride, const Q8Requant& rq) {
   constexpr bool kFlip = (Form == 0) != std::is_same<In, uint8_t>::value;
   const size_t kq = (k + 3) / 4, kfull = k / 4, rem = k % 4;
   const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8(static_cast<char>(0x80));
   __m256i acc[R][V];
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < V; ++v)
+    for (int v = 0; v < V; ++v) {
       acc[r][v] = _mm256_loadu_si256((const __m256i*)(bias + r * bias_stride + 8 * v));
+      if (row_off) acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_set1_epi32(row_off[r]));
+    }
   auto madd = [&](__m256i& acc, __m256i a, __m256i w) {
     acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, w), ones));
   };
@@ -282,8 +285,8 @@ void block(size_t nj, size_t k, const uint8_t* const* ar, const int8_t* wb, cons
 // A tile of R < 4 rows: whole blocks, and a last one of at most 8 columns as half a block.
 template <int R, int Form, class In, class Out>
 void gemm_short(size_t nc, size_t k, const void* const* a, const int8_t* w, const int32_t* bias,
-                size_t bias_stride, const float* scale, Out* c, size_t c_stride,
-                const Q8Requant& rq) {
+                size_t bias_stride, const int32_t* row_off, const float* scale, Out* c,
+                size_t c_stride, const Q8Requant& rq) {
   const uint8_t* ar[R];
   for (int r = 0; r < R; ++r) ar[r] = static_cast<const uint8_t*>(a[r]);
   const size_t kq = (k + 3) / 4;
@@ -291,9 +294,11 @@ void gemm_short(size_t nc, size_t k, const void* const* a, const int8_t* w, cons
     const int8_t* wb = w + n0 / NR * kq * 4 * NR;
     const size_t nj = nc - n0 < NR ? nc - n0 : NR;
     if (nj <= NR / 2)
-      block<R, 1, Form, In, Out>(nj, k, ar, wb, bias + n0, bias_stride, scale + n0, c + n0, c_stride, rq);
+      block<R, 1, Form, In, Out>(nj, k, ar, wb, bias + n0, bias_stride, row_off, scale + n0,
+                                 c + n0, c_stride, rq);
     else
-      block<R, 2, Form, In, Out>(nj, k, ar, wb, bias + n0, bias_stride, scale + n0, c + n0, c_stride, rq);
+      block<R, 2, Form, In, Out>(nj, k, ar, wb, bias + n0, bias_stride, row_off, scale + n0,
+                                 c + n0, c_stride, rq);
   }
 }
 
@@ -302,14 +307,15 @@ template <int Form, class In, class Out>
 __attribute__((always_inline)) inline void gemm_tile(size_t mr, size_t nc, size_t k,
                                                      const void* const* a, const int8_t* w,
                                                      const int32_t* bias, size_t bias_stride,
-                                                     const float* scale, Out* c, size_t c_stride,
+                                                     const int32_t* row_off, const float* scale,
+                                                     Out* c, size_t c_stride,
                                                      const Q8Requant& rq) {
   // pair_u8 wants u8 operands, sign_s8 wants s8 ones: flip the sign bit when the input differs.
   constexpr bool kFlip = (Form == 0) != std::is_same<In, uint8_t>::value;
   switch (mr) {
-    case 1: return gemm_short<1, Form, In, Out>(nc, k, a, w, bias, bias_stride, scale, c, c_stride, rq);
-    case 2: return gemm_short<2, Form, In, Out>(nc, k, a, w, bias, bias_stride, scale, c, c_stride, rq);
-    case 3: return gemm_short<3, Form, In, Out>(nc, k, a, w, bias, bias_stride, scale, c, c_stride, rq);
+    case 1: return gemm_short<1, Form, In, Out>(nc, k, a, w, bias, bias_stride, row_off, scale, c, c_stride, rq);
+    case 2: return gemm_short<2, Form, In, Out>(nc, k, a, w, bias, bias_stride, row_off, scale, c, c_stride, rq);
+    case 3: return gemm_short<3, Form, In, Out>(nc, k, a, w, bias, bias_stride, row_off, scale, c, c_stride, rq);
     default: break;
   }
   const uint8_t* a0 = static_cast<const uint8_t*>(a[0]);  // a whole tile from here on
@@ -322,8 +328,8 @@ __attribute__((always_inline)) inline void gemm_tile(size_t mr, size_t nc, size_
     const int8_t* wb = w + n0 / NR * kq * 4 * NR;
     if (nc - n0 <= NR / 2) {
       const uint8_t* const ar[MR] = {a0, a1, a2, a3};
-      block<MR, 1, Form, In, Out>(nc - n0, k, ar, wb, bias + n0, bias_stride, scale + n0, c + n0,
-                                  c_stride, rq);
+      block<MR, 1, Form, In, Out>(nc - n0, k, ar, wb, bias + n0, bias_stride, row_off, scale + n0,
+                                  c + n0, c_stride, rq);
       break;
     }
     __m256i c00 = _mm256_loadu_si256((const __m256i*)(bias + n0));
@@ -337,6 +343,14 @@ __attribute__((always_inline)) inline void gemm_tile(size_t mr, size_t nc, size_
                   c21 = _mm256_loadu_si256((const __m256i*)(b + 2 * bias_stride + 8));
       if (mr > 3) c30 = _mm256_loadu_si256((const __m256i*)(b + 3 * bias_stride)),
                   c31 = _mm256_loadu_si256((const __m256i*)(b + 3 * bias_stride + 8));
+    }
+    if (row_off) {  // one offset a row (a whole tile: mr == 4 here)
+      const __m256i o0 = _mm256_set1_epi32(row_off[0]), o1 = _mm256_set1_epi32(row_off[1]);
+      const __m256i o2 = _mm256_set1_epi32(row_off[2]), o3 = _mm256_set1_epi32(row_off[3]);
+      c00 = _mm256_add_epi32(c00, o0), c01 = _mm256_add_epi32(c01, o0);
+      c10 = _mm256_add_epi32(c10, o1), c11 = _mm256_add_epi32(c11, o1);
+      c20 = _mm256_add_epi32(c20, o2), c21 = _mm256_add_epi32(c21, o2);
+      c30 = _mm256_add_epi32(c30, o3), c31 = _mm256_add_epi32(c31, o3);
     }
     size_t off = 0;
     if constexpr (Form == 1) {  // prepared rows: whole quads, no tail
@@ -393,7 +407,18 @@ void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
   Out* c = static_cast<Out*>(c_out);
   for (size_t r = 0; r < mr; r += MR)
     gemm_tile<Form, In, Out>(mr - r < MR ? mr - r : MR, nc, k, a + r, w, bias + r * bias_stride,
-                             bias_stride, scale, c + r * c_stride, c_stride, rq);
+                             bias_stride, nullptr, scale, c + r * c_stride, c_stride, rq);
+}
+
+// pair_u8 with one offset a row (Q8GemmX8RowOffFn).
+template <class In, class Out>
+void gemm_4x16_off(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
+                   const int32_t* bias, const int32_t* row_off, const float* scale, void* c_out,
+                   size_t c_stride, const Q8Requant& rq) {
+  Out* c = static_cast<Out*>(c_out);
+  for (size_t r = 0; r < mr; r += MR)
+    gemm_tile<0, In, Out>(mr - r < MR ? mr - r : MR, nc, k, a + r, w, bias, 0, row_off + r,
+                          scale, c + r * c_stride, c_stride, rq);
 }
 
 // 8 quads at a time: s = x ^ flip, |s|, interleaved per quad as [|s| x4, s x4].
@@ -627,8 +652,9 @@ Q8GemmForm scan_pack16(size_t n, size_t k, const uint8_t* w, size_t ldw, const i
     }
   }
   delete[] buf;
-  if (lo < -127 || hi > 127) return Q8GemmForm::int16;
-  return pos > 128 || neg < -128 ? Q8GemmForm::sign_s8 : Q8GemmForm::pair_u8;
+  if (lo < -128 || hi > 127) return Q8GemmForm::int16;
+  if (pos <= 128 && neg >= -128) return Q8GemmForm::pair_u8;  // (a w' of −128 included)
+  return lo < -127 ? Q8GemmForm::int16 : Q8GemmForm::sign_s8;
 }
 
 }  // namespace
@@ -655,7 +681,11 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2 = {
     {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
      {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
     prepare_sign, q8_gemm_x8_scan_pack__avx2, false, {}, permute_rows, gpermute_rows,
-    q8_gemm_x8_gather_taps__avx2};
+    q8_gemm_x8_gather_taps__avx2, 24 << 10, false,
+    {{gemm_4x16_off<uint8_t, uint8_t>, gemm_4x16_off<uint8_t, int8_t>,
+      gemm_4x16_off<uint8_t, float>},
+     {gemm_4x16_off<int8_t, uint8_t>, gemm_4x16_off<int8_t, int8_t>,
+      gemm_4x16_off<int8_t, float>}}};
 #undef EDGERT_X8_ROW
 
 }  // namespace edgert

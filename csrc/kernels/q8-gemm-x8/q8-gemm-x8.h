@@ -15,6 +15,7 @@
 //    u8 × s8 with int16 pair sums (vpmaddubsw). Exact only when, for every column, each weight
 //    pair (2j, 2j+1) has 255·(max(w0,0)+max(w1,0)) <= 32767 and 255·(min(w0,0)+min(w1,0)) >=
 //    −32768: true for 7-bit weights (reduce_range), false for nearly every full-range layer.
+//    A w' of −128 is fine here (paired with w' >= 0, the only partner that passes).
 //  - sign_s8: the operand is s = x (i8 input) or x ^ 0x80 (u8 input; bias + 128·Σw'),
 //    multiplied as |s| (u8, <= 128) × w'·sign(s) (s8): pair sums <= 2·128·127 < 32767, exact
 //    whenever every w' is in [−127, 127] (all onnxruntime-quantized s8 weights; it never emits
@@ -24,7 +25,8 @@
 //    then tries pair_u8 in another K order (permute_rows) or with a few weights moved into the
 //    bias (qconv_engine.cc), and runs sign_s8 where neither works (per-channel weights, most
 //    often); reduce_range (_rr) variants pass as they are.
-//  - int16: anything else (u8 weights with a zero point, a w' of −128 or beyond). Kernels with
+//  - int16: anything else (u8 weights with a zero point; a w' beyond int8, or of −128 in a layer
+//    that fails the pair test). Kernels with
 //    exact_pairs take these too, packed as v = W − z0 (z0 = 128 for u8 weights, 0 for i8) with
 //    the rest of the zero point applied per row (the engine's row_zp layers, row_off below);
 //    other kernels leave them to the int16 q8-gemm table.

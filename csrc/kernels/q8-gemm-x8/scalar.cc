@@ -11,10 +11,12 @@
 namespace edgert {
 namespace {
 
-constexpr unsigned kWide = 1, kNoPair = 2;  // scan flags: a |w'| > 127; a pair past pair_u8
+// scan flags: a w' outside int8; a pair past pair_u8; a w' of −128 (pair_u8 takes it when its
+// pairs pass, sign_s8 never: its weights are w'·sign(s)).
+constexpr unsigned kWide = 1, kNoPair = 2, kNeg128 = 4;
 
-// One weight row: w' = w − zp into dst (round_up(k, 4) bytes, zero-padded; wraps where |w'| >
-// 127, which only the int16 form can take), Σ w' into sum, and the form flags. Weight pairs are
+// One weight row: w' = w − zp into dst (round_up(k, 4) bytes, zero-padded; wraps outside int8,
+// which only the int16 form can take), Σ w' into sum, and the form flags. Weight pairs are
 // read as uint16 so every loop is branch-free min/max/add on int16 lanes the compiler
 // vectorizes: creation packs millions of weights.
 template <bool U8>
@@ -49,9 +51,9 @@ unsigned scan_row(const uint8_t* src, size_t k, int32_t zp, int8_t* dst, int32_t
   }
   for (size_t j = k; j % 4; ++j) dst[j] = 0;
   sum = s;
-  if (lo < -127 || hi > 127) return kWide;
+  if (lo < -128 || hi > 127) return kWide;
   // pair_u8 needs 255·(max(w0,0)+max(w1,0)) <= 32767 and 255·(min(w0,0)+min(w1,0)) >= −32768.
-  return pos_max > 128 || neg_min < -128 ? kNoPair : 0;
+  return (pos_max > 128 || neg_min < -128 ? kNoPair : 0) | (lo < -127 ? kNeg128 : 0);
 }
 
 // nr rows at a time are scanned into a buffer, then their block is written in order (quads of
@@ -78,7 +80,9 @@ Q8GemmForm scan_pack(size_t n, size_t k, const uint8_t* w, size_t ldw, const int
     for (size_t q = 0; q < kq; ++q)
       for (size_t i = 0; i < bn; ++i, blk += 4) std::memcpy(blk, rows.data() + (i * kq + q) * 4, 4);
   }
-  return flags & kWide ? Q8GemmForm::int16 : flags ? Q8GemmForm::sign_s8 : Q8GemmForm::pair_u8;
+  if ((flags & kWide) || (flags & (kNoPair | kNeg128)) == (kNoPair | kNeg128))
+    return Q8GemmForm::int16;
+  return flags & kNoPair ? Q8GemmForm::sign_s8 : Q8GemmForm::pair_u8;
 }
 
 }  // namespace
