@@ -481,12 +481,13 @@ class Q8ConvOp : public Op {
     return finish_x8(mr, nr);
   }
 
-  // Weights no byte form takes as they are (u8 weights with a zero point other than 128, a w' of
-  // −128 or beyond), on a kernel whose byte products are exact for every int8 weight: packed as
+  // Weights no byte form takes as they are (u8 weights with a zero point other than 128, a w'
+  // beyond int8, a −128 in a layer that fails the pair test), on a kernel whose byte products
+  // are exact for every int8 weight: packed as
   // v = W − z0 (z0 = 128 for u8 weights, 0 for i8; every v an int8), and since Σ x·(W − w_zp) =
   // Σ x·v − delta·Σ x with delta = w_zp − z0, each row's bias gets −delta·Σ x (run_x8 sums the
   // rows it multiplies). onnxruntime's uint8 weights come this way. delta_ stays empty when every
-  // delta is 0 (a w' of −128 only).
+  // delta is 0 (the −128 case).
   template <class ScanPack>
   void init_row_zp(ScanPack scan_pack, std::vector<int32_t>& sums) {
     const Q8ConvDesc& d = d_;
