@@ -318,7 +318,7 @@ class Q8ConvOp : public Op {
         pa.add["dw_packed3"] = arr(DType::u8, 2 * q8_dwconv_packed_size_3x3(d_.m), dw_w3_);
       return pa;
     }
-    if (!xk_ || row_zp_) return pa;  // (row_zp_ layers pack at load, see init_row_zp_moved)
+    if (!xk_ || !zp0_.empty()) return pa;  // (init_row_zp_moved's layers pack at load)
     Attrs::Value shape, wt;
     shape.kind = Attrs::Value::Ints, shape.ints = d_.w_shape;
     wt.kind = Attrs::Value::Str, wt.s = dtype_name(d_.w_type);
@@ -493,7 +493,7 @@ class Q8ConvOp : public Op {
     const Q8ConvDesc& d = d_;
     const int32_t z0 = row_zp_base(d.w_type);
     const std::vector<int32_t> zp0(d.m, z0);
-    for (size_t gi = 0; gi < d.group; ++gi)  // (the form it reports: int16 for a v of −128)
+    for (size_t gi = 0; gi < d.group; ++gi)  // (the form it reports does not matter here)
       scan_pack(ng_, k_, static_cast<const uint8_t*>(d.w) + gi * ng_ * k_,
                 d.w_type == DType::u8, k_, zp0.data() + gi * ng_, xk_->nr,
                 packed8_.get() + gi * group_packed_, sums.data() + gi * ng_);
@@ -546,7 +546,6 @@ class Q8ConvOp : public Op {
       }
       corr_ = std::move(corr);
     }
-    row_zp_ = true;
     return form;
   }
 
@@ -1598,7 +1597,6 @@ class Q8ConvOp : public Op {
   std::vector<std::vector<Corr>> corr_;  // per group, by column; empty: none
   std::vector<int32_t> delta_;  // row_zp layers: w_zp − z0 per output channel; empty: none
   std::vector<int32_t> zp0_;    // init_row_zp_moved's z0 per channel (d_.w_zp points here)
-  bool row_zp_ = false;         // packed by init_row_zp_moved
   Q8GemmX8RowOffFn off_fn_ = nullptr;  // row_zp with one delta, when the kernel has it
   bool uniform_delta_ = false;         // every delta_ the same
   std::vector<uint8_t> perm_;  // pair_u8 in another K order (q8_gemm_x8_permute_rows' mask)
