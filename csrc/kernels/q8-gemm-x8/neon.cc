@@ -71,8 +71,9 @@ EDGERT_DOT inline int8x16_t operand(uint8x16_t bytes) {
 // R rows (1..4): a short tile computes only its rows.
 template <size_t R, bool Pair, class In, class Out>
 EDGERT_DOT void gemm_rows(size_t nc, size_t k, const void* const* a, const int8_t* w,
-                          const int32_t* bias, size_t bias_stride, const float* scale,
-                          void* c_out, size_t c_stride, const Q8Requant& rq) {
+                          const int32_t* bias, size_t bias_stride, const int32_t* row_off,
+                          const float* scale, void* c_out, size_t c_stride,
+                          const Q8Requant& rq) {
   const size_t kq = (k + 3) / 4;
   const size_t mr = R;
   const uint8_t* ar[R];
@@ -116,6 +117,8 @@ EDGERT_DOT void gemm_rows(size_t nc, size_t k, const void* const* a, const int8_
     for (size_t r = 0; r < mr; ++r) {
       if (Pair)  // operand + 128: add 128·Σw' (wraps like the int32 sum it completes)
         for (size_t v = 0; v < 4; ++v) acc[r][v] = vaddq_s32(acc[r][v], vshlq_n_s32(sw[v], 7));
+      if (row_off)
+        for (size_t v = 0; v < 4; ++v) acc[r][v] = vaddq_s32(acc[r][v], vdupq_n_s32(row_off[r]));
       store_row<Out>(acc[r], bias + r * bias_stride + n0, scale + n0, nj,
                      static_cast<Out*>(c_out) + r * c_stride + n0, rq);
     }
@@ -123,21 +126,44 @@ EDGERT_DOT void gemm_rows(size_t nc, size_t k, const void* const* a, const int8_
 }
 #undef EDGERT_QUAD
 
+// Both entry points: row_off nullptr, or each row's offset to its accumulators.
+template <bool Pair, class In, class Out>
+EDGERT_DOT void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
+                          const int32_t* bias, size_t bias_stride, const int32_t* row_off,
+                          const float* scale, void* c_out, size_t c_stride,
+                          const Q8Requant& rq) {
+  for (size_t r = 0; r < mr; r += MR) {
+    const void* const* ar = a + r;
+    const int32_t* br = bias + r * bias_stride;
+    const int32_t* ro = row_off ? row_off + r : nullptr;
+    Out* cr = static_cast<Out*>(c_out) + r * c_stride;
+    switch (mr - r) {
+#define EDGERT_ROWS(R) \
+  gemm_rows<R, Pair, In, Out>(nc, k, ar, w, br, bias_stride, ro, scale, cr, c_stride, rq)
+      case 1: EDGERT_ROWS(1); break;
+      case 2: EDGERT_ROWS(2); break;
+      case 3: EDGERT_ROWS(3); break;
+      default: EDGERT_ROWS(4);
+#undef EDGERT_ROWS
+    }
+  }
+}
+
 template <bool Pair, class In, class Out>
 EDGERT_DOT void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                           const int32_t* bias, size_t bias_stride, const float* scale,
                           void* c_out, size_t c_stride, const Q8Requant& rq) {
-  for (size_t r = 0; r < mr; r += MR) {
-    const void* const* ar = a + r;
-    const int32_t* br = bias + r * bias_stride;
-    Out* cr = static_cast<Out*>(c_out) + r * c_stride;
-    switch (mr - r) {
-      case 1: gemm_rows<1, Pair, In, Out>(nc, k, ar, w, br, bias_stride, scale, cr, c_stride, rq); break;
-      case 2: gemm_rows<2, Pair, In, Out>(nc, k, ar, w, br, bias_stride, scale, cr, c_stride, rq); break;
-      case 3: gemm_rows<3, Pair, In, Out>(nc, k, ar, w, br, bias_stride, scale, cr, c_stride, rq); break;
-      default: gemm_rows<4, Pair, In, Out>(nc, k, ar, w, br, bias_stride, scale, cr, c_stride, rq);
-    }
-  }
+  gemm_impl<Pair, In, Out>(mr, nc, k, a, w, bias, bias_stride, nullptr, scale, c_out, c_stride,
+                           rq);
+}
+
+// pair_u8 with one offset a row (Q8GemmX8RowOffFn).
+template <class In, class Out>
+EDGERT_DOT void gemm_4x16_off(size_t mr, size_t nc, size_t k, const void* const* a,
+                              const int8_t* w, const int32_t* bias, const int32_t* row_off,
+                              const float* scale, void* c_out, size_t c_stride,
+                              const Q8Requant& rq) {
+  gemm_impl<true, In, Out>(mr, nc, k, a, w, bias, 0, row_off, scale, c_out, c_stride, rq);
 }
 
 }  // namespace
@@ -148,7 +174,11 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot = {
     "q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot", MR, NR,
     {{EDGERT_X8_ROW(true, uint8_t), EDGERT_X8_ROW(true, int8_t)},
      {EDGERT_X8_ROW(false, uint8_t), EDGERT_X8_ROW(false, int8_t)}},
-    q8_gemm_x8_prepare_sign};
+    q8_gemm_x8_prepare_sign, nullptr, false, {}, nullptr, nullptr, nullptr, 24 << 10, false,
+    {{gemm_4x16_off<uint8_t, uint8_t>, gemm_4x16_off<uint8_t, int8_t>,
+      gemm_4x16_off<uint8_t, float>},
+     {gemm_4x16_off<int8_t, uint8_t>, gemm_4x16_off<int8_t, int8_t>,
+      gemm_4x16_off<int8_t, float>}}};
 #undef EDGERT_X8_ROW
 
 }  // namespace edgert
