@@ -257,6 +257,15 @@ CONFIGS = {
                                group=200, sym_w=True),
     "dw_sym_columns_25x5_c128": dict(h=25, w=5, c=128, m=128, k=(3, 3), pads=(1, 1, 1, 1),
                                      group=128, sym_w=True),
+    # 17-32 channels: two output pixels a vector (odd and even widths, both strides)
+    "dw_sym_3x3_c32_s1": dict(n=2, h=6, w=13, c=32, m=32, k=(3, 3), pads=(1, 1, 1, 1), group=32,
+                              sym_w=True),
+    "dw_sym_3x3_c32_s2": dict(h=9, w=14, c=32, m=32, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1),
+                              group=32, sym_w=True),
+    "dw_sym_3x3_c20_s1": dict(h=5, w=10, c=20, m=20, k=(3, 3), pads=(1, 1, 1, 1), group=20,
+                              sym_w=True),
+    "dw_sym_columns_21x4_c32": dict(h=21, w=4, c=32, m=32, k=(3, 3), pads=(1, 1, 1, 1),
+                                    group=32, sym_w=True),
     # padding that would make the copy several times the input: the engine keeps im2col tiles
     # (which path ran is not visible from here; this checks the result on amx with huge pads)
     "rows_rgb_7x7_s8_pad100": dict(h=128, w=120, c=3, m=16, k=(7, 7), s=(8, 8),

@@ -382,10 +382,9 @@ struct Quads {
   __m512i v[4];
 };
 
-// Column quads of 64 channels at p0, p1, p2 (rows 0-2).
+// Column quads of the 64 bytes a0, a1, a2 (rows 0-2).
 template <class In>
-inline Quads quads(const uint8_t* p0, const uint8_t* p1, const uint8_t* p2) {
-  __m512i a0 = _mm512_loadu_si512(p0), a1 = _mm512_loadu_si512(p1), a2 = _mm512_loadu_si512(p2);
+inline Quads quads_v(__m512i a0, __m512i a1, __m512i a2) {
   if constexpr (!std::is_same<In, uint8_t>::value) {
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
     a0 = _mm512_xor_si512(a0, flip), a1 = _mm512_xor_si512(a1, flip);
@@ -396,6 +395,12 @@ inline Quads quads(const uint8_t* p0, const uint8_t* p1, const uint8_t* p2) {
   const __m512i lo2 = _mm512_unpacklo_epi8(a2, z), hi2 = _mm512_unpackhi_epi8(a2, z);
   return {{_mm512_unpacklo_epi16(lo, lo2), _mm512_unpackhi_epi16(lo, lo2),
            _mm512_unpacklo_epi16(hi, hi2), _mm512_unpackhi_epi16(hi, hi2)}};
+}
+
+// Column quads of 64 channels at p0, p1, p2 (rows 0-2).
+template <class In>
+inline Quads quads(const uint8_t* p0, const uint8_t* p1, const uint8_t* p2) {
+  return quads_v<In>(_mm512_loadu_si512(p0), _mm512_loadu_si512(p1), _mm512_loadu_si512(p2));
 }
 
 // acc + the column's taps at kx (weights wk: the block's 4 vectors of kx).
@@ -427,6 +432,28 @@ inline __m512i bytes64(const Quads& acc, const __m512 s[4], const Stage& st) {
             : _mm512_min_epi8(_mm512_max_epi8(q, qmin), qmax);
 }
 
+// A block's starting sums and scales in quad order: lane l of vector j holds the channels
+// 16·l + 4·j + i of the block at bias + off[l] (off: 16·l for 64 channels; 0, 16, 0, 16 for the
+// two-pixel blocks of 32), less 128·Σw' for i8 inputs (flipped to x + 128).
+template <class In>
+inline void block_start(const int32_t* bias, const float* scale, const size_t off[4],
+                        const int8_t* wb, Quads& b0, __m512 s[4]) {
+  __m512i in[4], t[4];
+  for (int l = 0; l < 4; ++l) in[l] = _mm512_loadu_si512(bias + off[l]);
+  transpose128(in, b0.v);
+  for (int l = 0; l < 4; ++l) in[l] = _mm512_castps_si512(_mm512_loadu_ps(scale + off[l]));
+  transpose128(in, t);
+  for (int j = 0; j < 4; ++j) s[j] = _mm512_castsi512_ps(t[j]);
+  if constexpr (!std::is_same<In, uint8_t>::value) {
+    const __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
+    Quads c{{_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+             _mm512_setzero_si512()}};
+    const Quads x{{k80, k80, k80, k80}};
+    c = mac_col(mac_col(mac_col(c, x, wb), x, wb + 256), x, wb + 512);
+    for (int j = 0; j < 4; ++j) b0.v[j] = _mm512_sub_epi32(b0.v[j], c.v[j]);
+  }
+}
+
 template <class In, class Out, size_t S, bool Small>
 inline void row_block_b8(size_t c0, size_t channels, size_t npix, const uint8_t* const* rows,
                          const int8_t* wb, const int32_t* bias, const float* scale, Out* y,
@@ -437,22 +464,8 @@ inline void row_block_b8(size_t c0, size_t channels, size_t npix, const uint8_t*
   const int8_t *w0 = wb, *w1 = wb + 256, *w2 = wb + 512;
   Quads b0;
   __m512 s[4];
-  {
-    __m512i in[4], t[4];
-    for (int l = 0; l < 4; ++l) in[l] = _mm512_loadu_si512(bias + c0 + 16 * l);
-    transpose128(in, b0.v);
-    for (int l = 0; l < 4; ++l) in[l] = _mm512_castps_si512(_mm512_loadu_ps(scale + c0 + 16 * l));
-    transpose128(in, t);
-    for (int j = 0; j < 4; ++j) s[j] = _mm512_castsi512_ps(t[j]);
-  }
-  if constexpr (!std::is_same<In, uint8_t>::value) {  // − 128·Σw' for the flipped inputs
-    const __m512i k80 = _mm512_set1_epi8(static_cast<char>(0x80));
-    Quads c{{_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-             _mm512_setzero_si512()}};
-    const Quads x{{k80, k80, k80, k80}};
-    c = mac_col(mac_col(mac_col(c, x, w0), x, w1), x, w2);
-    for (int j = 0; j < 4; ++j) b0.v[j] = _mm512_sub_epi32(b0.v[j], c.v[j]);
-  }
+  static constexpr size_t kOff[4] = {0, 16, 32, 48};
+  block_start<In>(bias + c0, scale + c0, kOff, wb, b0, s);
   auto col = [&](size_t i) {
     return quads<In>(r0 + i * channels, r1 + i * channels, r2 + i * channels);
   };
@@ -485,6 +498,61 @@ inline void row_block_b8(size_t c0, size_t channels, size_t npix, const uint8_t*
   }
 }
 
+// 32 channels: two output pixels a vector (lanes 0-1 pixel p, lanes 2-3 pixel p + 1), the
+// packing's lanes 2-3 repeating 0-1. Stride 1: the vector of columns c, c + 1 is one load, and
+// an output pair's last column pair is the next pair's first. Stride 2: each half loaded on its
+// own. A last odd output computes its upper half from zeros and stores the lower one only.
+template <class In, class Out, size_t S, bool Small>
+inline void row_pairs32(size_t npix, const uint8_t* const* rows, const int8_t* wb,
+                        const int32_t* bias, const float* scale, Out* y, size_t y_stride,
+                        const Stage& st) {
+  const int8_t *w0 = wb, *w1 = wb + 256, *w2 = wb + 512;
+  Quads b0;
+  __m512 s[4];
+  static constexpr size_t kOff[4] = {0, 16, 0, 16};
+  block_start<In>(bias, scale, kOff, wb, b0, s);
+  // The vector of input columns lo (lanes 0-1) and hi (lanes 2-3; none: zeros).
+  auto col = [&](size_t lo, size_t hi, bool has_hi) {
+    __m512i a[3];
+    for (int r = 0; r < 3; ++r) {
+      const uint8_t* row = rows[r];
+      if (S == 1 && has_hi) {  // hi == lo + 1: adjacent pixels
+        a[r] = _mm512_loadu_si512(row + lo * 32);
+        continue;
+      }
+      const __m512i l = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(row + lo * 32)));
+      a[r] = has_hi ? _mm512_inserti64x4(l, _mm256_loadu_si256((const __m256i*)(row + hi * 32)), 1)
+                    : _mm512_zextsi256_si512(_mm512_castsi512_si256(l));
+    }
+    return quads_v<In>(a[0], a[1], a[2]);
+  };
+  auto flush = [&](const Quads& acc, Out* yp, bool both) {
+    const __m512i q = bytes64<Out, Small>(acc, s, st);
+    _mm256_storeu_si256((__m256i*)yp, _mm512_castsi512_si256(q));
+    if (both) _mm256_storeu_si256((__m256i*)(yp + y_stride), _mm512_extracti64x4_epi64(q, 1));
+  };
+  size_t p = 0;
+  if constexpr (S == 1) {
+    Quads qa = col(0, 1, true);
+    for (; p + 2 <= npix; p += 2, y += 2 * y_stride) {
+      const Quads qb = col(p + 1, p + 2, true), qc = col(p + 2, p + 3, true);
+      flush(mac_col(mac_col(mac_col(b0, qa, w0), qb, w1), qc, w2), y, true);
+      qa = qc;
+    }
+    if (p < npix)  // columns p + 2 (the row's last) and none
+      flush(mac_col(mac_col(mac_col(b0, qa, w0), col(p + 1, p + 2, true), w1),
+                    col(p + 2, 0, false), w2), y, false);
+  } else {
+    for (; p < npix; p += 2, y += 2 * y_stride) {
+      const bool both = p + 1 < npix;
+      Quads acc = b0;
+      for (size_t kx = 0; kx < 3; ++kx)
+        acc = mac_col(acc, col(2 * p + kx, 2 * p + 2 + kx, both), wb + 256 * kx);
+      flush(acc, y, both);
+    }
+  }
+}
+
 template <class In, class Out, size_t S>
 void dw3x3_row_b8(size_t channels, size_t npix, const uint8_t* const* rows, const int16_t* w,
                   const int32_t* bias, const float* scale, void* y_out, size_t y_stride,
@@ -492,6 +560,13 @@ void dw3x3_row_b8(size_t channels, size_t npix, const uint8_t* const* rows, cons
   Out* y = static_cast<Out*>(y_out);
   const Stage st(rq);
   const int8_t* wb = reinterpret_cast<const int8_t*>(w);
+  if (channels == 32) {
+    if (small_scales<Out>(scale, 0, 32))
+      row_pairs32<In, Out, S, true>(npix, rows, wb, bias, scale, y, y_stride, st);
+    else
+      row_pairs32<In, Out, S, false>(npix, rows, wb, bias, scale, y, y_stride, st);
+    return;
+  }
   const size_t c64 = channels / kB * kB;
   for (size_t c0 = 0; c0 < c64; c0 += kB, wb += 12 * kB) {
     if (small_scales<Out>(scale, c0, kB))

@@ -82,7 +82,8 @@ void q8_dwconv_pack_w_c16x2(size_t channels, size_t taps, const void* w, bool w_
 // j 0-3][64 bytes], vector j's int32 lane (l, i) the quad (w'[c][0][kx], w'[c][1][kx],
 // w'[c][2][kx], 0) of channel c = 16·l + 4·j + i of the block; then at byte 12·c64 the
 // channels from c64 on packed by q8_dwconv_pack_w_3x3c32 (the int16 row kernel runs them);
-// zeros after.
+// zeros after. cp == 32 (17-32 channels): one such block whose lanes 2-3 repeat lanes 0-1 (the
+// kernel multiplies two output pixels a vector).
 extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni;
 bool q8_dwconv_pack_w_3x3b8(size_t channels, size_t taps, const void* w, bool w_is_u8,
                             const int32_t* w_zp, int16_t* out);
