@@ -266,6 +266,16 @@ CONFIGS = {
                               sym_w=True),
     "dw_sym_columns_21x4_c32": dict(h=21, w=4, c=32, m=32, k=(3, 3), pads=(1, 1, 1, 1),
                                     group=32, sym_w=True),
+    # up to 16 channels: four output pixels a vector (runs of every length mod 4)
+    "dw_sym_3x3_c16_s1": dict(n=2, h=5, w=14, c=16, m=16, k=(3, 3), pads=(1, 1, 1, 1), group=16,
+                              sym_w=True),
+    "dw_sym_3x3_c16_s2": dict(h=9, w=17, c=16, m=16, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1),
+                              group=16, sym_w=True),
+    "dw_sym_3x3_c16_w7": dict(h=4, w=7, c=16, m=16, k=(3, 3), group=16, sym_w=True),
+    "dw_sym_3x3_c12_s1": dict(h=6, w=9, c=12, m=12, k=(3, 3), pads=(1, 1, 1, 1), group=12,
+                              sym_w=True),
+    "dw_sym_columns_20x4_c16": dict(h=20, w=4, c=16, m=16, k=(3, 3), pads=(1, 1, 1, 1),
+                                    group=16, sym_w=True),  # outputs 64 bytes apart
     # padding that would make the copy several times the input: the engine keeps im2col tiles
     # (which path ran is not visible from here; this checks the result on amx with huge pads)
     "rows_rgb_7x7_s8_pad100": dict(h=128, w=120, c=3, m=16, k=(7, 7), s=(8, 8),

@@ -71,8 +71,9 @@ const std::string& dw_layout() {
       uk.pack3x3(kProbeC, kProbeK, pr.w, false, pr.zp, b.data());
       h = fnv1a(b.data(), b.size() * 2, h);
     }
-    // The byte form: 80 channels (a 64-channel block and an int16 tail) and 32 (two pixels).
-    for (size_t c : {size_t{80}, size_t{32}}) {
+    // The byte form: 80 channels (a 64-channel block and an int16 tail), 32 and 16 (two and four
+    // pixels a vector).
+    for (size_t c : {size_t{80}, size_t{32}, size_t{16}}) {
       if (!uk.pack3x3b8) break;
       std::vector<int8_t> w(c * 9);
       std::vector<int32_t> zp(c);
@@ -1343,11 +1344,11 @@ class Q8ConvOp : public Op {
     dw_row_fn_ = uk.row3x3[s - 1][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
     if (!dw_row_fn_) return;
     // The byte form where the ISA has it, the output is bytes, there is a whole 64-channel block
-    // (or 17-32 channels, two pixels a block) and every w' fits in int8 (onnxruntime's symmetric
-    // int8 weights always do).
+    // (or up to 32 channels, two or four pixels a block) and every w' fits in int8 (onnxruntime's
+    // symmetric int8 weights always do).
     const bool w_u8 = d.w_type == DType::u8;
     const size_t cp = (d.m + 15) / 16 * 16;
-    const Q8DwConvRowFn b8 = d.y_type == DType::f32 || (cp < 64 && cp != 32) || !uk.pack3x3b8
+    const Q8DwConvRowFn b8 = d.y_type == DType::f32 || cp == 48 || !uk.pack3x3b8
         ? nullptr
         : uk.row3x3b8[s - 1][d.x_type == DType::u8 ? 0 : 1][out_index(d.y_type)];
     const bool bytes = b8 && q8_dwconv_fits_i8(d.m, 9, d.w, w_u8, d.w_zp);

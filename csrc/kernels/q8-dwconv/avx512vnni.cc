@@ -553,6 +553,52 @@ inline void row_pairs32(size_t npix, const uint8_t* const* rows, const int8_t* w
   }
 }
 
+// 16 channels: four output pixels a vector (lane g: pixel p + g), every lane of the packing the
+// same 16 channels. Stride 1: the vector of columns c..c + 3 is one load (masked for a last
+// group of fewer outputs); stride 2: four 16-byte loads. Stores: one 64-byte store when the
+// outputs are contiguous, else one 16-byte store per output.
+template <class In, class Out, size_t S, bool Small>
+inline void row_quads16(size_t npix, const uint8_t* const* rows, const int8_t* wb,
+                        const int32_t* bias, const float* scale, Out* y, size_t y_stride,
+                        const Stage& st) {
+  Quads b0;
+  __m512 s[4];
+  static constexpr size_t kOff[4] = {0, 0, 0, 0};
+  block_start<In>(bias, scale, kOff, wb, b0, s);
+  // The vector of input columns first + S·g for the n (<= 4) lanes g < n; zeros past n.
+  auto col = [&](size_t first, size_t n) {
+    __m512i a[3];
+    for (int r = 0; r < 3; ++r) {
+      const uint8_t* row = rows[r];
+      if constexpr (S == 1) {
+        a[r] = n == 4 ? _mm512_loadu_si512(row + first * 16)
+                      : _mm512_maskz_loadu_epi8((uint64_t{1} << (16 * n)) - 1, row + first * 16);
+      } else {
+        __m512i v = _mm512_zextsi128_si512(_mm_loadu_si128((const __m128i*)(row + first * 16)));
+        if (n > 1) v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(row + (first + 2) * 16)), 1);
+        if (n > 2) v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(row + (first + 4) * 16)), 2);
+        if (n > 3) v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i*)(row + (first + 6) * 16)), 3);
+        a[r] = v;
+      }
+    }
+    return quads_v<In>(a[0], a[1], a[2]);
+  };
+  for (size_t p = 0; p < npix; p += 4, y += 4 * y_stride) {
+    const size_t n = npix - p < 4 ? npix - p : 4;
+    Quads acc = b0;
+    for (size_t kx = 0; kx < 3; ++kx) acc = mac_col(acc, col(S * p + kx, n), wb + 256 * kx);
+    const __m512i q = bytes64<Out, Small>(acc, s, st);
+    if (n == 4 && y_stride == 16) {
+      _mm512_storeu_si512(y, q);
+      continue;
+    }
+    _mm_storeu_si128((__m128i*)y, _mm512_castsi512_si128(q));
+    if (n > 1) _mm_storeu_si128((__m128i*)(y + y_stride), _mm512_extracti32x4_epi32(q, 1));
+    if (n > 2) _mm_storeu_si128((__m128i*)(y + 2 * y_stride), _mm512_extracti32x4_epi32(q, 2));
+    if (n > 3) _mm_storeu_si128((__m128i*)(y + 3 * y_stride), _mm512_extracti32x4_epi32(q, 3));
+  }
+}
+
 template <class In, class Out, size_t S>
 void dw3x3_row_b8(size_t channels, size_t npix, const uint8_t* const* rows, const int16_t* w,
                   const int32_t* bias, const float* scale, void* y_out, size_t y_stride,
@@ -565,6 +611,13 @@ void dw3x3_row_b8(size_t channels, size_t npix, const uint8_t* const* rows, cons
       row_pairs32<In, Out, S, true>(npix, rows, wb, bias, scale, y, y_stride, st);
     else
       row_pairs32<In, Out, S, false>(npix, rows, wb, bias, scale, y, y_stride, st);
+    return;
+  }
+  if (channels == 16) {
+    if (small_scales<Out>(scale, 0, 16))
+      row_quads16<In, Out, S, true>(npix, rows, wb, bias, scale, y, y_stride, st);
+    else
+      row_quads16<In, Out, S, false>(npix, rows, wb, bias, scale, y, y_stride, st);
     return;
   }
   const size_t c64 = channels / kB * kB;

@@ -58,7 +58,11 @@ struct Q8DwConvUKernel {
   bool (*pack3x3b8)(size_t channels, size_t taps, const void* w, bool w_is_u8,
                     const int32_t* w_zp, int16_t* out) = nullptr;
 };
-inline size_t q8_dwconv_packed_size_3x3(size_t channels) { return 12 * ((channels + 15) / 16 * 16); }
+// (At least 32 channels' worth: the byte form's 16-channel block takes as much as 32.)
+inline size_t q8_dwconv_packed_size_3x3(size_t channels) {
+  const size_t cp = (channels + 15) / 16 * 16;
+  return 12 * (cp < 32 ? 32 : cp);
+}
 
 extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel__scalar;
 // AVX2: 16 channels per vector step, tap pairs interleaved for vpmaddwd (exact int16 products);
@@ -82,8 +86,9 @@ void q8_dwconv_pack_w_c16x2(size_t channels, size_t taps, const void* w, bool w_
 // j 0-3][64 bytes], vector j's int32 lane (l, i) the quad (w'[c][0][kx], w'[c][1][kx],
 // w'[c][2][kx], 0) of channel c = 16·l + 4·j + i of the block; then at byte 12·c64 the
 // channels from c64 on packed by q8_dwconv_pack_w_3x3c32 (the int16 row kernel runs them);
-// zeros after. cp == 32 (17-32 channels): one such block whose lanes 2-3 repeat lanes 0-1 (the
-// kernel multiplies two output pixels a vector).
+// zeros after. cp == 32 (17-32 channels): one such block whose lanes 2-3 repeat lanes 0-1, cp ==
+// 16: one whose four lanes are the same 16 channels (the kernel multiplies two or four output
+// pixels a vector).
 extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni;
 bool q8_dwconv_pack_w_3x3b8(size_t channels, size_t taps, const void* w, bool w_is_u8,
                             const int32_t* w_zp, int16_t* out);

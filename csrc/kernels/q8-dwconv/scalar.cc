@@ -103,18 +103,20 @@ bool q8_dwconv_pack_w_3x3b8(size_t channels, size_t taps, const void* w, bool w_
   const size_t cp = (channels + 15) / 16 * 16, c64 = cp / 64 * 64;
   std::fill(out, out + q8_dwconv_packed_size_3x3(channels), int16_t{0});
   int8_t* const o = reinterpret_cast<int8_t*>(out);
-  // 32 channels (cp == 32): one block for two pixels, lanes 2-3 repeating lanes 0-1.
-  const size_t blocked = cp == 32 ? channels : std::min(channels, c64);
+  // 32 channels (cp == 32): one block for two pixels, lanes 2-3 repeating lanes 0-1; 16: one for
+  // four pixels, every lane the same.
+  const bool pixels = cp == 16 || cp == 32;
+  const size_t blocked = pixels ? channels : std::min(channels, c64);
   for (size_t c = 0; c < blocked; ++c) {
     const size_t k = c % 64, lane = k / 16, j = k % 16 / 4, i = k % 4;
     for (size_t kx = 0; kx < 3; ++kx)
-      for (size_t l = lane; l < 4; l += cp == 32 ? 2 : 4) {
+      for (size_t l = lane; l < 4; l += pixels ? cp / 16 : 4) {
         int8_t* q = o + c / 64 * 768 + (kx * 4 + j) * 64 + (l * 4 + i) * 4;
         for (size_t ky = 0; ky < 3; ++ky)
           q[ky] = static_cast<int8_t>(w_prime(w, w_is_u8, c * 9 + ky * 3 + kx, w_zp[c]));
       }
   }
-  if (cp == 32) return true;
+  if (pixels) return true;
   if (channels > c64) {
     const size_t esize = 1;  // u8 or i8 weights
     q8_dwconv_pack_w_3x3c32(channels - c64, 9, static_cast<const uint8_t*>(w) + c64 * 9 * esize,
