@@ -1,6 +1,8 @@
 """Load benchmark: edgert.load of a compiled .edgert file (and of the .onnx) against
 onnxruntime's session creation on the same model, interleaved in one process; then resident
-memory right after loading, in fresh processes, against the file size plus the arena.
+memory growth after loading, after the first run and at its peak (VmHWM), each in a fresh
+process (the runtime's package imported before the baseline), against the file size plus the
+arena.
 
     python -m bench.bench_load                                   # MobileNetV2 1.0, qop_au8_ws8_pt
     python -m bench.bench_load mobilenet_v2 --variant qdq_as8_ws8_pc --rounds 40 --threads 1
@@ -23,25 +25,25 @@ from . import models as M
 
 _RSS_SCRIPT = r"""
 import sys, numpy as np
-def rss():
+def rss(key="VmRSS:"):
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(key):
             return int(line.split()[1]) * 1024
 rt, path, threads, x = sys.argv[1], sys.argv[2], int(sys.argv[3]), np.load(sys.argv[4])
 if rt == "edgert":
     import edgert
-    before = rss()
-    s = edgert.load(path, threads=threads)
-    run = lambda: s.run(None, {"input": x})
 else:
     import onnxruntime
     from edgert.benchmark import ort_session
-    before = rss()
-    s = ort_session(path, threads)
-    run = lambda: s.run(None, {"input": x})
+try:
+    open("/proc/self/clear_refs", "w").write("5")  # the peak restarts from here
+except OSError:
+    pass
+before = rss()
+s = edgert.load(path, threads=threads) if rt == "edgert" else ort_session(path, threads)
 loaded = rss()
-run()
-print(loaded - before, rss() - before)
+s.run(None, {"input": x})
+print(loaded - before, rss() - before, max(rss("VmHWM:"), before) - before)
 """
 
 
@@ -85,14 +87,19 @@ def main(argv=None):
         size = os.path.getsize(compiled)
         print(f"\nresident memory growth (fresh process): .edgert file {size / 2**20:.2f} MiB, "
               f"arena {arena / 2**20:.2f} MiB")
-        print("| runtime | after load MiB | after first run MiB |\n|---|---|---|")
+        print("| runtime | after load MiB | after first run MiB | peak MiB | peak / onnxruntime |\n"
+              "|---|---|---|---|---|")
+        rows = {}
         for name, rt, path in (("edgert .edgert", "edgert", compiled),
+                               ("edgert .onnx", "edgert", onnx_path),
                                ("onnxruntime", "onnxruntime", onnx_path)):
             out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, rt, path,
                                   str(args.threads), x_path], check=True, capture_output=True,
                                  text=True).stdout.split()
-            loaded, ran = int(out[0]), int(out[1])
-            print(f"| {name} | {loaded / 2**20:.2f} | {ran / 2**20:.2f} |")
+            rows[name] = [int(v) / 2**20 for v in out]
+        for name, (loaded, ran, peak) in rows.items():
+            print(f"| {name} | {loaded:.2f} | {ran:.2f} | {peak:.2f} | "
+                  f"{peak / rows['onnxruntime'][2]:.2f} |")
 
 
 if __name__ == "__main__":

@@ -24,4 +24,4 @@ class InputError(EdgertError, ValueError):
 
 
 class MissingDependencyError(EdgertError, ImportError):
-    """An optional extra is needed for this call (e.g. `onnx` to read .onnx files)."""
+    """An optional extra is needed for this call (e.g. `cloud` for the cloud fallback)."""

@@ -13,6 +13,7 @@ from .errors import ModelError
 # No tensor of a model for an edge device needs more elements than this (1 GiB of fp32);
 # refusing larger ones keeps hostile files from causing huge allocations.
 MAX_ELEMENTS = 1 << 28
+MAX_RANK = 32  # numpy 1.x's limit (2.x takes 64); ONNX models on devices use up to 6 or so
 
 
 @dataclass
@@ -61,13 +62,17 @@ class Graph:
 
 def check_elements(shape, what):
     """Validates a declared shape and returns its element count, refusing absurd sizes."""
-    count = 1
+    if len(shape) > MAX_RANK:
+        raise ModelError(f"{what}: shape of rank {len(shape)}; the most edgert takes is {MAX_RANK}")
+    count = span = 1
     for d in shape:
         if not isinstance(d, (int, np.integer)) or d < 0:
             raise ModelError(f"{what}: invalid dimension {d!r} in shape {tuple(shape)}")
         count *= int(d)
-        if count > MAX_ELEMENTS:
-            raise ModelError(f"{what}: shape {tuple(shape)} has more than {MAX_ELEMENTS} elements")
+        span *= max(int(d), 1)  # zeros aside too: numpy cannot hold a shape past this
+        if span > MAX_ELEMENTS:
+            raise ModelError(f"{what}: shape {tuple(shape)} has dimensions multiplying past "
+                             f"{MAX_ELEMENTS} elements")
     return count
 
 

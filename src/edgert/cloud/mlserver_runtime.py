@@ -10,7 +10,7 @@ Point a model-settings.json at one of them (see MLSERVER.md beside this file):
 
 Both declare the model's inputs and outputs (name, datatype, shape) in their v2 metadata, which
 edgert's client checks against the device's model on first use. This module imports mlserver,
-so it is only for the server's environment (pip install mlserver edgert[onnx]).
+so it is only for the server's environment (pip install mlserver edgert).
 """
 import os
 
