@@ -397,6 +397,16 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("m"), py::arg("n"), py::arg("k"),
         "The byte-form int8 GEMM kernel a conv of m output pixels, n output channels (per group) "
         "and depth k runs on this ISA (None: the int16 form), for tests and diagnostics.");
+  m.def("pair_orders_help", [] {
+    // Whether a K order chosen for the weights' byte pairs can change how this ISA runs a
+    // layer: only kernels with int16 pair sums (not exact_pairs) take permuted rows. Probed on
+    // the shapes that pick each of the ISA's byte kernels (small and large depth).
+    for (size_t k : {16, 256}) {
+      const Q8GemmX8UKernel* uk = q8_gemm_x8_ukernel_for(4096, 64, k);
+      if (uk && !uk->exact_pairs) return true;
+    }
+    return false;
+  }, "Whether the lowering's channel orders for byte pairs (fold_pair_orders) help this ISA.");
   m.def("available_isas", [] {
     std::vector<std::string> r;
     for (Isa i : available_isas()) r.push_back(isa_name(i));

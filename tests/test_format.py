@@ -363,6 +363,41 @@ def test_packed_file_runs_on_every_isa(tmp_path, isa, rr):
     np.testing.assert_array_equal(got[1], want)
 
 
+def test_compiled_files_carry_the_pair_orders_an_avx2_device_uses(tmp_path):
+    """Lowering stores conv -> depthwise -> 1x1 chains in the channel order the AVX2 kernels'
+    byte pairs want (fold_pair_orders) only where this ISA's kernels use it, but always in a plan
+    for an .edgert file, which may run anywhere. MobileNetV2 0.35 has such chains; outputs are
+    the same bytes either way, here and under avx2."""
+    from edgert.lower import lower
+    from edgert.onnx_import import read_onnx
+    from edgert.qdq import fuse_qdq
+    M = pytest.importorskip("bench.models")
+    src = M.build_quantized("mobilenet_v2_035_96", "qop_au8_ws8_pt")
+    g = fuse_qdq(read_onnx(open(src, "rb").read()))
+    shapes = {v.name: tuple(v.shape) for v in g.inputs}
+
+    def weights(portable):
+        return [op.attrs["weight"] for op in lower(g, shapes, portable).ops if op.type == "qconv"]
+    moved = sum(not np.array_equal(a, b) for a, b in zip(weights(False), weights(True)))
+    assert _core.pair_orders_help() == (_core.isa() == "avx2")
+    assert moved == 0 if _core.pair_orders_help() else moved >= 2
+    compiled = tmp_path / "m.edgert"
+    edgert.compile(src, compiled)
+    x = M.sample_input("mobilenet_v2_035_96", 0)
+    name = edgert.load(src).get_inputs()[0].name
+    for isa in sorted({_core.isa(), "avx2"} & set(_core.available_isas())):
+        out = tmp_path / f"{isa}.npy"
+        np.save(tmp_path / "x.npy", x)
+        code = ("import sys, numpy as np, edgert\n"
+                "x = np.load(sys.argv[3])\n"
+                f"r = [edgert.load(p).run(None, {{{name!r}: x}})[0] for p in sys.argv[1:3]]\n"
+                "np.save(sys.argv[4], np.stack(r))\n")
+        subprocess.run([sys.executable, "-c", code, src, str(compiled), str(tmp_path / "x.npy"),
+                        str(out)], env=dict(os.environ, EDGERT_ISA=isa), check=True)
+        got = np.load(out)
+        np.testing.assert_array_equal(got[0], got[1])
+
+
 def test_depthwise_packed_by_another_layout_is_repacked(models):
     """Depthwise weights stored packed for a kernel this machine does not run (another layout
     fingerprint) are packed anew from the stored weights: same outputs."""

@@ -26,10 +26,15 @@ def load(model, *, threads=None, fallback=None, policy=None):
     """Loads a model from a path or from bytes and returns a Session.
 
     `threads`: the intra-op threads for this session (default: the CPU cores this process may
-    use). Reading .onnx files needs the `onnx` extra. `fallback` (an edgert.CloudFallback) and
-    `policy` (an edgert.Policy) set how Session.infer picks local or cloud; with a fallback, a
-    model with ops edgert cannot run loads cloud-only.
+    use). `fallback` (an edgert.CloudFallback) and `policy` (an edgert.Policy) set how
+    Session.infer picks local or cloud; with a fallback, a model with ops edgert cannot run loads
+    cloud-only.
     """
+    return _load(model, threads, fallback, policy, portable=False)
+
+
+def _load(model, threads, fallback, policy, portable):
+    """load(); `portable` plans .onnx models for an .edgert file that may run under any ISA."""
     from . import format as _format
     if isinstance(model, (bytes, bytearray, memoryview)):
         data = bytes(model)
@@ -66,7 +71,7 @@ def load(model, *, threads=None, fallback=None, policy=None):
     if fallback is not None or policy is not None:  # cloud fallback: edgert.cloud decides
         from .cloud import attach
         return attach(read_onnx(data), threads, fallback, policy)
-    return Session(read_onnx(data), threads=threads)
+    return Session(read_onnx(data), threads=threads, portable=portable)
 
 
 def __getattr__(name):
@@ -86,7 +91,7 @@ def _with_cloud(session, fallback, policy):
 
 def compile(model, path, *, threads=None):  # noqa: A001 - the command's name
     """Compiles a model (path or bytes of .onnx) to an .edgert file; returns the Session."""
-    sess = load(model, threads=threads)
+    sess = _load(model, threads, None, None, portable=True)
     from .format import write
     write(sess, path)
     return sess

@@ -164,8 +164,10 @@ class Lowering:
         return self.add(name, dtype, shape, layout, qparams=qparams)
 
 
-def lower(graph, input_shapes):
-    """Lowers `graph` for {input name: shape}; returns the Lowering with ops and tensors."""
+def lower(graph, input_shapes, portable=False):
+    """Lowers `graph` for {input name: shape}; returns the Lowering with ops and tensors.
+    `portable`: for a plan written to an .edgert file, which may run under any ISA (channel
+    orders for the AVX2 kernels' byte pairs are chosen even where this ISA has no use for them)."""
     from . import lower_float, lower_quant  # noqa: F401  (they fill RULES)
     from .fold import try_fold
 
@@ -187,7 +189,9 @@ def lower(graph, input_shapes):
             raise ModelError(f"{node.where()}: invalid node: {type(e).__name__}: {e}") from None
     L.node = None
     finish(L)
-    lower_quant.fold_pair_orders(L)
+    from . import _core
+    if portable or _core.pair_orders_help():
+        lower_quant.fold_pair_orders(L)
     return L
 
 

@@ -52,7 +52,8 @@ def default_threads():
 class Session:
     """A model ready to run. Create it with `edgert.load`."""
 
-    def __init__(self, graph, *, threads=None):
+    def __init__(self, graph, *, threads=None, portable=False):
+        """`portable`: plan for an .edgert file (see lower.lower)."""
         from .qdq import fuse_qdq
         threads = check_threads(threads)
         try:
@@ -61,7 +62,7 @@ class Session:
             raise
         except Exception as e:  # malformed quantization parameters
             raise ModelError(f"invalid quantized graph: {type(e).__name__}: {e}") from None
-        self._threads = threads
+        self._threads, self._portable = threads, portable
         self._lock = threading.Lock()
         self._plans = OrderedDict()
         self._last = None
@@ -79,7 +80,7 @@ class Session:
         """A session from a compiled .edgert file: the executor for the default input shapes,
         and the graph (None for static-shape models) to plan other shapes."""
         self = cls.__new__(cls)
-        self._graph, self._threads = graph, threads
+        self._graph, self._threads, self._portable = graph, threads, False
         self._lock, self._plans, self._last = threading.Lock(), OrderedDict(), None
         self._inputs, self._outputs = inputs, outputs
         key = tuple(tuple(1 if d is None else d for d in i.shape) for i in inputs)
@@ -193,7 +194,7 @@ class Session:
         """A session for a model edgert cannot run: metadata only, every infer goes to the
         cloud (run() raises the UnsupportedOpError)."""
         self = cls.__new__(cls)
-        self._graph, self._threads = graph, threads or default_threads()
+        self._graph, self._threads, self._portable = graph, threads or default_threads(), False
         self._lock, self._plans, self._last = threading.Lock(), OrderedDict(), None
         self._inputs = [NodeArg(v.name, v.shape, v.dtype) for v in graph.inputs]
         self._outputs = [NodeArg(v.name, v.shape, v.dtype) for v in graph.outputs]
@@ -266,7 +267,7 @@ class Session:
 
     def _compile(self, shapes):
         key = tuple(shapes[v.name] for v in self._graph.inputs)
-        c = _Compiled.lower(self._graph, shapes, self._threads)
+        c = _Compiled.lower(self._graph, shapes, self._threads, self._portable)
         with self._lock:
             self._plans[key] = c
             while len(self._plans) > _PLAN_CACHE:
@@ -291,10 +292,10 @@ class _Compiled:
             raise ModelError(str(e)) from None
 
     @classmethod
-    def lower(cls, graph, shapes, threads):
+    def lower(cls, graph, shapes, threads, portable=False):
         from .lower import lower
         from .plan import make_plan
-        return cls(make_plan(lower(graph, shapes)), threads)
+        return cls(make_plan(lower(graph, shapes, portable)), threads)
 
     def run(self, arrays):
         return self._outputs(self.executor.run(arrays))
