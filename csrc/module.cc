@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -62,16 +63,27 @@ bool is_float(const py::handle& o) {
 
 class PyExecutor {
  public:
+  // release_unread: as each op is made, the array attributes it no longer reads
+  // (Op::unread_arrays: the model's weights, once packed) are let go of, here and in the
+  // caller's plan (ops[i]["attrs"][name] becomes None), so a layer's weights are freed before
+  // the next layer packs its own.
   PyExecutor(int64_t arena_bytes, py::list tensors, py::list ops, std::vector<int64_t> input_ids,
-             std::vector<int64_t> output_ids, int threads) {
+             std::vector<int64_t> output_ids, int threads, bool release_unread) {
     Plan plan;
     plan.arena_bytes = arena_bytes;
     plan.input_ids = std::move(input_ids);
     plan.output_ids = std::move(output_ids);
     for (size_t i = 0; i < tensors.size(); ++i) plan.tensors.push_back(tensor(tensors[i], i));
     for (size_t i = 0; i < ops.size(); ++i) plan.ops.push_back(op(ops[i], i));
+    std::function<void(size_t, const Op&)> created;
+    if (release_unread) {
+      created = [this, &ops](size_t i, const Op& made) {
+        py::gil_scoped_acquire gil;
+        release(i, made, ops);
+      };
+    }
     py::gil_scoped_release nogil;  // creating ops may pack large weights
-    ex_ = std::make_unique<Executor>(std::move(plan), threads);
+    ex_ = std::make_unique<Executor>(std::move(plan), threads, created);
   }
 
   // A plan in the binary form of an .edgert file (runtime/plan_io.h), its arrays used in place:
@@ -240,10 +252,13 @@ class PyExecutor {
       what = op.type + " '" + op.name + "'";
       op.inputs = d["inputs"].cast<std::vector<int64_t>>();
       op.outputs = d["outputs"].cast<std::vector<int64_t>>();
+      if (op_arrays_.size() <= index) op_arrays_.resize(index + 1);
       if (d.contains("attrs")) {
         for (auto kv : d["attrs"].cast<py::dict>()) {
           std::string k = kv.first.cast<std::string>();
+          const size_t kept = keep_.size();
           op.attrs.set(k, attr(kv.second, what + ": attribute '" + k + "'"));
+          if (keep_.size() > kept) op_arrays_[index].emplace_back(k, kept);
         }
       }
       return op;
@@ -331,7 +346,19 @@ class PyExecutor {
 
   PyExecutor() = default;
 
+  void release(size_t i, const Op& made, const py::list& ops) {
+    if (i >= op_arrays_.size()) return;
+    for (const std::string& name : made.unread_arrays()) {
+      for (const auto& [k, slot] : op_arrays_[i]) {
+        if (k != name || keep_[slot].is_none()) continue;
+        keep_[slot] = py::none();
+        ops[i].cast<py::dict>()["attrs"].cast<py::dict>()[py::str(k)] = py::none();
+      }
+    }
+  }
+
   std::vector<py::object> keep_;
+  std::vector<std::vector<std::pair<std::string, size_t>>> op_arrays_;  // op's (attr, keep_ slot)
   Py_buffer view_{};
   bool has_view_ = false;
   std::unique_ptr<Executor> ex_;
@@ -461,9 +488,9 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<PyExecutor>(m, "Executor")
       .def(py::init<int64_t, py::list, py::list, std::vector<int64_t>, std::vector<int64_t>,
-                    int>(),
+                    int, bool>(),
            py::arg("arena_bytes"), py::arg("tensors"), py::arg("ops"), py::arg("input_ids"),
-           py::arg("output_ids"), py::arg("threads") = 0)
+           py::arg("output_ids"), py::arg("threads") = 0, py::arg("release_unread") = false)
       .def_static("from_buffer", &PyExecutor::from_buffer, py::arg("buffer"),
                   py::arg("plan_offset"), py::arg("plan_length"), py::arg("blob_offset"),
                   py::arg("blob_length"), py::arg("threads") = 0)

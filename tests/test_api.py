@@ -194,3 +194,30 @@ def test_profile_rejects_bad_arguments(qmodel):
         s.profile({"nope": _x(0)}, runs=1)
     with pytest.raises(edgert.InputError, match="expected dtype float32"):
         s.profile({"input": _x(0).astype(np.float64)}, runs=1, warmup=0)
+
+
+def test_a_session_frees_the_weights_its_kernels_packed(qmodel, tmp_path):
+    """A session loaded to run lets go of each conv's weights once its kernel has packed them
+    (a compile session keeps them for the file): the plan's weights are gone, its facts are
+    those of a plan that kept them, the answers are the same bytes, and writing it is refused
+    with a message that says what to do."""
+    from edgert import format as fmt
+    from edgert import _load
+    kept = _load(qmodel, None, None, None, portable=True)
+    run = edgert.load(qmodel)
+    ops = next(iter(run._plans.values())).plan.ops
+    convs = [op for op in ops if op["type"] == "qconv"]
+    assert convs and all(op["attrs"]["weight"] is None for op in convs)
+    assert next(iter(kept._plans.values())).plan.ops[ops.index(convs[0])]["attrs"]["weight"] is not None
+    from edgert.cli import plan_facts
+    assert plan_facts(run) == plan_facts(kept)
+    x = np.random.default_rng(3).normal(0, 1, (1, 3, 16, 16)).astype(np.float32)
+    for batch in (1, 3):  # a new shape plans (and frees) again
+        xb = np.repeat(x, batch, axis=0)
+        np.testing.assert_array_equal(run.run(None, {"input": xb})[0],
+                                      kept.run(None, {"input": xb})[0])
+    with pytest.raises(edgert.EdgertError, match="edgert.compile"):
+        fmt.write(run, tmp_path / "m.edgert")
+    edgert.compile(qmodel, tmp_path / "m.edgert")
+    np.testing.assert_array_equal(edgert.load(tmp_path / "m.edgert").run(None, {"input": x})[0],
+                                  run.run(None, {"input": x})[0])

@@ -289,6 +289,8 @@ class Q8ConvOp : public Op {
     d_.w = nullptr;  // the model's weights are not read after creation
   }
 
+  std::vector<std::string> unread_arrays() const override { return {"weight"}; }
+
   // The byte-form weights as packed here, so a compiled model can skip the packing (and the
   // form scan) at load; only for the byte-form GEMM path.
   PackedAttrs packed_attrs() const override {

@@ -168,7 +168,9 @@ void Executor::validate() const {
   }
 }
 
-Executor::Executor(Plan plan, int threads) : plan_(std::move(plan)) {
+Executor::Executor(Plan plan, int threads,
+                   const std::function<void(size_t, const Op&)>& created)
+    : plan_(std::move(plan)) {
   if (threads > kMaxThreads) {
     throw std::invalid_argument("threads=" + std::to_string(threads) + " is above " +
                                 std::to_string(kMaxThreads));
@@ -190,6 +192,7 @@ Executor::Executor(Plan plan, int threads) : plan_(std::move(plan)) {
     spec.attrs.op_node = spec.name;
     try {
       ops_.push_back(make_op(spec));
+      if (created) created(ops_.size() - 1, *ops_.back());
     } catch (const ModelError&) {
       throw;
     } catch (const std::bad_alloc&) {

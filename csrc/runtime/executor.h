@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -46,7 +47,10 @@ constexpr int64_t kMaxTensorBytes = int64_t(1) << 40;
 
 class Executor {
  public:
-  Executor(Plan plan, int threads);  // threads <= 0: the CPUs this process may run on
+  // threads <= 0: the CPUs this process may run on. created(i, op), when given, is called right
+  // after op i is made (the plan's owner may then free what op.unread_arrays() names).
+  Executor(Plan plan, int threads,
+           const std::function<void(size_t, const Op&)>& created = nullptr);
   ~Executor();
 
   int64_t arena_bytes() const { return plan_.arena_bytes; }

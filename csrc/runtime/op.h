@@ -161,6 +161,9 @@ class Op {
  public:
   virtual ~Op() = default;
   virtual PackedAttrs packed_attrs() const { return {}; }
+  // Array attributes this op never reads after its creation (it copied or packed what it
+  // needs): whoever owns their memory may free it once the op exists.
+  virtual std::vector<std::string> unread_arrays() const { return {}; }
   // in[i] / out[i] point at the tensors described by spec.inputs[i] / spec.outputs[i]; outputs
   // never alias inputs. Must be safe to call concurrently.
   virtual void run(const void* const* in, void* const* out, ThreadPool& pool) const = 0;

@@ -205,6 +205,9 @@ def write(session, path):
     p = compiled.plan
     if p.ops is None:
         raise EdgertError("this session was loaded from an .edgert file; compile the .onnx model")
+    if p.released:
+        raise EdgertError("this session was loaded to run, without the weights a file needs; "
+                          "use edgert.compile(model, path)")
     blobs = _Blobs()
     writer = _PlanWriter(blobs)
     writer.encode(p, packed_ops(compiled))

@@ -26,6 +26,7 @@ class Plan:
     out_shapes: list
     out_qparams: list
     facts: dict = None     # plan_facts(), stored by .edgert files (which keep no ops in Python)
+    released: bool = False  # the ops' unread weights are gone (a session loaded to run)
 
 
 def _nbytes(t):

@@ -278,24 +278,31 @@ class Session:
 class _Compiled:
     """The executor for one plan (one set of input shapes)."""
 
-    def __init__(self, plan, threads):
-        """`threads`: the count for a new executor, or the executor itself (an .edgert file's)."""
+    def __init__(self, plan, threads, release=False):
+        """`threads`: the count for a new executor, or the executor itself (an .edgert file's).
+        `release`: nothing will write this plan to a file, so each op's weights are freed once
+        it has packed them (Op::unread_arrays); plan_info's facts are taken first."""
         self.plan = p = plan
         if not isinstance(threads, int):
             self.executor = threads
             return
         from . import _core
+        if release:
+            from .plan import plan_facts
+            p.facts = plan_facts(p)
         try:
             self.executor = _core.Executor(p.arena_bytes, p.tensors, p.ops, p.input_ids,
-                                           [i for i in p.output_ids if i is not None], threads)
+                                           [i for i in p.output_ids if i is not None], threads,
+                                           release)
         except _core.ModelError as e:
             raise ModelError(str(e)) from None
+        p.released = release
 
     @classmethod
     def lower(cls, graph, shapes, threads, portable=False):
         from .lower import lower
         from .plan import make_plan
-        return cls(make_plan(lower(graph, shapes, portable)), threads)
+        return cls(make_plan(lower(graph, shapes, portable)), threads, release=not portable)
 
     def run(self, arrays):
         return self._outputs(self.executor.run(arrays))
