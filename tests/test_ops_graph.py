@@ -301,3 +301,81 @@ def test_pair_orders_fold_into_conv_depthwise_1x1_chains(et, chain, monkeypatch)
     assert not np.array_equal(w3_planned, w3.reshape(m, c))  # the columns moved
     if _core.isa() == "avx2":
         assert "x8_perm" not in compiled.executor.packed_attrs(convs[-1])[1]
+
+
+def test_int8_activations_run_as_uint8_with_the_same_bytes():
+    """On x86 (u8 × s8 kernels) a plan runs int8 activations as uint8, x + 128 with zero point
+    + 128 (lower_quant.shift_int8_activations): every op kind that reads or writes them here
+    (QuantizeLinear, QLinearConv, MaxPool, Pad, Transpose, QLinearSigmoid, QLinearAdd,
+    QLinearConcat, Concat, QLinearAveragePool, QLinearMul, QLinearGlobalAveragePool, Reshape,
+    QLinearMatMul, QGemm, DequantizeLinear) gives the bytes of the unshifted plan (the one an
+    .edgert file keeps) and onnxruntime's; a QLinearSoftmax input and an int8 graph output stay
+    int8."""
+    from edgert import _core, _load
+    rng = np.random.default_rng(5)
+    c = 8
+    q = lambda: (np.float32(rng.uniform(0.02, 0.06)), np.array(rng.integers(-20, 20), np.int8))  # noqa: E731
+    inits = {}
+    for name in ("x", "c1", "t2", "sg", "ad", "ct", "ap", "mu", "gp", "mm", "qg", "sm"):
+        inits[name + "_s"], inits[name + "_z"] = q()
+    inits["w1"] = rng.integers(-127, 128, (c, c, 3, 3)).astype(np.int8)
+    inits["w2"] = rng.integers(-127, 128, (c, c, 1, 1)).astype(np.int8)
+    inits["w_s"], inits["w_z"] = np.float32(0.002), np.array(0, np.int8)
+    inits["b1"] = rng.integers(-2000, 2000, c).astype(np.int32)
+    inits["pv"] = np.array(-7, np.int8)
+    inits["shape"] = np.array([1, 4 * c], np.int64)
+    inits["B"] = rng.integers(-127, 128, (4 * c, 6)).astype(np.int8)
+    inits["G"] = rng.integers(-127, 128, (5, 6)).astype(np.int8)
+    ms = "com.microsoft"
+    N = helper.make_node
+    nodes = [
+        N("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
+        N("QLinearConv", ["xq", "x_s", "x_z", "w1", "w_s", "w_z", "c1_s", "c1_z", "b1"], ["c1"],
+          pads=[1, 1, 1, 1]),
+        N("MaxPool", ["c1"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]),
+        N("Pad", ["mp", "pads", "pv"], ["pd"]),
+        N("Transpose", ["pd"], ["tp"], perm=[0, 1, 3, 2]),
+        N("QLinearConv", ["tp", "c1_s", "c1_z", "w2", "w_s", "w_z", "t2_s", "t2_z"], ["t2"]),
+        N("QLinearSigmoid", ["tp", "c1_s", "c1_z", "sg_s", "sg_z"], ["sg"], domain=ms),
+        N("QLinearAdd", ["sg", "sg_s", "sg_z", "t2", "t2_s", "t2_z", "ad_s", "ad_z"], ["ad"],
+          domain=ms),
+        N("QLinearConcat", ["ct_s", "ct_z", "ad", "ad_s", "ad_z", "sg", "sg_s", "sg_z"], ["ct"],
+          axis=1, domain=ms),
+        N("Concat", ["ct", "ct"], ["cc"], axis=1),
+        N("QLinearAveragePool", ["cc", "ct_s", "ct_z", "ap_s", "ap_z"], ["ap"],
+          kernel_shape=[2, 2], pads=[1, 1, 0, 0], domain=ms),
+        N("QLinearMul", ["ap", "ap_s", "ap_z", "ap", "ap_s", "ap_z", "mu_s", "mu_z"], ["mu"],
+          domain=ms),
+        N("QLinearGlobalAveragePool", ["mu", "mu_s", "mu_z", "gp_s", "gp_z"], ["gp"], domain=ms),
+        N("Reshape", ["gp", "shape"], ["rs"]),
+        N("QLinearMatMul", ["rs", "gp_s", "gp_z", "B", "w_s", "w_z", "mm_s", "mm_z"], ["mm"]),
+        N("QGemm", ["mm", "mm_s", "mm_z", "G", "w_s", "w_z", "", "qg_s", "qg_z"], ["qg"],
+          transB=1, domain=ms),
+        N("QLinearSoftmax", ["qg", "qg_s", "qg_z", "sm_s", "sm_z"], ["sm"], axis=-1, opset=13,
+          domain=ms),
+        N("DequantizeLinear", ["sm", "sm_s", "sm_z"], ["y"]),
+        N("DequantizeLinear", ["ct", "ct_s", "ct_z"], ["y2"]),
+    ]
+    inits["pads"] = np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)
+    m = model(nodes, [("x", F, [1, c, 10, 10])],
+              [("y", F, None), ("y2", F, None), ("mm", I8, None)], inits, ms=True)
+    data = m.SerializeToString()
+    feeds = {"x": rng.normal(0, 1.5, (1, c, 10, 10)).astype(np.float32)}
+    ours = edgert.load(data)
+    kept = _load(data, None, None, None, portable=True)
+    got, want = ours.run(None, feeds), kept.run(None, feeds)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert got[2].dtype == np.int8
+    theirs = ort_session(data).run(None, feeds)
+    for a, b in zip(got, theirs):
+        np.testing.assert_array_equal(a, b)
+    plan = next(iter(ours._plans.values())).plan
+    dtypes = {t["dtype"] for t in plan.tensors if t["kind"] == "arena"}
+    if _core.isa() in ("amx", "avx512vnni", "avx2"):
+        assert "u8" in dtypes
+        sm_in = [op["inputs"][0] for op in plan.ops if op["type"] == "qsoftmax"]
+        assert [plan.tensors[i]["dtype"] for i in sm_in] == ["i8"]
+    else:
+        assert "u8" not in dtypes

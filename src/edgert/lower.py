@@ -192,7 +192,15 @@ def lower(graph, input_shapes, portable=False):
     from . import _core
     if portable or _core.pair_orders_help():
         lower_quant.fold_pair_orders(L)
+    if not portable and _core.isa() in _U8_ISAS:
+        lower_quant.shift_int8_activations(L)
     return L
+
+
+# ISAs whose byte kernels multiply u8 activations by s8 weights (vpmaddubsw, vpdpbusd, tdpbusd's
+# panels): int8 activations run there as uint8 (lower_quant.shift_int8_activations). NEON's
+# sdot is s8 × s8 and takes int8 as it is; a plan for an .edgert file keeps the model's types.
+_U8_ISAS = ("amx", "avx512vnni", "avx2")
 
 
 RULES = {}
