@@ -203,7 +203,7 @@ def test_a_session_frees_the_weights_its_kernels_packed(qmodel, tmp_path):
     with a message that says what to do."""
     from edgert import format as fmt
     from edgert import _load
-    kept = _load(qmodel, None, None, None, portable=True)
+    kept = _load(qmodel, None, None, None, for_file="portable")
     run = edgert.load(qmodel)
     ops = next(iter(run._plans.values())).plan.ops
     convs = [op for op in ops if op["type"] == "qconv"]

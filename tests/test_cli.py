@@ -42,6 +42,14 @@ def test_compile_then_info_and_equal_outputs(qmodel, tmp_path):
                                   edgert.load(qmodel).run(None, {"input": x})[0])
 
 
+def test_compile_native(qmodel, tmp_path):
+    out = tmp_path / "n.edgert"
+    assert "wrote" in edgert_cli("compile", qmodel, "-o", out, "--native").stdout
+    x = np.random.default_rng(2).normal(0, 1, (1, 3, 16, 16)).astype(np.float32)
+    np.testing.assert_array_equal(edgert.load(str(out)).run(None, {"input": x})[0],
+                                  edgert.load(qmodel).run(None, {"input": x})[0])
+
+
 def test_run_saves_outputs(qmodel, tmp_path):
     x = np.random.default_rng(1).normal(0, 1, (1, 3, 16, 16)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)

@@ -363,6 +363,31 @@ def test_packed_file_runs_on_every_isa(tmp_path, isa, rr):
     np.testing.assert_array_equal(got[1], want)
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_native_and_portable_files_give_the_same_bytes_under_every_isa(tmp_path, native):
+    """edgert.compile plans a file for any ISA (int8 activations stay int8) or, native, for this
+    machine's (on x86 they run as uint8, as a loaded .onnx does); either file gives the .onnx
+    session's bytes under every ISA this machine has."""
+    src = quantize(tiny_cnn(batch=1, seed=6), tmp_path / "m.onnx", fmt="QOperator",
+                   per_channel=True, act="QInt8")
+    compiled = tmp_path / "m.edgert"
+    sess = edgert.compile(src, compiled, native=native)
+    plan = next(iter(sess._plans.values())).plan
+    shifted = any(t["dtype"] == "u8" for t in plan.tensors if t["kind"] == "arena")
+    assert shifted == (native and _core.isa() in ("amx", "avx512vnni", "avx2"))
+    x = _x()
+    want = edgert.load(src).run(None, {"input": x})[0]
+    for isa in _core.available_isas():
+        out = tmp_path / f"{isa}.npy"
+        r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(src), str(compiled), str(out)],
+                           env=dict(os.environ, EDGERT_ISA=isa), check=True, capture_output=True,
+                           text=True)
+        assert r.stdout.strip() == isa
+        got = np.load(out)
+        np.testing.assert_array_equal(got[0], want)
+        np.testing.assert_array_equal(got[1], want)
+
+
 def test_compiled_files_carry_the_pair_orders_an_avx2_device_uses(tmp_path):
     """Lowering stores conv -> depthwise -> 1x1 chains in the channel order the AVX2 kernels'
     byte pairs want (fold_pair_orders) only where this ISA's kernels use it, but always in a plan

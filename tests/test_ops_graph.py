@@ -291,7 +291,7 @@ def test_pair_orders_fold_into_conv_depthwise_1x1_chains(et, chain, monkeypatch)
     # The fold is made where the ISA's kernels use it (avx2) and always for a compiled file,
     # whose plan keeps its weights (a session loaded to run frees them once packed).
     from edgert import _load
-    port = _load(mdl.SerializeToString(), None, None, None, portable=True)
+    port = _load(mdl.SerializeToString(), None, None, None, for_file="portable")
     np.testing.assert_array_equal(port.run(None, {"x": x})[0], ours)
     compiled = next(iter(port._plans.values()))
     convs = [k for k, op in enumerate(compiled.plan.ops) if op["type"] == "qconv"]
@@ -362,7 +362,7 @@ def test_int8_activations_run_as_uint8_with_the_same_bytes():
     data = m.SerializeToString()
     feeds = {"x": rng.normal(0, 1.5, (1, c, 10, 10)).astype(np.float32)}
     ours = edgert.load(data)
-    kept = _load(data, None, None, None, portable=True)
+    kept = _load(data, None, None, None, for_file="portable")
     got, want = ours.run(None, feeds), kept.run(None, feeds)
     for a, b in zip(got, want):
         assert a.dtype == b.dtype

@@ -30,11 +30,12 @@ def load(model, *, threads=None, fallback=None, policy=None):
     Session.infer picks local or cloud; with a fallback, a model with ops edgert cannot run loads
     cloud-only.
     """
-    return _load(model, threads, fallback, policy, portable=False)
+    return _load(model, threads, fallback, policy)
 
 
-def _load(model, threads, fallback, policy, portable):
-    """load(); `portable` plans .onnx models for an .edgert file that may run under any ISA."""
+def _load(model, threads, fallback, policy, for_file=None):
+    """load(); `for_file` ("portable" or "native") plans an .onnx model for an .edgert file
+    (see Session)."""
     from . import format as _format
     if isinstance(model, (bytes, bytearray, memoryview)):
         data = bytes(model)
@@ -71,7 +72,7 @@ def _load(model, threads, fallback, policy, portable):
     if fallback is not None or policy is not None:  # cloud fallback: edgert.cloud decides
         from .cloud import attach
         return attach(read_onnx(data), threads, fallback, policy)
-    return Session(read_onnx(data), threads=threads, portable=portable)
+    return Session(read_onnx(data), threads=threads, for_file=for_file)
 
 
 def __getattr__(name):
@@ -89,9 +90,13 @@ def _with_cloud(session, fallback, policy):
     return attach_session(session, fallback, policy)
 
 
-def compile(model, path, *, threads=None):  # noqa: A001 - the command's name
-    """Compiles a model (path or bytes of .onnx) to an .edgert file; returns the Session."""
-    sess = _load(model, threads, None, None, portable=True)
+def compile(model, path, *, threads=None, native=False):  # noqa: A001 - the command's name
+    """Compiles a model (path or bytes of .onnx) to an .edgert file; returns the Session.
+    The file runs under every ISA. By default it is planned for any of them (int8 activations
+    stay int8, channel orders for AVX2's byte pairs are chosen); `native=True` plans it for this
+    machine's ISA, as a loaded .onnx is (on x86, int8 activations run as uint8), which is
+    faster here and slower on a CPU that prefers the other."""
+    sess = _load(model, threads, None, None, for_file="native" if native else "portable")
     from .format import write
     write(sess, path)
     return sess

@@ -35,7 +35,7 @@ def cmd_compile(args):
     out = args.output or os.path.splitext(args.model)[0] + ".edgert"
     if not os.path.exists(args.model):
         raise _Fail(f"no such model file: {args.model}")
-    sess = edgert.compile(args.model, out)
+    sess = edgert.compile(args.model, out, native=args.native)
     f = plan_facts(sess)
     print(f"wrote {out}: {os.path.getsize(out) / 1e6:.2f} MB, arena {f['arena_bytes'] / 1e6:.2f} MB, "
           f"{sum(f['ops'].values())} ops: " + ", ".join(f"{k} {v}" for k, v in sorted(f["ops"].items())))
@@ -205,6 +205,8 @@ def main(argv=None):
     c = sub.add_parser("compile", help="compile an .onnx model to a deployable .edgert file")
     c.add_argument("model", help="the .onnx model")
     c.add_argument("-o", "--output", help="the .edgert file (default: next to the model)")
+    c.add_argument("--native", action="store_true",
+                   help="plan for this machine's ISA (faster here; the file still runs anywhere)")
     c.set_defaults(fn=cmd_compile)
     i = sub.add_parser("info", help="inputs, outputs, ops, MACs, weights, arena of a model")
     i.add_argument("model")

@@ -52,8 +52,10 @@ def default_threads():
 class Session:
     """A model ready to run. Create it with `edgert.load`."""
 
-    def __init__(self, graph, *, threads=None, portable=False):
-        """`portable`: plan for an .edgert file (see lower.lower)."""
+    def __init__(self, graph, *, threads=None, for_file=None):
+        """`for_file`: None for a session that only runs (each op's weights are freed once
+        packed); "portable" or "native" to write it to an .edgert file, planned for any ISA
+        (lower.lower's `portable`) or for this machine's."""
         from .qdq import fuse_qdq
         threads = check_threads(threads)
         try:
@@ -62,7 +64,7 @@ class Session:
             raise
         except Exception as e:  # malformed quantization parameters
             raise ModelError(f"invalid quantized graph: {type(e).__name__}: {e}") from None
-        self._threads, self._portable = threads, portable
+        self._threads, self._for_file = threads, for_file
         self._lock = threading.Lock()
         self._plans = OrderedDict()
         self._last = None
@@ -80,7 +82,7 @@ class Session:
         """A session from a compiled .edgert file: the executor for the default input shapes,
         and the graph (None for static-shape models) to plan other shapes."""
         self = cls.__new__(cls)
-        self._graph, self._threads, self._portable = graph, threads, False
+        self._graph, self._threads, self._for_file = graph, threads, None
         self._lock, self._plans, self._last = threading.Lock(), OrderedDict(), None
         self._inputs, self._outputs = inputs, outputs
         key = tuple(tuple(1 if d is None else d for d in i.shape) for i in inputs)
@@ -194,7 +196,7 @@ class Session:
         """A session for a model edgert cannot run: metadata only, every infer goes to the
         cloud (run() raises the UnsupportedOpError)."""
         self = cls.__new__(cls)
-        self._graph, self._threads, self._portable = graph, threads or default_threads(), False
+        self._graph, self._threads, self._for_file = graph, threads or default_threads(), None
         self._lock, self._plans, self._last = threading.Lock(), OrderedDict(), None
         self._inputs = [NodeArg(v.name, v.shape, v.dtype) for v in graph.inputs]
         self._outputs = [NodeArg(v.name, v.shape, v.dtype) for v in graph.outputs]
@@ -267,7 +269,7 @@ class Session:
 
     def _compile(self, shapes):
         key = tuple(shapes[v.name] for v in self._graph.inputs)
-        c = _Compiled.lower(self._graph, shapes, self._threads, self._portable)
+        c = _Compiled.lower(self._graph, shapes, self._threads, self._for_file)
         with self._lock:
             self._plans[key] = c
             while len(self._plans) > _PLAN_CACHE:
@@ -299,10 +301,11 @@ class _Compiled:
         p.released = release
 
     @classmethod
-    def lower(cls, graph, shapes, threads, portable=False):
+    def lower(cls, graph, shapes, threads, for_file=None):
         from .lower import lower
         from .plan import make_plan
-        return cls(make_plan(lower(graph, shapes, portable)), threads, release=not portable)
+        return cls(make_plan(lower(graph, shapes, for_file == "portable")), threads,
+                   release=for_file is None)
 
     def run(self, arrays):
         return self._outputs(self.executor.run(arrays))
