@@ -343,7 +343,7 @@ def test_int8_activations_run_as_uint8_with_the_same_bytes():
           axis=1, domain=ms),
         N("Concat", ["ct", "ct"], ["cc"], axis=1),
         N("QLinearAveragePool", ["cc", "ct_s", "ct_z", "ap_s", "ap_z"], ["ap"],
-          kernel_shape=[2, 2], pads=[1, 1, 0, 0], domain=ms),
+          kernel_shape=[2, 2], pads=[1, 1, 0, 0], count_include_pad=1, domain=ms),
         N("QLinearMul", ["ap", "ap_s", "ap_z", "ap", "ap_s", "ap_z", "mu_s", "mu_z"], ["mu"],
           domain=ms),
         N("QLinearGlobalAveragePool", ["mu", "mu_s", "mu_z", "gp_s", "gp_z"], ["gp"], domain=ms),
