@@ -65,7 +65,9 @@ class Lowering:
         dtype = np.dtype(dtype)
         if const is not None:  # constants are kept in their physical layout
             phys = tuple(shape[i] for i in TO_NHWC) if layout == "nhwc" else shape
-            const = np.ascontiguousarray(const, dtype=dtype).reshape(phys)
+            if not (type(const) is np.ndarray and const.dtype == dtype and const.shape == phys
+                    and const.flags.c_contiguous):  # (most are already)
+                const = np.ascontiguousarray(const, dtype=dtype).reshape(phys)
         self.t[name] = T(name, dtype, shape, layout, const, qparams)
         return self.t[name]
 

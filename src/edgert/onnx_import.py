@@ -177,9 +177,10 @@ class _Unsupported:
 
 
 def _node(buf, spans, i):
-    inputs, outputs, attrs = [], [], {}
+    inputs, outputs, attrs = [], [], []
     op = name = domain = None
-    for num, wire, v in pw.scan(buf, spans, f"node {i}"):
+    what = f"node {i}"
+    for num, wire, v in pw.scan(buf, spans, what):
         if wire != pw.LEN:
             continue
         if num == _N_INPUT:
@@ -193,14 +194,18 @@ def _node(buf, spans, i):
         elif num == _N_DOMAIN:
             domain = v
         elif num == _N_ATTR:
-            attrs.setdefault("", []).append(v)
-    op = pw.text(buf, op, f"node {i}")
-    name = pw.text(buf, name, f"node {i}") or f"{op}_{i}"
+            attrs.append(v)
+    op = pw.text(buf, op, what)
+    name = pw.text(buf, name, what) or f"{op}_{i}"
     where = f"node '{name}'"
     domain = pw.text(buf, domain, where)
-    attrs = dict(_attr(buf, [s], where) for s in attrs.get("", ()))
-    return Node(op, [pw.text(buf, s, where) for s in inputs],
-                [pw.text(buf, s, where) for s in outputs], attrs, name,
+    try:
+        inputs = [buf[a:b].decode() for a, b in inputs]
+        outputs = [buf[a:b].decode() for a, b in outputs]
+    except UnicodeDecodeError:
+        raise ModelError(f"not a valid ONNX model: {where} has a tensor name that is not "
+                         "UTF-8") from None
+    return Node(op, inputs, outputs, dict(_attr(buf, [s], where) for s in attrs), name,
                 "" if domain in _DEFAULT_DOMAINS else domain)
 
 
