@@ -147,3 +147,63 @@ def test_bad_attribute_values_are_model_errors():
 def test_bad_threads_argument():
     with pytest.raises(edgert.EdgertError, match="threads"):
         edgert.load(tiny_cnn().SerializeToString(), threads=-1)
+
+
+def test_mangled_quantized_models_fail_cleanly(tmp_path):
+    """Quantized models (QOperator and QDQ, int8 and uint8 activations) with random structural
+    damage: initializers of other dtypes, sizes and extreme values, attributes out of range,
+    NaN and infinite floats, swapped or missing inputs, ops renamed. Loading and running each
+    either works or raises an edgert exception (lowering, the int8 shift, packing and freeing
+    the weights all see the damage)."""
+    import copy
+    from onnx import AttributeProto, numpy_helper
+    from nets import quantize
+    specs = [("QOperator", "QInt8", True), ("QDQ", "QInt8", False), ("QOperator", "QUInt8", False),
+             ("QDQ", "QUInt8", True)]
+    models = [onnx.load(quantize(tiny_cnn(), tmp_path / f"m{i}.onnx", fmt=f, act=a, per_channel=pc))
+              for i, (f, a, pc) in enumerate(specs)]
+    rng = np.random.default_rng(0)
+    ops = ["QLinearConv", "QLinearAdd", "QuantizeLinear", "DequantizeLinear", "Conv", "MaxPool",
+           "QLinearMatMul", "Relu"]
+
+    def mutate(g):
+        kind = rng.integers(0, 6)
+        n = g.node[rng.integers(len(g.node))]
+        t = g.initializer[rng.integers(len(g.initializer))]
+        a = numpy_helper.to_array(t)
+        if kind == 0:  # another dtype
+            dt = [np.int8, np.uint8, np.int32, np.float32, np.int64][rng.integers(5)]
+            t.CopyFrom(numpy_helper.from_array((a.astype(np.float64) * rng.uniform(-3, 3)).astype(dt), t.name))
+        elif kind == 1:  # another size or rank
+            size = int(rng.integers(0, max(2, 2 * a.size)))
+            b = np.resize(a.reshape(-1), size) if a.size else np.zeros(size, a.dtype)
+            t.CopyFrom(numpy_helper.from_array(b.reshape([size] if rng.random() < 0.5 else [1, size]), t.name))
+        elif kind == 2:  # extreme values
+            v = rng.choice([0, -1, 255, 127, -128, 1e9]) if a.dtype.kind in "iu" else rng.choice([0.0, -1.0, np.nan, np.inf])
+            t.CopyFrom(numpy_helper.from_array(np.full(a.shape, v).astype(a.dtype), t.name))
+        elif kind == 3:  # attributes
+            for at in n.attribute:
+                if at.type == AttributeProto.INTS and len(at.ints):
+                    at.ints[rng.integers(len(at.ints))] = int(rng.integers(-3, 9))
+                elif at.type == AttributeProto.INT:
+                    at.i = int(rng.integers(-3, 9))
+        elif kind == 4 and len(n.input):  # swapped or missing inputs
+            i, j = rng.integers(len(n.input), size=2)
+            n.input[i], n.input[j] = n.input[j], n.input[i]
+            if rng.random() < 0.5:
+                del n.input[rng.integers(len(n.input))]
+        else:
+            n.op_type = str(rng.choice(ops))
+
+    loaded = 0
+    for it in range(240):
+        m = copy.deepcopy(models[it % len(models)])
+        for _ in range(int(rng.integers(1, 3))):
+            mutate(m.graph)
+        try:
+            s = edgert.load(m.SerializeToString())
+            s.run(None, {"input": np.random.default_rng(it).normal(0, 1, (1, 3, 16, 16)).astype(np.float32)})
+            loaded += 1
+        except edgert.EdgertError:
+            pass
+    assert loaded > 20  # some damage is harmless (an initializer no op reads, a large value)
