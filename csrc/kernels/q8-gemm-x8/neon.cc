@@ -22,25 +22,31 @@ namespace {
 
 constexpr size_t MR = 4, NR = 16;
 
-// Four column vectors of one row: requantize and store nj (<= 16) values.
+// Four column vectors of one row: requantize and store nj (<= 16) values. Byte outputs are
+// narrowed by two saturating steps into one vector and stored with one instruction (the
+// values are clamped to [qmin, qmax] already, so the narrowing is exact).
 template <class Out>
 inline void store_row(const int32x4_t acc[4], const int32_t* bias, const float* scale, size_t nj,
                       Out* c, const Q8Requant& rq) {
   Out tmp[NR];
   Out* dst = nj == NR ? c : tmp;
-  for (int v = 0; v < 4; ++v) {
-    const float32x4_t f = vmulq_f32(vcvtq_f32_s32(vaddq_s32(acc[v], vld1q_s32(bias + 4 * v))),
-                                    vld1q_f32(scale + 4 * v));
-    if constexpr (std::is_same_v<Out, float>) {
-      vst1q_f32(dst + 4 * v, f);
-    } else {
-      const float32x4_t cl = vminq_f32(vmaxq_f32(f, vdupq_n_f32(rq.lo)), vdupq_n_f32(rq.hi));
-      const int32x4_t q = vaddq_s32(vcvtnq_s32_f32(cl), vdupq_n_s32(rq.y_zp));
-      const int16x4_t h = vqmovn_s32(q);  // clamped already: the narrowing is exact
-      int16_t lanes[4];
-      vst1_s16(lanes, h);
-      for (int j = 0; j < 4; ++j) dst[4 * v + j] = static_cast<Out>(lanes[j]);
+  float32x4_t f[4];
+  for (int v = 0; v < 4; ++v)
+    f[v] = vmulq_f32(vcvtq_f32_s32(vaddq_s32(acc[v], vld1q_s32(bias + 4 * v))),
+                     vld1q_f32(scale + 4 * v));
+  if constexpr (std::is_same_v<Out, float>) {
+    for (int v = 0; v < 4; ++v) vst1q_f32(dst + 4 * v, f[v]);
+  } else {
+    int16x4_t h[4];
+    for (int v = 0; v < 4; ++v) {
+      const float32x4_t cl = vminq_f32(vmaxq_f32(f[v], vdupq_n_f32(rq.lo)), vdupq_n_f32(rq.hi));
+      h[v] = vqmovn_s32(vaddq_s32(vcvtnq_s32_f32(cl), vdupq_n_s32(rq.y_zp)));
     }
+    const int16x8_t lo = vcombine_s16(h[0], h[1]), hi = vcombine_s16(h[2], h[3]);
+    if constexpr (std::is_same_v<Out, uint8_t>)
+      vst1q_u8(dst, vcombine_u8(vqmovun_s16(lo), vqmovun_s16(hi)));
+    else
+      vst1q_s8(dst, vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi)));
   }
   if (dst == tmp) std::memcpy(c, tmp, nj * sizeof(Out));
 }
@@ -62,89 +68,90 @@ EDGERT_DOT inline int8x16_t operand(uint8x16_t bytes) {
       acc[r][2] = vdotq_laneq_s32(acc[r][2], w2, x[r], q);                                \
       acc[r][3] = vdotq_laneq_s32(acc[r][3], w3, x[r], q);                                \
     }                                                                                     \
-    if (Pair) {                                                                           \
-      sw[0] = vdotq_s32(sw[0], w0, ones), sw[1] = vdotq_s32(sw[1], w1, ones);             \
-      sw[2] = vdotq_s32(sw[2], w2, ones), sw[3] = vdotq_s32(sw[3], w3, ones);             \
-    }                                                                                     \
   }
 
-// R rows (1..4): a short tile computes only its rows.
+// R rows (1..4) of one 16-column block whose packed weights start at wb; corr (pair_u8: the
+// block's 128·Σw', for the operand s + 128) is added to every row. A short tile computes only
+// its rows.
 template <size_t R, bool Pair, class In, class Out>
-EDGERT_DOT void gemm_rows(size_t nc, size_t k, const void* const* a, const int8_t* w,
-                          const int32_t* bias, size_t bias_stride, const int32_t* row_off,
-                          const float* scale, void* c_out, size_t c_stride,
-                          const Q8Requant& rq) {
+EDGERT_DOT void block_rows(size_t nj, size_t k, const uint8_t* const* ar, const int8_t* wb,
+                           const int32x4_t* corr, const int32_t* bias, size_t bias_stride,
+                           const int32_t* row_off, const float* scale, Out* c, size_t c_stride,
+                           const Q8Requant& rq) {
   const size_t kq = (k + 3) / 4;
-  const size_t mr = R;
-  const uint8_t* ar[R];
-  for (size_t r = 0; r < R; ++r) ar[r] = static_cast<const uint8_t*>(a[r]);
-  const int8x16_t ones = vdupq_n_s8(1);
-  for (size_t n0 = 0; n0 < nc; n0 += NR) {
-    const int8_t* wb = w + n0 * kq * 4;
-    int32x4_t acc[R][4], sw[4];
-    for (size_t v = 0; v < 4; ++v) {
-      sw[v] = vdupq_n_s32(0);
-      for (size_t r = 0; r < R; ++r) acc[r][v] = vdupq_n_s32(0);
-    }
-    size_t k0 = 0;
-    for (; k0 + 16 <= k; k0 += 16) {
-      int8x16_t x[R];
-      for (size_t r = 0; r < R; ++r)
-        x[r] = Pair ? operand<In>(vld1q_u8(ar[r] + k0))
-                    : vreinterpretq_s8_u32(vld2q_u32(reinterpret_cast<const uint32_t*>(
-                          ar[r] + 2 * k0)).val[1]);
-      const int8_t* wq = wb + k0 / 4 * NR * 4;
-      const size_t nq = 4;
-      EDGERT_QUAD(0) EDGERT_QUAD(1) EDGERT_QUAD(2) EDGERT_QUAD(3)
-    }
-    if (k0 < k) {  // the last 1..15 bytes: a zero-padded copy, only the quads W has
-      int8x16_t x[R];
-      const size_t nq = kq - k0 / 4;
-      for (size_t r = 0; r < R; ++r) {
-        alignas(16) uint8_t buf[32] = {};
-        if (Pair) {
-          std::memcpy(buf, ar[r] + k0, k - k0);
-          x[r] = operand<In>(vld1q_u8(buf));  // padding bytes meet zero weights
-        } else {
-          std::memcpy(buf, ar[r] + 2 * k0, 8 * nq);
-          x[r] = vreinterpretq_s8_u32(vld2q_u32(reinterpret_cast<const uint32_t*>(buf)).val[1]);
-        }
+  int32x4_t acc[R][4];
+  for (size_t v = 0; v < 4; ++v)
+    for (size_t r = 0; r < R; ++r) acc[r][v] = Pair ? corr[v] : vdupq_n_s32(0);
+  size_t k0 = 0;
+  for (; k0 + 16 <= k; k0 += 16) {
+    int8x16_t x[R];
+    for (size_t r = 0; r < R; ++r)
+      x[r] = Pair ? operand<In>(vld1q_u8(ar[r] + k0))
+                  : vreinterpretq_s8_u32(vld2q_u32(reinterpret_cast<const uint32_t*>(
+                        ar[r] + 2 * k0)).val[1]);
+    const int8_t* wq = wb + k0 / 4 * NR * 4;
+    const size_t nq = 4;
+    EDGERT_QUAD(0) EDGERT_QUAD(1) EDGERT_QUAD(2) EDGERT_QUAD(3)
+  }
+  if (k0 < k) {  // the last 1..15 bytes: a zero-padded copy, only the quads W has
+    int8x16_t x[R];
+    const size_t nq = kq - k0 / 4;
+    for (size_t r = 0; r < R; ++r) {
+      alignas(16) uint8_t buf[32] = {};
+      if (Pair) {
+        std::memcpy(buf, ar[r] + k0, k - k0);
+        x[r] = operand<In>(vld1q_u8(buf));  // padding bytes meet zero weights
+      } else {
+        std::memcpy(buf, ar[r] + 2 * k0, 8 * nq);
+        x[r] = vreinterpretq_s8_u32(vld2q_u32(reinterpret_cast<const uint32_t*>(buf)).val[1]);
       }
-      const int8_t* wq = wb + k0 / 4 * NR * 4;
-      EDGERT_QUAD(0) EDGERT_QUAD(1) EDGERT_QUAD(2) EDGERT_QUAD(3)
     }
-    const size_t nj = nc - n0 < NR ? nc - n0 : NR;
-    for (size_t r = 0; r < mr; ++r) {
-      if (Pair)  // operand + 128: add 128·Σw' (wraps like the int32 sum it completes)
-        for (size_t v = 0; v < 4; ++v) acc[r][v] = vaddq_s32(acc[r][v], vshlq_n_s32(sw[v], 7));
-      if (row_off)
-        for (size_t v = 0; v < 4; ++v) acc[r][v] = vaddq_s32(acc[r][v], vdupq_n_s32(row_off[r]));
-      store_row<Out>(acc[r], bias + r * bias_stride + n0, scale + n0, nj,
-                     static_cast<Out*>(c_out) + r * c_stride + n0, rq);
-    }
+    const int8_t* wq = wb + k0 / 4 * NR * 4;
+    EDGERT_QUAD(0) EDGERT_QUAD(1) EDGERT_QUAD(2) EDGERT_QUAD(3)
+  }
+  for (size_t r = 0; r < R; ++r) {
+    if (row_off)
+      for (size_t v = 0; v < 4; ++v) acc[r][v] = vaddq_s32(acc[r][v], vdupq_n_s32(row_off[r]));
+    store_row<Out>(acc[r], bias + r * bias_stride, scale, nj, c + r * c_stride, rq);
   }
 }
 #undef EDGERT_QUAD
 
-// Both entry points: row_off nullptr, or each row's offset to its accumulators.
+// Both entry points: row_off nullptr, or each row's offset to its accumulators. Columns outer,
+// rows inner: a block's weights stay in L1 for all the call's rows, and pair_u8's 128·Σw' (one
+// SDOT of w' with ones per quad and column vector) is counted once per block, not per 4 rows.
 template <bool Pair, class In, class Out>
 EDGERT_DOT void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                           const int32_t* bias, size_t bias_stride, const int32_t* row_off,
                           const float* scale, void* c_out, size_t c_stride,
                           const Q8Requant& rq) {
-  for (size_t r = 0; r < mr; r += MR) {
-    const void* const* ar = a + r;
-    const int32_t* br = bias + r * bias_stride;
-    const int32_t* ro = row_off ? row_off + r : nullptr;
-    Out* cr = static_cast<Out*>(c_out) + r * c_stride;
-    switch (mr - r) {
-#define EDGERT_ROWS(R) \
-  gemm_rows<R, Pair, In, Out>(nc, k, ar, w, br, bias_stride, ro, scale, cr, c_stride, rq)
-      case 1: EDGERT_ROWS(1); break;
-      case 2: EDGERT_ROWS(2); break;
-      case 3: EDGERT_ROWS(3); break;
-      default: EDGERT_ROWS(4);
+  const size_t kq = (k + 3) / 4;
+  const int8x16_t ones = vdupq_n_s8(1);
+  const uint8_t* const* ar = reinterpret_cast<const uint8_t* const*>(a);
+  for (size_t n0 = 0; n0 < nc; n0 += NR) {
+    const int8_t* wb = w + n0 * kq * 4;
+    const size_t nj = nc - n0 < NR ? nc - n0 : NR;
+    int32x4_t corr[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+    if (Pair) {  // operand + 128: add 128·Σw' (wraps like the int32 sum it completes)
+      for (size_t q = 0; q < kq; ++q)
+        for (size_t v = 0; v < 4; ++v)
+          corr[v] = vdotq_s32(corr[v], vld1q_s8(wb + q * 64 + 16 * v), ones);
+      for (size_t v = 0; v < 4; ++v) corr[v] = vshlq_n_s32(corr[v], 7);
+    }
+    for (size_t r = 0; r < mr; r += MR) {
+      const int32_t* ro = row_off ? row_off + r : nullptr;
+      Out* cr = static_cast<Out*>(c_out) + r * c_stride + n0;
+      const int32_t* br = bias + r * bias_stride + n0;
+      switch (mr - r) {
+#define EDGERT_ROWS(R)                                                                     \
+  block_rows<R, Pair, In, Out>(nj, k, ar + r, wb, corr, br, bias_stride, ro, scale + n0, cr, \
+                               c_stride, rq)
+        case 1: EDGERT_ROWS(1); break;
+        case 2: EDGERT_ROWS(2); break;
+        case 3: EDGERT_ROWS(3); break;
+        default: EDGERT_ROWS(4);
 #undef EDGERT_ROWS
+      }
     }
   }
 }
