@@ -426,8 +426,9 @@ PYBIND11_MODULE(_core, m) {
         "and depth k runs on this ISA (None: the int16 form), for tests and diagnostics.");
   m.def("pair_orders_help", [] {
     // Whether a K order chosen for the weights' byte pairs can change how this ISA runs a
-    // layer: only kernels with int16 pair sums (not exact_pairs) take permuted rows. Probed on
-    // the shapes that pick each of the ISA's byte kernels (small and large depth).
+    // layer: only byte kernels not marked exact_pairs choose their form by the pair test (and
+    // take permuted rows, where they can). Probed on the shapes that pick each of the ISA's
+    // byte kernels (small and large depth).
     for (size_t k : {16, 256}) {
       const Q8GemmX8UKernel* uk = q8_gemm_x8_ukernel_for(4096, 64, k);
       if (uk && !uk->exact_pairs) return true;

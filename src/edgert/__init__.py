@@ -93,7 +93,7 @@ def _with_cloud(session, fallback, policy):
 def compile(model, path, *, threads=None, native=False):  # noqa: A001 - the command's name
     """Compiles a model (path or bytes of .onnx) to an .edgert file; returns the Session.
     The file runs under every ISA. By default it is planned for any of them (int8 activations
-    stay int8, channel orders for AVX2's byte pairs are chosen); `native=True` plans it for this
+    stay int8, channel orders for byte pairs are chosen); `native=True` plans it for this
     machine's ISA, as a loaded .onnx is (on x86, int8 activations run as uint8), which is
     faster here and slower on a CPU that prefers the other."""
     sess = _load(model, threads, None, None, for_file="native" if native else "portable")
