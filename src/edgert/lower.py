@@ -169,8 +169,7 @@ class Lowering:
 def lower(graph, input_shapes, portable=False):
     """Lowers `graph` for {input name: shape}; returns the Lowering with ops and tensors.
     `portable`: for a plan written to an .edgert file, which may run under any ISA: channel
-    orders for byte pairs (avx2, NEON's dot product) are chosen even where this ISA has no use
-    for them,
+    orders for AVX2's byte pairs are chosen even where this ISA has no use for them,
     and int8 activations stay int8 (a plan for this x86 machine runs them as uint8)."""
     from . import lower_float, lower_quant  # noqa: F401  (they fill RULES)
     from .fold import try_fold

@@ -1,12 +1,12 @@
 // NEON dot-product q8-gemm-x8 for AArch64 (Armv8.2 SDOT; selected only when hwcaps report it):
 // 4x16 tile over the shared [k/4][16][4] packing. Both forms multiply the same signed operand
 // s = x (i8 input) or x ^ 0x80 (u8 input) by w' with SDOT, every product and sum exact in int32
-// (|s| <= 128, |w'| <= 127, K <= kQ8GemmMaxK); sign_s8's bias already holds its correction,
-// pair_u8 (operand s + 128) adds 128·Σw' itself, counted by one more SDOT of w' with ones.
-// pair_u8 rows are raw (read below k only, the last < 16 bytes through a copy); sign_s8 rows
-// are the prepared [|s| x4, s x4] records (8·ceil(k/4) bytes), whose s halves LD2 picks out.
-// Packed W is read for round_up(nc, 16) columns, bias/scale padded by the caller. Output
-// stage as in q8-gemm/neon.cc.
+// for any w' in [−128, 127] (|s|, |w'| <= 128, K <= kQ8GemmMaxK): exact_pairs, so the engine
+// never needs the pair test's other forms. pair_u8's sum is over the operand u = s + 128: it
+// adds 128·Σw' (one SDOT of w' with ones per quad, once per column block); sign_s8's, over
+// u with 128·Σw' subtracted, is Σ s·w' as it is. Both read raw rows (below k only, the last
+// < 16 bytes through a copy). Packed W is read for round_up(nc, 16) columns, bias/scale
+// padded by the caller.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -73,7 +73,7 @@ EDGERT_DOT inline int8x16_t operand(uint8x16_t bytes) {
 // R rows (1..4) of one 16-column block whose packed weights start at wb; corr (pair_u8: the
 // block's 128·Σw', for the operand s + 128) is added to every row. A short tile computes only
 // its rows.
-template <size_t R, bool Pair, class In, class Out>
+template <size_t R, bool Corr, class In, class Out>
 EDGERT_DOT void block_rows(size_t nj, size_t k, const uint8_t* const* ar, const int8_t* wb,
                            const int32x4_t* corr, const int32_t* bias, size_t bias_stride,
                            const int32_t* row_off, const float* scale, Out* c, size_t c_stride,
@@ -81,14 +81,11 @@ EDGERT_DOT void block_rows(size_t nj, size_t k, const uint8_t* const* ar, const 
   const size_t kq = (k + 3) / 4;
   int32x4_t acc[R][4];
   for (size_t v = 0; v < 4; ++v)
-    for (size_t r = 0; r < R; ++r) acc[r][v] = Pair ? corr[v] : vdupq_n_s32(0);
+    for (size_t r = 0; r < R; ++r) acc[r][v] = Corr ? corr[v] : vdupq_n_s32(0);
   size_t k0 = 0;
   for (; k0 + 16 <= k; k0 += 16) {
     int8x16_t x[R];
-    for (size_t r = 0; r < R; ++r)
-      x[r] = Pair ? operand<In>(vld1q_u8(ar[r] + k0))
-                  : vreinterpretq_s8_u32(vld2q_u32(reinterpret_cast<const uint32_t*>(
-                        ar[r] + 2 * k0)).val[1]);
+    for (size_t r = 0; r < R; ++r) x[r] = operand<In>(vld1q_u8(ar[r] + k0));
     const int8_t* wq = wb + k0 / 4 * NR * 4;
     const size_t nq = 4;
     EDGERT_QUAD(0) EDGERT_QUAD(1) EDGERT_QUAD(2) EDGERT_QUAD(3)
@@ -97,14 +94,9 @@ EDGERT_DOT void block_rows(size_t nj, size_t k, const uint8_t* const* ar, const 
     int8x16_t x[R];
     const size_t nq = kq - k0 / 4;
     for (size_t r = 0; r < R; ++r) {
-      alignas(16) uint8_t buf[32] = {};
-      if (Pair) {
-        std::memcpy(buf, ar[r] + k0, k - k0);
-        x[r] = operand<In>(vld1q_u8(buf));  // padding bytes meet zero weights
-      } else {
-        std::memcpy(buf, ar[r] + 2 * k0, 8 * nq);
-        x[r] = vreinterpretq_s8_u32(vld2q_u32(reinterpret_cast<const uint32_t*>(buf)).val[1]);
-      }
+      alignas(16) uint8_t buf[16] = {};
+      std::memcpy(buf, ar[r] + k0, k - k0);
+      x[r] = operand<In>(vld1q_u8(buf));  // padding bytes meet zero weights
     }
     const int8_t* wq = wb + k0 / 4 * NR * 4;
     EDGERT_QUAD(0) EDGERT_QUAD(1) EDGERT_QUAD(2) EDGERT_QUAD(3)
@@ -120,7 +112,7 @@ EDGERT_DOT void block_rows(size_t nj, size_t k, const uint8_t* const* ar, const 
 // Both entry points: row_off nullptr, or each row's offset to its accumulators. Columns outer,
 // rows inner: a block's weights stay in L1 for all the call's rows, and pair_u8's 128·Σw' (one
 // SDOT of w' with ones per quad and column vector) is counted once per block, not per 4 rows.
-template <bool Pair, class In, class Out>
+template <bool Corr, class In, class Out>
 EDGERT_DOT void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                           const int32_t* bias, size_t bias_stride, const int32_t* row_off,
                           const float* scale, void* c_out, size_t c_stride,
@@ -132,7 +124,7 @@ EDGERT_DOT void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, 
     const int8_t* wb = w + n0 * kq * 4;
     const size_t nj = nc - n0 < NR ? nc - n0 : NR;
     int32x4_t corr[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-    if (Pair) {  // operand + 128: add 128·Σw' (wraps like the int32 sum it completes)
+    if (Corr) {  // operand + 128: add 128·Σw' (wraps like the int32 sum it completes)
       for (size_t q = 0; q < kq; ++q)
         for (size_t v = 0; v < 4; ++v)
           corr[v] = vdotq_s32(corr[v], vld1q_s8(wb + q * 64 + 16 * v), ones);
@@ -144,7 +136,7 @@ EDGERT_DOT void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, 
       const int32_t* br = bias + r * bias_stride + n0;
       switch (mr - r) {
 #define EDGERT_ROWS(R)                                                                     \
-  block_rows<R, Pair, In, Out>(nj, k, ar + r, wb, corr, br, bias_stride, ro, scale + n0, cr, \
+  block_rows<R, Corr, In, Out>(nj, k, ar + r, wb, corr, br, bias_stride, ro, scale + n0, cr, \
                                c_stride, rq)
         case 1: EDGERT_ROWS(1); break;
         case 2: EDGERT_ROWS(2); break;
@@ -156,11 +148,12 @@ EDGERT_DOT void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, 
   }
 }
 
-template <bool Pair, class In, class Out>
+// fn[form][input][output]: Corr for pair_u8, not for sign_s8.
+template <bool Corr, class In, class Out>
 EDGERT_DOT void gemm_4x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                           const int32_t* bias, size_t bias_stride, const float* scale,
                           void* c_out, size_t c_stride, const Q8Requant& rq) {
-  gemm_impl<Pair, In, Out>(mr, nc, k, a, w, bias, bias_stride, nullptr, scale, c_out, c_stride,
+  gemm_impl<Corr, In, Out>(mr, nc, k, a, w, bias, bias_stride, nullptr, scale, c_out, c_stride,
                            rq);
 }
 
@@ -181,7 +174,7 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot = {
     "q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot", MR, NR,
     {{EDGERT_X8_ROW(true, uint8_t), EDGERT_X8_ROW(true, int8_t)},
      {EDGERT_X8_ROW(false, uint8_t), EDGERT_X8_ROW(false, int8_t)}},
-    q8_gemm_x8_prepare_sign, nullptr, false, {}, nullptr, nullptr, nullptr, 24 << 10, false,
+    nullptr, nullptr, true, {}, nullptr, nullptr, nullptr, 24 << 10, false,
     {{gemm_4x16_off<uint8_t, uint8_t>, gemm_4x16_off<uint8_t, int8_t>,
       gemm_4x16_off<uint8_t, float>},
      {gemm_4x16_off<int8_t, uint8_t>, gemm_4x16_off<int8_t, int8_t>,
