@@ -1,5 +1,6 @@
 """The public Python API: load, metadata, run, predict, threads, dynamic batch, concurrency."""
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -221,3 +222,29 @@ def test_a_session_frees_the_weights_its_kernels_packed(qmodel, tmp_path):
     edgert.compile(qmodel, tmp_path / "m.edgert")
     np.testing.assert_array_equal(edgert.load(tmp_path / "m.edgert").run(None, {"input": x})[0],
                                   run.run(None, {"input": x})[0])
+
+
+def test_a_model_file_is_let_go_of_layer_by_layer(tmp_path):
+    """A static-shape .onnx file loaded to run: the graph owns copies of its tensors (the file's
+    bytes are freed at once) and the session empties the graph's constants before it packs,
+    so each weight array dies once its layer is packed; a caller's graph without `consume`
+    keeps them. The answers are the same bytes either way, and onnxruntime's within a step."""
+    from edgert.onnx_import import read_onnx
+    from edgert.session import Session
+    path = quantize(tiny_cnn(batch=1), tmp_path / "static.onnx", per_channel=False)
+    data = open(path, "rb").read()
+    x = _x(5)
+    kept_graph = read_onnx(data)
+    kept = Session(kept_graph)
+    weights = [weakref.ref(v) for v in kept_graph.constants.values() if v.ndim == 4]
+    assert weights and all(w() is not None for w in weights)
+    graph = read_onnx(data, own=True)
+    weights = [weakref.ref(v) for v in graph.constants.values() if v.ndim == 4]
+    assert weights
+    consumed = Session(graph, consume=True)
+    assert graph.constants == {} and all(w() is None for w in weights)
+    want = kept.run(None, {"input": x})[0]
+    np.testing.assert_array_equal(consumed.run(None, {"input": x})[0], want)
+    np.testing.assert_array_equal(edgert.load(path).run(None, {"input": x})[0], want)
+    ref = ort_session(path).run(None, {"input": x})[0]
+    assert np.abs(want.astype(np.int32) - ref.astype(np.int32)).max() <= 1

@@ -50,9 +50,24 @@ def outcome(read, data):
         return e
 
 
-def agree(data):
-    """edgert reads data as the protobuf oracle does: the same Graph or both a ModelError."""
+def agree(data, own=False):
+    """edgert reads data as the protobuf oracle does: the same Graph or both a ModelError. With
+    `own`, read_onnx(data, own=True) too (how a model file is read): the same outcome, and no
+    array of its Graph refers to data's bytes."""
     mine, theirs = outcome(read_onnx, data), outcome(onnx_oracle.read_onnx, data)
+    if own:
+        before = sys.getrefcount(data)
+        owned = outcome(lambda d: read_onnx(d, own=True), data)
+        assert isinstance(owned, Exception) == isinstance(mine, Exception), (owned, mine)
+        if not isinstance(owned, Exception):
+            assert sys.getrefcount(data) == before  # nothing of the Graph holds the bytes
+            same_graph(owned, mine)
+            raw = np.frombuffer(data, np.uint8)
+            arrays = list(owned.constants.values()) + [v for n in owned.nodes
+                                                       for v in n.attrs.values()
+                                                       if isinstance(v, np.ndarray)]
+            for a in arrays:
+                assert not np.shares_memory(a, raw)
     if isinstance(theirs, Exception) or isinstance(mine, Exception):
         assert isinstance(mine, Exception) and isinstance(theirs, Exception), (mine, theirs)
         return mine, theirs
@@ -122,7 +137,7 @@ def test_models_read_as_the_protobuf_oracle_reads_them():
     for name in ("mobilenet_v2_035_96", "ds_cnn", "mlp", "shufflenet_g3"):
         datas += [open(M.build_quantized(name, v), "rb").read() for v in M.variants_for(name)]
     for data in datas:
-        mine, _ = agree(data)
+        mine, _ = agree(data, own=True)
         assert not isinstance(mine, Exception), mine
 
 
@@ -235,7 +250,7 @@ ENCODINGS = {
 def test_encodings_protobuf_allows(case):
     data = ENCODINGS[case]
     onnx.ModelProto().ParseFromString(data)  # valid protobuf, every one
-    mine, theirs = agree(data)
+    mine, theirs = agree(data, own=True)
     expect_error = case.startswith(("negative", "model twice", "oneof: tensor then"))
     assert isinstance(mine, Exception) == expect_error, mine
 
@@ -272,6 +287,10 @@ def test_truncations_and_bit_flips_read_as_protobuf_reads_them_or_fail_cleanly()
         except Exception:
             valid = False
         mine = outcome(read_onnx, d)
+        owned = outcome(lambda b: read_onnx(b, own=True), d)  # as a model file is read
+        assert isinstance(owned, Exception) == isinstance(mine, Exception), (owned, mine)
+        if not isinstance(mine, Exception):
+            same_graph(owned, mine)
         if not valid:
             # protobuf checks every nested message; edgert checks what it reads and skips the
             # fields it does not use (metadata, docs, value_info), so it may read these.

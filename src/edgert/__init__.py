@@ -41,6 +41,8 @@ def _load(model, threads, fallback, policy, for_file=None):
         data = bytes(model)
         if _format.is_edgert(data):
             return _with_cloud(_format.read(data, threads), fallback, policy)
+        from .onnx_import import read_onnx
+        graph = read_onnx(data)  # views of the caller's bytes (a bytes object is not copied)
     elif isinstance(model, (str, _os.PathLike)):
         path = _os.fspath(model)
         session = None
@@ -66,13 +68,17 @@ def _load(model, threads, fallback, policy, for_file=None):
             return _with_cloud(session, fallback, policy)
         if _format.is_edgert(data):  # a file that cannot be mapped (a pipe, say)
             return _with_cloud(_format.read(data, threads), fallback, policy)
+        # The file's bytes are ours: the graph copies its tensors out of them and they are
+        # freed at once; the session then frees each layer's weights once it has packed them.
+        from .onnx_import import read_onnx
+        graph = read_onnx(data, own=True)
+        del data
     else:
         raise EdgertError(f"load() takes a path or bytes, got {type(model).__name__}")
-    from .onnx_import import read_onnx
     if fallback is not None or policy is not None:  # cloud fallback: edgert.cloud decides
         from .cloud import attach
-        return attach(read_onnx(data), threads, fallback, policy)
-    return Session(read_onnx(data), threads=threads, for_file=for_file)
+        return attach(graph, threads, fallback, policy, consume=True)
+    return Session(graph, threads=threads, for_file=for_file, consume=True)
 
 
 def __getattr__(name):

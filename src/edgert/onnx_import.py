@@ -34,9 +34,10 @@ _S_DIM = 1
 _D_VALUE, _D_PARAM = 1, 2
 
 
-def read_tensor(buf, spans, where):
+def read_tensor(buf, spans, where, own=False):
     """A TensorProto (the byte ranges of buf that encode it) as its name and a numpy array,
-    with every size checked before anything is allocated."""
+    with every size checked before anything is allocated; the array is a view of buf unless
+    `own`."""
     code = location = 0
     name = raw = None
     external = False
@@ -73,7 +74,12 @@ def read_tensor(buf, spans, where):
         if b - a != count * dtype.itemsize:
             raise ModelError(f"{what} of shape {shape} needs {count * dtype.itemsize} bytes of "
                              f"data but holds {b - a}")
-        return name, np.ndarray(shape, _WIRE[code], buf, a).astype(dtype, copy=False)
+        arr = np.ndarray(shape, _WIRE[code], buf, a)
+        if own:
+            arr = arr.astype(dtype)  # a copy
+            arr.flags.writeable = False  # (as a view of bytes is)
+            return name, arr
+        return name, arr.astype(dtype, copy=False)
     # Typed fields, as onnx.proto assigns them: float and double in their own, 64-bit integers
     # in int64_data / uint64_data (uint32 too), everything narrower in int32_data (float16 as
     # its bit pattern). Narrowing wraps, as a C cast does.
@@ -132,7 +138,7 @@ def _value_info(buf, spans, where):
     return ValueInfo(name, _NATIVE[code], shape)
 
 
-def _attr(buf, spans, where):
+def _attr(buf, spans, where, own):
     """One AttributeProto as (name, Python value)."""
     name = None
     kind = 0
@@ -167,7 +173,7 @@ def _attr(buf, spans, where):
     if kind == _STRINGS:
         return name, pw.texts(buf, f.get(_A_STRINGS, ()), what, "replace")
     if kind == _TENSOR:
-        return name, read_tensor(buf, pw.message(f.get(_A_T, ())) or [], where)[1]
+        return name, read_tensor(buf, pw.message(f.get(_A_T, ())) or [], where, own)[1]
     return name, _Unsupported(name)  # graphs, sparse tensors, type protos: no op here takes them
 
 
@@ -176,7 +182,7 @@ class _Unsupported:
         self.name = name
 
 
-def _node(buf, spans, i):
+def _node(buf, spans, i, own):
     inputs, outputs, attrs = [], [], []
     op = name = domain = None
     what = f"node {i}"
@@ -205,12 +211,15 @@ def _node(buf, spans, i):
     except UnicodeDecodeError:
         raise ModelError(f"not a valid ONNX model: {where} has a tensor name that is not "
                          "UTF-8") from None
-    return Node(op, inputs, outputs, dict(_attr(buf, [s], where) for s in attrs), name,
+    return Node(op, inputs, outputs, dict(_attr(buf, [s], where, own) for s in attrs), name,
                 "" if domain in _DEFAULT_DOMAINS else domain)
 
 
-def read_onnx(data):
-    """Parses serialized ONNX bytes into a checked, topologically sorted Graph."""
+def read_onnx(data, own=False):
+    """Parses serialized ONNX bytes into a checked, topologically sorted Graph. Its tensors are
+    views of data's bytes, or with `own` copies: then nothing refers to data afterwards (a
+    model file's bytes are freed at once, and a session can free each layer's weights as soon
+    as it has packed them, see Session's `consume`)."""
     buf = bytes(data)
     m = pw.by_number(pw.scan(buf, [(0, len(buf))], "the model"))
     graph_spans = pw.message(m.get(_M_GRAPH, ()))
@@ -230,13 +239,13 @@ def read_onnx(data):
                          "store them dense")
     constants = {}
     for spans in pw.messages(g.get(_G_INIT, ())):
-        name, constants[name] = read_tensor(buf, spans, "initializer")
+        name, constants[name] = read_tensor(buf, spans, "initializer", own)
     inputs = [v for v in (_value_info(buf, s, "input") for s in pw.messages(g.get(_G_INPUT, ())))
               if v.name not in constants]
     outputs = [_value_info(buf, s, "output") for s in pw.messages(g.get(_G_OUTPUT, ()))]
     if not outputs:
         raise ModelError("the model's graph has no outputs")
-    nodes = [_node(buf, s, i) for i, s in enumerate(pw.messages(g.get(_G_NODE, ())))]
+    nodes = [_node(buf, s, i, own) for i, s in enumerate(pw.messages(g.get(_G_NODE, ())))]
     graph = Graph(nodes, constants, inputs, outputs, opset,
                   pw.text(buf, pw.last(g.get(_G_NAME, ()), pw.LEN), "the graph"))
     return remove_dead(sort_and_check(graph))

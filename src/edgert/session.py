@@ -52,10 +52,13 @@ def default_threads():
 class Session:
     """A model ready to run. Create it with `edgert.load`."""
 
-    def __init__(self, graph, *, threads=None, for_file=None):
+    def __init__(self, graph, *, threads=None, for_file=None, consume=False):
         """`for_file`: None for a session that only runs (each op's weights are freed once
         packed); "portable" or "native" to write it to an .edgert file, planned for any ISA
-        (lower.lower's `portable`) or for this machine's."""
+        (lower.lower's `portable`) or for this machine's. `consume`: the caller gives the graph
+        up; a session that only runs and has one input shape then empties its constants once
+        the plan holds what it needs, so that each layer's weights are freed as soon as they
+        are packed (if nothing else refers to them) rather than all at the end."""
         from .qdq import fuse_qdq
         threads = check_threads(threads)
         try:
@@ -69,12 +72,15 @@ class Session:
         self._plans = OrderedDict()
         self._last = None
         shapes = {v.name: self._default_shape(v) for v in graph.inputs}
-        first = self._compile(shapes)
-        self._inputs = [NodeArg(v.name, v.shape if v.shape is not None else shapes[v.name], v.dtype,
-                                *self._input_qparams(v.name)) for v in graph.inputs]
+        inputs = [NodeArg(v.name, v.shape if v.shape is not None else shapes[v.name], v.dtype,
+                          *self._input_qparams(v.name)) for v in graph.inputs]
+        static = all(i.fixed_shape is not None for i in inputs)
+        drop = (graph, self._graph) if consume and static and for_file is None else ()
+        first = self._compile(shapes, drop)
+        self._inputs = inputs
         self._outputs = [NodeArg(v.name, _output_shape(v, first, i), first.plan.out_dtypes[i],
                                  *first.plan.out_qparams[i]) for i, v in enumerate(graph.outputs)]
-        if all(i.fixed_shape is not None for i in self._inputs):
+        if static:
             self._graph = None  # one shape only: the plan is all a run needs; free the weights
 
     @classmethod
@@ -267,9 +273,9 @@ class Session:
             raise InputError(f"this compiled model runs only with input shapes {list(self._plans)}")
         return self._compile({v.name: s for v, s in zip(self._graph.inputs, shapes)})
 
-    def _compile(self, shapes):
+    def _compile(self, shapes, drop=()):
         key = tuple(shapes[v.name] for v in self._graph.inputs)
-        c = _Compiled.lower(self._graph, shapes, self._threads, self._for_file)
+        c = _Compiled.lower(self._graph, shapes, self._threads, self._for_file, drop)
         with self._lock:
             self._plans[key] = c
             while len(self._plans) > _PLAN_CACHE:
@@ -301,11 +307,15 @@ class _Compiled:
         p.released = release
 
     @classmethod
-    def lower(cls, graph, shapes, threads, for_file=None):
+    def lower(cls, graph, shapes, threads, for_file=None, drop=()):
+        """The plan of graph for shapes, compiled; the graphs in `drop` lose their constants
+        once it is planned (Session's `consume`)."""
         from .lower import lower
         from .plan import make_plan
-        return cls(make_plan(lower(graph, shapes, for_file == "portable")), threads,
-                   release=for_file is None)
+        plan = make_plan(lower(graph, shapes, for_file == "portable"))
+        for g in drop:
+            g.constants = {}
+        return cls(plan, threads, release=for_file is None)
 
     def run(self, arrays):
         return self._outputs(self.executor.run(arrays))

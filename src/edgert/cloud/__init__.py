@@ -24,17 +24,17 @@ def _checked(fallback, policy):
     return policy
 
 
-def attach(graph, threads, fallback, policy):
+def attach(graph, threads, fallback, policy, consume=False):
     """edgert.load of an ONNX graph with a fallback or a policy: the Session with its router. A
     model with ops edgert cannot run loads cloud-only when a fallback is configured (not under
-    local_only)."""
+    local_only). `consume`: see Session."""
     from ..errors import UnsupportedOpError
     from ..session import Session
     from .router import Router
     policy = _checked(fallback, policy)
     unsupported = None
     try:
-        sess = Session(graph, threads=threads)
+        sess = Session(graph, threads=threads, consume=consume)
     except UnsupportedOpError as e:
         if fallback is None or policy.mode == "local_only":
             raise
