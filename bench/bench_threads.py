@@ -1,10 +1,11 @@
 """Thread scaling and MAC rate per ISA: edgert alone, the same .onnx file at 1 and 2 threads.
 
-For each ISA this CPU runs (each in its own process, EDGERT_ISA set), one session per thread
-count; runs alternate between them. A 2-thread run is timed twice: right after another 2-thread
-run ("back to back": its worker was woken microseconds ago) and after the CPUs idled for
---idle-ms ("after idle": the worker has gone to sleep, as it does between the frames of a paced
-application; waking it costs what bench/wake_latency.cpp prints). The 1-thread MAC rate is the
+For each ISA this CPU runs (each in its own process, EDGERT_ISA set), two sessions per thread
+count, runs alternating between them: one always runs right after another of its runs ("back
+to back": a 2-thread session's worker was woken microseconds ago), the other after the CPUs
+idled for --idle-ms ("after idle", as between the frames of a paced application: the worker has
+gone to sleep, and waking it costs what bench/wake_latency.cpp prints; the calling thread's core
+idled too). The 1-thread MAC rate is the
 plan's multiply-accumulates over the median time, against the ISA's measured per-core u8*s8
 ceiling (bench_kernels.measured_peak: tdpbusd, vpdpbusd or vpmaddubsw + vpmaddwd).
 
@@ -33,27 +34,30 @@ def _child(path, name, runs, idle_ms):
     import edgert
     from edgert.cli import plan_facts
     from .bench_kernels import measured_peak
-    s1, s2 = edgert.load(path, threads=1), edgert.load(path, threads=2)
+    # A session per thread count and pattern: a 2-thread session learns whether its runs are
+    # faster split or on the calling thread alone (Executor::choose_split), as an
+    # application's would.
+    s1, s1i, s2, s2i = (edgert.load(path, threads=t) for t in (1, 1, 2, 2))
     feed = {s1.get_inputs()[0].name: M.sample_input(name, 0)}
-    for s in (s1, s2):
-        for _ in range(10):
-            s.run(None, feed)
-    t1, t2, t2i = [], [], []
+    t1, t1i, t2, t2i = [], [], [], []
 
     def timed(s, out):
         t = time.perf_counter()
         s.run(None, feed)
         out.append(time.perf_counter() - t)
 
-    for _ in range(runs):
-        timed(s1, t1)
-        s2.run(None, feed)
-        timed(s2, t2)  # back to back
-        time.sleep(idle_ms / 1e3)
-        timed(s2, t2i)  # after idle
+    for i in range(runs + 20):  # the first 20 rounds are warm-up
+        if i == 20:
+            t1, t1i, t2, t2i = [], [], [], []
+        for s, t in ((s1, t1), (s2, t2)):  # back to back
+            s.run(None, feed)
+            timed(s, t)
+        for s, t in ((s1i, t1i), (s2i, t2i)):  # after idle
+            time.sleep(idle_ms / 1e3)
+            timed(s, t)
     med = lambda ts: float(np.median(ts)) * 1e3  # noqa: E731
     print(json.dumps({"isa": edgert.isa(), "macs": plan_facts(s1)["macs"], "peak": measured_peak(),
-                      "t1": med(t1), "t2": med(t2), "t2_idle": med(t2i)}))
+                      "t1": med(t1), "t2": med(t2), "t1_idle": med(t1i), "t2_idle": med(t2i)}))
 
 
 def wake_latency():
@@ -82,9 +86,9 @@ def main(argv=None):
     isas = args.isa.split(",") if args.isa else [i for i in _core.available_isas() if i != "scalar"]
     print(f"{args.model} {args.variant}: edgert alone, {args.runs} runs each, medians; "
           f"'after idle': {args.idle_ms:g} ms of idle CPUs before the run")
-    print("| ISA | 1 thread ms | G MAC/s (% of ISA peak) | 2 threads back to back ms (speed-up) "
-          "| 2 threads after idle ms (speed-up) |")
-    print("|---|---|---|---|---|")
+    print("| ISA | G MAC/s, 1 thread (% of ISA peak) | back to back: 1 thread ms | 2 threads ms "
+          "(speed-up) | after idle: 1 thread ms | 2 threads ms (speed-up) |")
+    print("|---|---|---|---|---|---|")
     for isa in isas:
         env = dict(os.environ, EDGERT_ISA=isa)
         out = subprocess.run([sys.executable, "-m", "bench.bench_threads", args.model, "--variant",
@@ -94,8 +98,9 @@ def main(argv=None):
         r = json.loads(out.strip().splitlines()[-1])
         rate = r["macs"] / (r["t1"] / 1e3) / 1e9
         frac = f" ({100 * rate / r['peak']:.0f} %)" if r["peak"] else ""
-        print(f"| {r['isa']} | {r['t1']:.3f} | {rate:.1f}{frac} | {r['t2']:.3f} "
-              f"({r['t1'] / r['t2']:.2f}x) | {r['t2_idle']:.3f} ({r['t1'] / r['t2_idle']:.2f}x) |")
+        print(f"| {r['isa']} | {rate:.1f}{frac} | {r['t1']:.3f} | {r['t2']:.3f} "
+              f"({r['t1'] / r['t2']:.2f}x) | {r['t1_idle']:.3f} | {r['t2_idle']:.3f} "
+              f"({r['t1_idle'] / r['t2_idle']:.2f}x) |")
     lat = wake_latency()
     if lat:
         print("\nWaking a sleeping thread (bench/wake_latency.cpp):\n" + lat.rstrip())
