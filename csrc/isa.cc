@@ -131,6 +131,17 @@ bool isa_runs_avx512vnni() {
   return i == Isa::avx512vnni || i == Isa::amx;
 }
 
+bool cpu_has_avx512vbmi() {
+#ifdef EDGERT_X86
+  if (!cpu_has_avx512vnni()) return false;
+  unsigned a, b, c, d;
+  __cpuid_count(7, 0, a, b, c, d);
+  return (c & (1u << 1)) != 0;  // CPUID 7.0 ECX bit 1
+#else
+  return false;
+#endif
+}
+
 Isa active_isa() {
   static const Isa isa = choose();  // a throw leaves it unset, so every call reports the error
   return isa;

@@ -29,6 +29,10 @@ bool isa_runs_avx2();
 // The active ISA runs the AVX-512 VNNI kernels: avx512vnni or amx.
 bool isa_runs_avx512vnni();
 
+// The CPU has AVX-512 VBMI (vpermi2b: Ice Lake, Zen 4 and later; not Cascade Lake) and the OS
+// saves the ZMM state: avx512vnni kernels with a VBMI form (x8-lut) take it. False off x86.
+bool cpu_has_avx512vbmi();
+
 // AArch64 only: the CPU has the Armv8.2 dot-product instructions (SDOT/UDOT, hwcap asimddp), so
 // neon kernels may take their dot-product form. False elsewhere and under EDGERT_ISA=scalar.
 bool neon_has_dot();

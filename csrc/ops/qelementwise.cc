@@ -126,6 +126,7 @@ class QBinaryOp : public Op {
       mul_fn_ = q8_vmul_direct();
     }
     if (add_fn_ || mul_fn_) return;  // a SIMD ISA computes the formula directly: no table
+    lut_ = x8_lut_ukernel();
     // Table rows are indexed by the operand that stays constant along a run (A in kBoth).
     table_.resize(65536);
     const bool row_is_a = bc_.mode != Broadcast::kOnlyA;
@@ -165,10 +166,10 @@ class QBinaryOp : public Op {
             x8_lut2_ukernel__scalar(len, a + ao + off, b + bo + off, table_.data(), y + i);
             break;
           case Broadcast::kOnlyA:
-            x8_lut_ukernel__scalar(len, a + ao + off, table_.data() + size_t(b[bo]) * 256, y + i);
+            lut_(len, a + ao + off, table_.data() + size_t(b[bo]) * 256, y + i);
             break;
           case Broadcast::kOnlyB:
-            x8_lut_ukernel__scalar(len, b + bo + off, table_.data() + size_t(a[ao]) * 256, y + i);
+            lut_(len, b + bo + off, table_.data() + size_t(a[ao]) * 256, y + i);
             break;
         }
         i += len;
@@ -185,6 +186,7 @@ class QBinaryOp : public Op {
   Q8VaddDirectFn add_fn_ = nullptr;
   Q8VmulDirectFn mul_fn_ = nullptr;
   std::vector<uint8_t> table_;  // the scalar form: every result, by operand bytes
+  X8LutFn lut_ = nullptr;
 };
 
 }  // namespace

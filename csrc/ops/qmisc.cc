@@ -85,6 +85,7 @@ class QConcatOp : public Op {
     uint8_t* y = static_cast<uint8_t*>(out[0]);
     const size_t n = inputs_.size();
     const size_t grain = std::max<size_t>(1, (size_t(1) << 14) / std::max<size_t>(y_row_, 1));
+    const X8LutFn lut = x8_lut_ukernel();
     pool.parallel_for(outer_, grain, [&](size_t b, size_t e) {
       for (size_t o = b; o < e; ++o) {
         uint8_t* dst = y + o * y_row_;
@@ -94,7 +95,7 @@ class QConcatOp : public Op {
           if (p.copy) {
             if (p.row) std::memcpy(dst, src, p.row);
           } else {
-            x8_lut_ukernel__scalar(p.row, src, p.table.data(), dst);
+            lut(p.row, src, p.table.data(), dst);
           }
           dst += p.row;
         }
@@ -126,18 +127,20 @@ class QLutOp : public Op {
     const Array& t = spec.attrs.array("table", want, 256);
     std::memcpy(table_, t.data, 256);
     numel_ = static_cast<size_t>(spec.outputs[0].numel());
+    lut_ = x8_lut_ukernel();
   }
 
   void run(const void* const* in, void* const* out, ThreadPool& pool) const override {
     const uint8_t* x = static_cast<const uint8_t*>(in[0]);
     uint8_t* y = static_cast<uint8_t*>(out[0]);
     pool.parallel_for(numel_, 1 << 15, [&](size_t b, size_t e) {
-      x8_lut_ukernel__scalar(e - b, x + b, table_, y + b);
+      lut_(e - b, x + b, table_, y + b);
     });
   }
 
  private:
   uint8_t table_[256];
+  X8LutFn lut_ = nullptr;
   size_t numel_ = 0;
 };
 

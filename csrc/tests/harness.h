@@ -188,6 +188,7 @@ Family run_q8_gemm_x8(Rng& rng);
 Family run_f32_q8_vcvt(Rng& rng);
 Family run_x_maxpool(Rng& rng);
 Family run_x8_zip(Rng& rng);
+Family run_x8_lut(Rng& rng);
 Family run_x8_transpose(Rng& rng);
 Family run_q8_avgpool(Rng& rng);
 

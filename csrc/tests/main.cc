@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
   Rng rng(seed);
   const Family families[] = {run_q8_gemm(rng), run_q8_gemm_x8(rng), run_q8_dwconv(rng),
                              run_f32_q8_vcvt(rng), run_x_maxpool(rng), run_x8_zip(rng),
-                             run_x8_transpose(rng), run_q8_avgpool(rng)};
+                             run_x8_transpose(rng), run_q8_avgpool(rng), run_x8_lut(rng)};
   size_t passed = 0, failed = 0;
   for (const Family& f : families) {
     f.report();

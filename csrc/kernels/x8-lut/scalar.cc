@@ -1,5 +1,7 @@
 #include "kernels/x8-lut/x8-lut.h"
 
+#include "isa.h"
+
 namespace edgert {
 
 void x8_lut_ukernel__scalar(size_t n, const uint8_t* x, const uint8_t* table, uint8_t* y) {
@@ -14,6 +16,18 @@ void x8_lut_ukernel__scalar(size_t n, const uint8_t* x, const uint8_t* table, ui
     y[i + 3] = v3;
   }
   for (; i < n; ++i) y[i] = table[x[i]];
+}
+
+const X8LutUKernel x8_lut__scalar = {"x8_lut__scalar", x8_lut_ukernel__scalar};
+
+X8LutFn x8_lut_ukernel() {
+#if defined(__x86_64__)
+  if (isa_runs_avx512vnni()) return x8_lut__avx512vnni.fn;
+  if (isa_runs_avx2()) return x8_lut__avx2.fn;
+#elif defined(__aarch64__)
+  if (active_isa() == Isa::neon) return x8_lut__neon.fn;
+#endif
+  return x8_lut_ukernel__scalar;
 }
 
 void x8_lut2_ukernel__scalar(size_t n, const uint8_t* a, const uint8_t* b, const uint8_t* table,
