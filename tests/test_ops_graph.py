@@ -379,3 +379,49 @@ def test_int8_activations_run_as_uint8_with_the_same_bytes():
         assert [plan.tensors[i]["dtype"] for i in sm_in] == ["i8"]
     else:
         assert "u8" not in dtypes
+
+
+@pytest.mark.parametrize("et", [U8, I8])
+def test_an_op_of_a_tensor_and_its_own_table_becomes_one_table(et, monkeypatch):
+    """onnxruntime's quantized HardSwish, x · HardSigmoid(x) (a DQ -> HardSigmoid -> Q table and
+    a QLinearMul of x with it), an add of a tensor's table to it (the table first) and a tensor
+    times itself each run as one qlut (lower_quant.fuse_self_luts); a table whose output has
+    another reader stays. Over inputs that hold every byte, the bytes are the unfused plan's and
+    onnxruntime's."""
+    from edgert import lower_quant
+    rng = np.random.default_rng(21)
+    ms = "com.microsoft"
+    N = helper.make_node
+    inits = {}
+    for name in ("x", "h", "m", "g", "a", "k", "s"):
+        inits[name + "_s"], inits[name + "_z"] = qparams(rng, et)
+    nodes = [
+        N("DequantizeLinear", ["x", "x_s", "x_z"], ["xf"]),
+        N("HardSigmoid", ["xf"], ["hf"], alpha=1 / 6, beta=0.5),
+        N("QuantizeLinear", ["hf", "h_s", "h_z"], ["h"]),
+        N("QLinearMul", ["x", "x_s", "x_z", "h", "h_s", "h_z", "m_s", "m_z"], ["m"], domain=ms),
+        N("DequantizeLinear", ["m", "m_s", "m_z"], ["mf"]),
+        N("Sigmoid", ["mf"], ["gf"]),
+        N("QuantizeLinear", ["gf", "g_s", "g_z"], ["g"]),
+        N("QLinearAdd", ["g", "g_s", "g_z", "m", "m_s", "m_z", "a_s", "a_z"], ["a"], domain=ms),
+        N("QLinearMul", ["a", "a_s", "a_z", "a", "a_s", "a_z", "s_s", "s_z"], ["s"], domain=ms),
+        # k's table is read twice: no fusion
+        N("DequantizeLinear", ["s", "s_s", "s_z"], ["sf"]),
+        N("Tanh", ["sf"], ["kf"]),
+        N("QuantizeLinear", ["kf", "k_s", "k_z"], ["k"]),
+        N("QLinearMul", ["s", "s_s", "s_z", "k", "k_s", "k_z", "m_s", "m_z"], ["y"], domain=ms),
+        N("QLinearAdd", ["k", "k_s", "k_z", "y", "m_s", "m_z", "a_s", "a_z"], ["y2"], domain=ms),
+    ]
+    m = model(nodes, [("x", et, [1, 4, 8, 8])], [("y2", et, None)], inits, ms=True, opset=21)
+    data = m.SerializeToString()
+    x = np.arange(256, dtype=np.uint8).view(NP[et]).reshape(1, 4, 8, 8)
+    x = x[:, :, rng.permutation(8)]  # every byte once, in some order
+    fused = edgert.load(data)
+    ops = fused.plan_info()["ops"]
+    assert ops.count("qmul") == 1 and ops.count("qadd") == 1 and ops.count("qlut") == 4, ops
+    monkeypatch.setattr(lower_quant, "fuse_self_luts", lambda L: None)
+    plain = edgert.load(data)
+    assert plain.plan_info()["ops"].count("qmul") == 3
+    got = fused.run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, plain.run(None, {"x": x})[0])
+    check(m, {"x": x}, tol=1)

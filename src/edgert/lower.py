@@ -192,6 +192,7 @@ def lower(graph, input_shapes, portable=False):
             raise ModelError(f"{node.where()}: invalid node: {type(e).__name__}: {e}") from None
     L.node = None
     finish(L)
+    lower_quant.fuse_self_luts(L)
     from . import _core
     if portable or _core.pair_orders_help():
         lower_quant.fold_pair_orders(L)
