@@ -17,8 +17,8 @@ from edgert import benchmark as B
 
 from . import models as M
 
-DEFAULT_MODELS = ["mobilenet_v2", "mobilenet_v2_035_96", "resnet18", "ds_cnn", "mlp",
-                  "shufflenet_g3"]
+DEFAULT_MODELS = ["mobilenet_v2", "mobilenet_v2_035_96", "mobilenet_v3_small", "resnet18",
+                  "ds_cnn", "mlp", "shufflenet_g3"]
 
 
 def main(argv=None):

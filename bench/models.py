@@ -65,6 +65,33 @@ def mobilenet_v2(b, width=1.0):
     return b.gemm(b.flatten(b.gap(x)), 1000, he=False, center=True)
 
 
+def mobilenet_v3_small(b):
+    """MobileNetV3-Small (torchvision layout): HardSwish and ReLU, 3x3 and 5x5 depthwise convs,
+    squeeze-and-excitation (GlobalAveragePool, 1x1 convs, HardSigmoid, Mul) in most blocks."""
+    # (kernel, expanded, out, squeeze-excite, HardSwish, stride)
+    cfg = [(3, 16, 16, True, False, 2), (3, 72, 24, False, False, 2),
+           (3, 88, 24, False, False, 1), (5, 96, 40, True, True, 2), (5, 240, 40, True, True, 1),
+           (5, 240, 40, True, True, 1), (5, 120, 48, True, True, 1), (5, 144, 48, True, True, 1),
+           (5, 288, 96, True, True, 2), (5, 576, 96, True, True, 1), (5, 576, 96, True, True, 1)]
+    x = b.hardswish(b.bn(b.conv("input", 16, 3, 2)))
+    cin = 16
+    for k, exp, cout, se, hs, s in cfg:
+        act = b.hardswish if hs else b.relu
+        h = x
+        if exp != cin:
+            h = act(b.bn(b.conv(h, exp, 1)))
+        h = act(b.bn(b.conv(h, exp, k, s, group=exp)))
+        if se:
+            g = b.relu(b.conv(b.gap(h), _divisible(exp // 4), 1, bias=True))
+            h = b.mul(h, b.hardsigmoid(b.conv(g, exp, 1, bias=True)))
+        h = b.bn(b.conv(h, cout, 1), act=False)
+        x = b.add(x, h) if s == 1 and cin == cout else h
+        cin = cout
+    x = b.gap(b.hardswish(b.bn(b.conv(x, 576, 1))))
+    x = b.hardswish(b.gemm(b.flatten(x), 1024, center="act"))
+    return b.gemm(x, 1000, he=False, center=True)
+
+
 def resnet18(b):
     """ResNet-18: 7x7 stem, MaxPool, 4 stages of 2 basic blocks, GAP, FC 1000."""
     x = b.maxpool(b.relu(b.bn(b.conv("input", 64, 7, 2))), 3, 2, 1)
@@ -148,6 +175,7 @@ _SPECS = {
     "mlp": (mlp, [1, 1, 28, 28], "uniform", 5),
     "mlp_softmax": (functools.partial(mlp, softmax=True), [1, 1, 28, 28], "uniform", 6),
     "shufflenet_g3": (shufflenet_g3, [1, 3, 112, 112], "normal", 7),
+    "mobilenet_v3_small": (mobilenet_v3_small, [1, 3, 224, 224], "normal", 8),
 }
 MODELS = {name: spec[0] for name, spec in _SPECS.items()}
 

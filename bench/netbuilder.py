@@ -150,8 +150,20 @@ class NetBuilder:
         hi = self.const("clip_max", np.array(6.0, np.float32))
         return self._node("Clip", [x, lo, hi], np.clip(self.val[x], 0, 6), prefix="relu6")
 
+    def hardsigmoid(self, x):
+        y = np.clip(self.val[x] / 6 + 0.5, 0, 1).astype(np.float32)
+        return self._node("HardSigmoid", [x], y, alpha=1 / 6, beta=0.5)
+
+    def hardswish(self, x):
+        """x · HardSigmoid(x): HardSwish in opset 13 (the op itself came with 14), as
+        onnxruntime's pre-processing writes it anyway."""
+        return self.mul(x, self.hardsigmoid(x))
+
     def add(self, a, b):
         return self._node("Add", [a, b], self.val[a] + self.val[b])
+
+    def mul(self, a, b):
+        return self._node("Mul", [a, b], self.val[a] * self.val[b])
 
     def concat(self, xs, axis=1):
         return self._node("Concat", xs, np.concatenate([self.val[x] for x in xs], axis),

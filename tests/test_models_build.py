@@ -32,6 +32,7 @@ TESTED_VARIANT = {
     "mobilenet_v2_035_96": "qdq_au8_ws8_pc_rr",
     "resnet18": "qop_as8_ws8_pc",
     "mobilenet_v2": "qop_as8_ws8_pc",
+    "mobilenet_v3_small": "qdq_as8_ws8_pc",
 }
 N_INPUTS = 8
 

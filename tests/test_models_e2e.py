@@ -25,8 +25,9 @@ from nets import ort_session  # noqa: E402
 # Quick models run every variant; the big ones (scalar kernels make them slow) run the main ones.
 CASES = [(m, v) for m in ("mobilenet_v2_035_96", "ds_cnn", "mlp", "mlp_softmax", "shufflenet_g3")
          for v in M.variants_for(m)]
-CASES += [(m, v) for m in ("mobilenet_v2", "resnet18") for v in M.MAIN_VARIANTS]
-SLOW = {"mobilenet_v2", "resnet18"}
+CASES += [(m, v) for m in ("mobilenet_v2", "resnet18", "mobilenet_v3_small")
+          for v in M.MAIN_VARIANTS]
+SLOW = {"mobilenet_v2", "resnet18", "mobilenet_v3_small"}
 
 
 def _ort_exact(variant):
