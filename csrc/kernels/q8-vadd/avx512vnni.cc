@@ -42,16 +42,7 @@ void vadd(size_t n, const uint8_t* x, const uint8_t* s, const Q8AddParams& p, ui
     v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);  // max/min order: NaN becomes lo, as in scalar
     _mm_mask_storeu_epi8(y + i, m, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
   };
-  const __mmask16 all = 0xFFFF;
-  size_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    one16(i, all);
-    one16(i + 16, all);
-    one16(i + 32, all);
-    one16(i + 48, all);
-  }
-  for (; i + 16 <= n; i += 16) one16(i, all);
-  if (i < n) one16(i, __mmask16((1u << (n - i)) - 1));
+  q8_binary_steps16<__mmask16>(n, one16);
 }
 
 struct Kernel {  // for q8_binary_dispatch

@@ -37,6 +37,9 @@ using Q8VmulDirectFn = void (*)(size_t n, const uint8_t* a, const uint8_t* b, bo
                                 bool a_signed, bool b_signed, const Q8MulParams& p, uint8_t* y);
 void q8_vmul_direct__avx2(size_t n, const uint8_t* a, const uint8_t* b, bool b_scalar,
                           bool a_signed, bool b_signed, const Q8MulParams& p, uint8_t* y);
+// AVX-512 (avx512vnni and amx ISAs): 16 lanes a vector, 64 bytes a step, masked tails.
+void q8_vmul_direct__avx512vnni(size_t n, const uint8_t* a, const uint8_t* b, bool b_scalar,
+                                bool a_signed, bool b_signed, const Q8MulParams& p, uint8_t* y);
 // The direct kernel of the active ISA, or nullptr when the table (scalar) is the faster form.
 Q8VmulDirectFn q8_vmul_direct();
 

@@ -45,6 +45,7 @@ void q8_vmul_fp32_table(const Q8MulParams& p, bool a_signed, bool b_signed, bool
 
 Q8VmulDirectFn q8_vmul_direct() {
 #if defined(__x86_64__)
+  if (isa_runs_avx512vnni()) return q8_vmul_direct__avx512vnni;
   if (isa_runs_avx2()) return q8_vmul_direct__avx2;
 #endif
   return nullptr;
