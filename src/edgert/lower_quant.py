@@ -376,8 +376,8 @@ def fuse_self_luts(L):
     """An 8-bit add or multiply of a tensor with itself or with a lookup table of it (onnxruntime's
     quantized HardSwish: x · HardSigmoid(x), a qlut and a qmul) depends on that tensor's byte
     alone, so it becomes one qlut whose table is the op's own result for each of the 256 bytes:
-    the op itself runs once over them (a one-op executor, whose kernels give the same bytes on
-    every ISA), so the fused plan's answers are the unfused plan's. The first qlut goes too when
+    the op itself runs once over them (all such ops in one executor, whose kernels give the same
+    bytes on every ISA), so the fused plan's answers are the unfused plan's. The first qlut goes too when
     nothing else reads it. MobileNetV3-Small (28 HardSwish, QOperator u8): its qmuls and qluts
     were 42 % of a run."""
     from . import _core
@@ -388,7 +388,9 @@ def fuse_self_luts(L):
             users[i] = users.get(i, 0) + 1
     kept = set(L.output_names.values())
     codes = {np.dtype(np.uint8): "u8", np.dtype(np.int8): "i8"}
-    for op in list(L.ops):
+    v = np.arange(256, dtype=np.uint8)  # every byte of x
+    fused, tensors, ops, feeds = [], [], [], []  # one executor runs every such op once
+    for op in L.ops:
         if op.type not in ("qadd", "qmul") or len(op.inputs) != 2:
             continue
         a, b = op.inputs
@@ -405,15 +407,20 @@ def fuse_self_luts(L):
         ta, tb, ty = L.t[a], L.t[b], L.t[op.outputs[0]]
         if not (ta.shape == tb.shape == ty.shape and {ta.dtype, tb.dtype, ty.dtype} <= set(codes)):
             continue
-        v = np.arange(256, dtype=np.uint8)  # every byte of x
         table = lut.attrs["table"].view(np.uint8) if lut else None
-        ins = [v if name == x else table[v] for name in (a, b)]
-        tensors = [{"dtype": codes[t.dtype], "shape": [256], "kind": k}
-                   for t, k in ((ta, "input"), (tb, "input"), (ty, "output"))]
-        one = {"type": op.type, "name": op.name, "inputs": [0, 1], "outputs": [2],
-               "attrs": dict(op.attrs)}
-        y = _core.Executor(0, tensors, [one], [0, 1], [2], 1).run(
-            [i.view(t.dtype) for i, t in zip(ins, (ta, tb))])[0]
+        k = len(tensors)
+        tensors += [{"dtype": codes[t.dtype], "shape": [256], "kind": kind}
+                    for t, kind in ((ta, "input"), (tb, "input"), (ty, "output"))]
+        ops.append({"type": op.type, "name": op.name, "inputs": [k, k + 1], "outputs": [k + 2],
+                    "attrs": dict(op.attrs)})
+        feeds += [(v if name == x else table[v]).view(t.dtype) for name, t in ((a, ta), (b, tb))]
+        fused.append((op, x, lut))
+    if not fused:
+        return
+    ins = [i for i in range(len(tensors)) if tensors[i]["kind"] == "input"]
+    outs = [i for i in range(len(tensors)) if tensors[i]["kind"] == "output"]
+    results = _core.Executor(0, tensors, ops, ins, outs, 1).run(feeds)
+    for (op, x, lut), y in zip(fused, results):
         op.type, op.inputs = "qlut", [x]
         op.attrs = {"table": np.ascontiguousarray(y).view(np.uint8)}
         if lut is not None:
