@@ -377,9 +377,9 @@ def fuse_self_luts(L):
     quantized HardSwish: x · HardSigmoid(x), a qlut and a qmul) depends on that tensor's byte
     alone, so it becomes one qlut whose table is the op's own result for each of the 256 bytes:
     the op itself runs once over them (all such ops in one executor, whose kernels give the same
-    bytes on every ISA), so the fused plan's answers are the unfused plan's. The first qlut goes too when
-    nothing else reads it. MobileNetV3-Small (28 HardSwish, QOperator u8): its qmuls and qluts
-    were 42 % of a run."""
+    bytes on every ISA), so the fused plan's answers are the unfused plan's. The first qlut goes
+    too when nothing else reads it. MobileNetV3-Small (28 HardSwish, QOperator u8): its qmuls and
+    qluts were 42 % of a run."""
     from . import _core
     producer = {o: op for op in L.ops for o in op.outputs}
     users = {}
