@@ -376,6 +376,33 @@ def test_qconv_threads_identical(name):
     np.testing.assert_array_equal(y2, y1)
 
 
+# Padded-row depthwise convs wide enough that 2 threads split them a row a chunk: each thread
+# keeps its ring of input rows from chunk to chunk (and must not keep it into another call).
+# 712 channels: rows padded to 720; 2 images: a thread's rows cross from one into the other.
+DW_CHUNKED = {
+    "s1_c712_n2": dict(n=2, h=14, w=14, c=712, m=712, k=(3, 3), pads=(1, 1, 1, 1), group=712),
+    "s2_c720": dict(h=27, w=28, c=720, m=720, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1), group=720),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DW_CHUNKED))
+def test_depthwise_rows_split_a_row_a_chunk(name):
+    from oplib import make_executor
+    cs = make_case(23, per_channel=True, **DW_CHUNKED[name])
+    ex = make_executor("qconv", [cs["x"]], [(cs["expect"].shape, cs["yt"])], cs["attrs"],
+                       threads=2)
+    other = make_case(24, per_channel=True, **DW_CHUNKED[name])
+    rng = np.random.default_rng(25)
+    xs = [cs["x"]] + [rng.integers(0, 256, cs["x"].shape).astype(np.uint8) for _ in range(2)]
+    for x in xs + xs[::-1]:  # other inputs, and another op's call in between
+        acc = conv_acc_ref(x, cs["wq"], cs["wzp"], cs["bias"], cs["x_zp"], cs["s"], cs["pads"],
+                           cs["d"], cs["group"])
+        want = requant_ref(acc, cs["attrs"]["scale"], cs["y_zp"], cs["qmin"], cs["qmax"],
+                           cs["yt"])
+        np.testing.assert_array_equal(ex.run([x])[0], want)
+        np.testing.assert_array_equal(run_edgert(other, threads=2), other["expect"])
+
+
 def _bad(cs, out_shape=None, **changes):
     attrs = dict(cs["attrs"], **changes)
     for k, v in changes.items():
