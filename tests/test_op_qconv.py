@@ -633,6 +633,35 @@ def test_qconv_every_isa_bit_exact():
             np.testing.assert_array_equal(y, o[0], err_msg=f"{isa}: {c[3]['weight'].shape}")
 
 
+# Layers cut into tiles of unequal rows (tile_span): 49 rows in 24 + 25 (whole groups of the
+# kernel's rows first, the partial one last), 1023 in four tiles whose last is 3 rows longer
+# than the others' nominal 256, 55 im2col rows in 24 + 31; each large enough that 2 threads
+# split it.
+TILE_CONFIGS = {
+    "tiles_49_1x1": dict(h=7, w=7, c=320, m=640, k=(1, 1)),
+    "tiles_1023_1x1": dict(h=31, w=33, c=64, m=96, k=(1, 1)),
+    "tiles_55_3x3": dict(h=5, w=11, c=32, m=64, k=(3, 3), pads=(1, 1, 1, 1)),
+}
+
+
+def test_qconv_tiles_of_unequal_rows_every_isa():
+    cases, expects = [], []
+    for name, cfg in sorted(TILE_CONFIGS.items()):
+        for combo in ("u8i8", "i8i8"):
+            xt, wt = COMBOS[combo]
+            cs = make_case(zlib.crc32(f"tiles-{name}-{combo}".encode()), xt=xt, wt=wt,
+                           per_channel=True, **cfg)
+            for threads in (1, 2):
+                cases.append(("qconv", [cs["x"]], [(cs["expect"].shape, xt)], cs["attrs"],
+                              threads))
+                expects.append(cs["expect"])
+    for y, e in zip([run_op(*c)[0] for c in cases], expects):
+        np.testing.assert_array_equal(y, e)
+    for isa in other_isas():
+        for o, e, c in zip(run_under_isa(isa, cases), expects, cases):
+            np.testing.assert_array_equal(o[0], e, err_msg=f"{isa}: {c[3]['weight'].shape}")
+
+
 SPARSE_CONFIGS = {
     "1x1_flat": dict(h=9, w=8, c=96, m=40, k=(1, 1)),
     "1x1_s2": dict(h=9, w=9, c=64, m=33, k=(1, 1), s=(2, 2)),

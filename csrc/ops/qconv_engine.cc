@@ -421,6 +421,7 @@ class Q8ConvOp : public Op {
     const size_t mr = uk_->mr;
     tile_rows_ = std::clamp<size_t>(kScratchBytes / (kp_ * 2) / mr * mr, 8 * mr, 256);
     tile_rows_ = even_tiles(std::min(tile_rows_, (pixels_ + mr - 1) / mr * mr), mr);
+    tile_cap_ = tile_rows_ + mr - 1;  // see tile_span
     const size_t nr = uk_->nr;
     col_block_ = std::max(nr, kWeightBlockBytes / (kp_ * 2) / nr * nr);
   }
@@ -888,6 +889,7 @@ class Q8ConvOp : public Op {
     tile_rows_ = std::min(tile_rows_, (pixels_ + mr - 1) / mr * mr);
     if (one_tile) tile_rows_ = (pixels_ + mr - 1) / mr * mr;
     tile_rows_ = even_tiles(tile_rows_, mr);
+    tile_cap_ = tile_rows_ + mr - 1;  // see tile_span
     const size_t kq4 = (k_ + 3) / 4 * 4;
     col_block_ = std::max(nr, xk_->col_block_bytes / kq4 / nr * nr);
     // Inputs small enough to pad once per run (see run_x8): every tap of every pixel inside.
@@ -974,9 +976,27 @@ class Q8ConvOp : public Op {
   // and the next op (a depthwise conv, split by rows) reads them from its own core's cache, not
   // half its input from the other core's (MobileNetV2's 14x14 and 7x7 depthwise convs ran slower
   // on 2 threads than on 1 after a column split). Any tiling gives the same exact sums.
+  // Tile t holds rows [start(t), start(t + 1)), start(t) = step·⌊t·units / tiles⌋ with units =
+  // ⌊pixels / step⌋ whole groups of step rows (mr; 1 for a kernel that copies its rows cut into
+  // one tile per thread) and
+  // the last tile ending at pixels: tiles differ by at most a group, the partial group goes to
+  // a tile with fewer whole ones. MobileNetV2's 7x7 layers (49 rows, 12 groups of 4 and one row)
+  // in 24 + 25 rows, not 28 + 21, whose 7 against 5.25 groups kept one thread waiting (2
+  // threads, avx2: the 1x1 convs of 320 -> 1280 and 960 -> 320 channels scaled 1.68x).
   struct Split {
-    size_t tile_rows, tile_groups, parts, part_cols;
+    size_t tile_rows, tile_groups, parts, part_cols, tiles, step;
   };
+  // (p0, rows) of tile t; at most tile_cap_ rows.
+  std::pair<size_t, size_t> tile_span(const Split& sp, size_t t) const {
+    const size_t units = pixels_ / sp.step;
+    if (units < sp.tiles) {  // tiny: tiles of tile_rows
+      const size_t p0 = t * sp.tile_rows;
+      return {p0, std::min(sp.tile_rows, pixels_ - p0)};
+    }
+    const size_t p0 = sp.step * (t * units / sp.tiles);
+    const size_t end = t + 1 == sp.tiles ? pixels_ : sp.step * ((t + 1) * units / sp.tiles);
+    return {p0, end - p0};
+  }
   Split split(size_t mr, size_t nr, const ThreadPool& pool) const {
     const size_t threads = size_t(pool.threads());
     size_t rows = tile_rows_, tiles = (pixels_ + rows - 1) / rows;
@@ -986,9 +1006,11 @@ class Q8ConvOp : public Op {
     // then read from the other core (2 threads: MobileNetV2 0.97-0.99x, ResNet-18 0.98-0.99x,
     // one session alternating run by run). Other kernels' shares are whole groups of mr rows.
     const bool copies = xk_ && xk_->copies_rows;
+    size_t step = mr;
     if (threads > 1 && tiles < threads && copies && pixels_ >= threads * mr) {
       rows = (pixels_ + threads - 1) / threads;
       tiles = (pixels_ + rows - 1) / rows;
+      step = 1;
     } else if (threads > 1 && tiles < threads && !copies && pixels_ >= 2 * threads * mr) {
       rows = ((pixels_ + threads - 1) / threads + mr - 1) / mr * mr;
       tiles = (pixels_ + rows - 1) / rows;
@@ -997,7 +1019,7 @@ class Q8ConvOp : public Op {
     const size_t want = (xk_ && xk_->copies_rows ? 1 : 4) * threads;
     const size_t tg = tiles * d_.group;
     const size_t parts = tg >= want ? 1 : std::min(blocks, (want + tg - 1) / tg);
-    return {rows, tg, parts, (blocks + parts - 1) / parts * nr};
+    return {rows, tg, parts, (blocks + parts - 1) / parts * nr, tiles, step};
   }
 
   void run_x8(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
@@ -1012,7 +1034,7 @@ class Q8ConvOp : public Op {
     // row_zp: rows per kernel call, so that their per-row biases stay near 16 KiB.
     const size_t zp_cols = std::min(col_block_, (std::min(ng_, part_cols) + nr - 1) / nr * nr);
     const size_t zp_rows =
-        std::clamp<size_t>((16 << 10) / (zp_cols * sizeof(int32_t)) / mr * mr, mr, tile_rows_);
+        std::clamp<size_t>((16 << 10) / (zp_cols * sizeof(int32_t)) / mr * mr, mr, tile_cap_);
     // im2col rows own whole quads (lda_ >= round_up(k, 16)) and the packed weights past k are
     // zero: the kernel reads the last quad whole instead of through its partial-quad path.
     // Reordered rows (perm_) are whole 16-byte groups too.
@@ -1048,15 +1070,15 @@ class Q8ConvOp : public Op {
       const size_t cq = (cg_ + 3) / 4 * 4;
       const bool staged = prep_sign_ && dense_groups_ && cq != cg_;
       ScratchLayout L;
-      const size_t a_off = L.add(direct_ || ind_fn_ ? 0 : tile_rows_ * lda_);
-      const size_t ind_off = L.add(ind_fn_ ? (tile_rows_ + mr - 1) / mr * mr * taps_ * sizeof(void*) : 0);
-      const size_t prep_off = L.add(prep_sign_ ? tile_rows_ * (dense_groups_ ? 2 * d_.group * cq : srow_)
-                                    : direct_ && !(perm_.empty() && gperm_.empty()) ? tile_rows_ * prow : 0);
-      const size_t stage_off = L.add(staged ? tile_rows_ * d_.group * cq : 0);
-      const size_t rowp_off = L.add(tile_rows_ * sizeof(void*));
+      const size_t a_off = L.add(direct_ || ind_fn_ ? 0 : tile_cap_ * lda_);
+      const size_t ind_off = L.add(ind_fn_ ? (tile_cap_ + mr - 1) / mr * mr * taps_ * sizeof(void*) : 0);
+      const size_t prep_off = L.add(prep_sign_ ? tile_cap_ * (dense_groups_ ? 2 * d_.group * cq : srow_)
+                                    : direct_ && !(perm_.empty() && gperm_.empty()) ? tile_cap_ * prow : 0);
+      const size_t stage_off = L.add(staged ? tile_cap_ * d_.group * cq : 0);
+      const size_t rowp_off = L.add(tile_cap_ * sizeof(void*));
       const size_t rb_off = L.add(!delta_.empty() ? (off_fn_ ? 0 : zp_rows * zp_cols * sizeof(int32_t))
-                                  : corr_.empty() ? 0 : tile_rows_ * nr * sizeof(int32_t));
-      const size_t rs_off = L.add(delta_.empty() ? 0 : tile_rows_ * sizeof(int32_t));
+                                  : corr_.empty() ? 0 : tile_cap_ * nr * sizeof(int32_t));
+      const size_t rs_off = L.add(delta_.empty() ? 0 : tile_cap_ * sizeof(int32_t));
       uint8_t* const scratch = thread_scratch(L.total());
       uint8_t* const a = scratch + a_off;
       const void** const ind = reinterpret_cast<const void**>(scratch + ind_off);
@@ -1070,7 +1092,7 @@ class Q8ConvOp : public Op {
       for (size_t i = b; i < e; ++i) {
         const size_t tile_group = i / parts, part = i % parts;
         const size_t tile = tile_group / d_.group, gi = tile_group % d_.group;
-        const size_t p0 = tile * tr, rows = std::min(tr, pixels_ - p0);
+        const auto [p0, rows] = tile_span(sp, tile);
         if (built != tile_group) {
           // The tile's rows as one run, `step` bytes a row (k, or lda_ for im2col rows).
           const uint8_t* flat = nullptr;
@@ -1594,12 +1616,12 @@ class Q8ConvOp : public Op {
     const size_t item_macs = tr * std::min(ng_, part_cols) * k_;
     pool.parallel_for(tg * parts, grain_for(item_macs), [&](size_t b, size_t e) {
       // im2col writes whole rows of kp_ (zeros past k)
-      int16_t* const a = reinterpret_cast<int16_t*>(thread_scratch(tile_rows_ * kp_ * sizeof(int16_t)));
+      int16_t* const a = reinterpret_cast<int16_t*>(thread_scratch(tile_cap_ * kp_ * sizeof(int16_t)));
       size_t built = SIZE_MAX;  // the (tile, group) whose rows `a` holds
       for (size_t i = b; i < e; ++i) {
         const size_t tile_group = i / parts, part = i % parts;
         const size_t tile = tile_group / d_.group, gi = tile_group % d_.group;
-        const size_t p0 = tile * tr, rows = std::min(tr, pixels_ - p0);
+        const auto [p0, rows] = tile_span(sp, tile);
         if (built != tile_group) {
           if (d_.x_type == DType::u8)
             q8_im2col_u8(d_.geom, x, d_.x_zp, gi * cg_, cg_, p0, rows, a, kp_);
@@ -1642,7 +1664,8 @@ class Q8ConvOp : public Op {
   size_t ind_cg_ = 0;            // indirect convs: the bytes of a tap (cg_, or kw·c: segments_)
   bool segments_ = false;        // indirect taps are whole kernel rows of a padded input copy
   size_t cg_ = 0, ng_ = 0, k_ = 0, kp_ = 0, pixels_ = 0, y_size_ = 1;
-  size_t group_packed_ = 0, tile_rows_ = 0, col_block_ = 0;
+  // tile_rows_: a tile's nominal rows; tile_cap_: the most any tile holds (work buffers).
+  size_t group_packed_ = 0, tile_rows_ = 0, tile_cap_ = 0, col_block_ = 0;
   bool depthwise_ = false, direct_ = false, sign_ = false, flat_ = false, prep_sign_ = false;
   bool dense_groups_ = false;
   // pair_u8 on weights that fail the pair test, run exactly by an exact_pairs kernel; stored as
