@@ -662,6 +662,60 @@ def test_qconv_tiles_of_unequal_rows_every_isa():
             np.testing.assert_array_equal(o[0], e, err_msg=f"{isa}: {c[3]['weight'].shape}")
 
 
+# A conv's output table (out_table: a fused activation) on each of the engine's output paths:
+# byte kernels on flat rows (columns split into parts, some empty at 2 threads: 9 blocks of 16
+# in 8 parts), im2col/indirect rows, the int16 form (u8 weights off their zero point), the
+# depthwise row kernel with per-pixel borders, padded depthwise rows (channels not a multiple
+# of 16), column walks (tall narrow images), the per-pixel depthwise kernel (5x5), a 1x1 conv
+# whose rows are many tiles.
+OUT_TABLE_CONFIGS = {
+    "1x1_col_parts": dict(h=2, w=3, c=32, m=144, k=(1, 1)),
+    "3x3_rows": dict(h=12, w=13, c=8, m=24, k=(3, 3), pads=(1, 1, 1, 1)),
+    "3x3_int16": dict(h=6, w=7, c=6, m=10, k=(3, 3), pads=(1, 1, 1, 1), wt=np.uint8),
+    "dw_rows": dict(h=5, w=40, c=32, m=32, k=(3, 3), pads=(1, 1, 1, 1), group=32),
+    "dw_padded_c40": dict(n=2, h=7, w=7, c=40, m=40, k=(3, 3), pads=(1, 1, 1, 1), group=40),
+    "dw_padded_c32": dict(h=7, w=7, c=32, m=32, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1), group=32),
+    "dw_columns": dict(h=25, w=5, c=64, m=64, k=(3, 3), pads=(1, 1, 1, 1), group=64),
+    "dw_5x5": dict(h=9, w=9, c=24, m=24, k=(5, 5), pads=(2, 2, 2, 2), group=24),
+    "1x1_tiles": dict(h=31, w=33, c=16, m=24, k=(1, 1)),
+}
+
+
+def test_qconv_out_table_every_path_and_isa():
+    """y = out_table[requantized y] (byte as index), against numpy's conv and the table, at 1
+    and 2 threads, under every ISA this machine runs."""
+    cases, expects = [], []
+    for name, cfg in sorted(OUT_TABLE_CONFIGS.items()):
+        for xt in (U8, I8):
+            cfg = dict(cfg)
+            wt = cfg.pop("wt", I8)
+            seed = zlib.crc32(f"out-table-{name}-{xt.__name__}".encode())
+            cs = make_case(seed, xt=xt, wt=wt, per_channel=True, **cfg)
+            table = np.random.default_rng(seed).permutation(256).astype(np.uint8)
+            attrs = dict(cs["attrs"], out_table=table.view(xt) if seed % 2 else table)
+            want = table[cs["expect"].view(np.uint8)].view(xt)
+            for threads in (1, 2):
+                cases.append(("qconv", [cs["x"]], [(want.shape, xt)], attrs, threads))
+                expects.append(want)
+    for y, e, c in zip([run_op(*c)[0] for c in cases], expects, cases):
+        np.testing.assert_array_equal(y, e, err_msg=str(c[3]["weight"].shape))
+    for isa in other_isas():
+        for o, e, c in zip(run_under_isa(isa, cases), expects, cases):
+            np.testing.assert_array_equal(o[0], e, err_msg=f"{isa}: {c[3]['weight'].shape}")
+
+
+def test_qconv_out_table_rejected_for_float_output_and_bad_size():
+    from edgert import _core
+    cs = make_case(3, yt=np.float32, **CONFIGS["1x1"])
+    with pytest.raises(_core.ModelError, match="out_table"):
+        run_op("qconv", [cs["x"]], [(cs["expect"].shape, np.float32)],
+               dict(cs["attrs"], out_table=np.zeros(256, np.uint8)))
+    cs = make_case(3, **CONFIGS["1x1"])
+    with pytest.raises(_core.ModelError, match="out_table"):
+        run_op("qconv", [cs["x"]], [(cs["expect"].shape, cs["yt"])],
+               dict(cs["attrs"], out_table=np.zeros(255, np.uint8)))
+
+
 SPARSE_CONFIGS = {
     "1x1_flat": dict(h=9, w=8, c=96, m=40, k=(1, 1)),
     "1x1_s2": dict(h=9, w=9, c=64, m=33, k=(1, 1), s=(2, 2)),

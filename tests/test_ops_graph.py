@@ -425,3 +425,78 @@ def test_an_op_of_a_tensor_and_its_own_table_becomes_one_table(et, monkeypatch):
     got = fused.run(None, {"x": x})[0]
     np.testing.assert_array_equal(got, plain.run(None, {"x": x})[0])
     check(m, {"x": x}, tol=1)
+
+
+@pytest.mark.parametrize("et", [U8, I8])
+def test_a_table_after_a_conv_becomes_its_output_table(et, monkeypatch):
+    """A lookup table (QLinearLeakyRelu; HardSwish once fuse_self_luts made it one table) that
+    alone reads a conv's or a matmul's output becomes that op's output table
+    (lower_quant.fuse_output_luts); one after a conv whose output has another reader, or is a
+    graph output, stays a qlut. The bytes are the unfused plan's at 1 and 2 threads, and
+    onnxruntime's."""
+    from edgert import lower_quant
+    rng = np.random.default_rng(31)
+    ms = "com.microsoft"
+    N = helper.make_node
+    inits = {}
+    for name in ("x", "a", "b", "c", "d", "e", "f", "g", "h", "k", "t", "u", "y"):
+        inits[name + "_s"], inits[name + "_z"] = qparams(rng, et)
+    inits["w_s"], inits["w_z"] = np.float32(0.01), np.array(0, np.int8)
+    c = 48
+    inits["w1"] = rng.integers(-100, 101, (c, 8, 3, 3)).astype(np.int8)
+    inits["w2"] = rng.integers(-100, 101, (c, 1, 3, 3)).astype(np.int8)
+    inits["w3"] = rng.integers(-100, 101, (c, c, 1, 1)).astype(np.int8)
+    inits["w4"] = rng.integers(-100, 101, (c, 24)).astype(np.int8)
+
+    def conv(x, w, y, **kw):
+        return N("QLinearConv", [x, x + "_s", x + "_z", w, "w_s", "w_z", y + "_s", y + "_z"], [y],
+                 **kw)
+
+    def q(x, y, op, **kw):
+        return N(op, [x, x + "_s", x + "_z", y + "_s", y + "_z"], [y], domain=ms, **kw)
+
+    nodes = [
+        conv("x", "w1", "a", pads=[1, 1, 1, 1]),
+        q("a", "b", "QLinearLeakyRelu", alpha=0.1),  # -> conv 1's table
+        conv("b", "w2", "c", pads=[1, 1, 1, 1], group=c),
+        N("DequantizeLinear", ["c", "c_s", "c_z"], ["cf"]),  # HardSwish -> the depthwise's
+        N("HardSigmoid", ["cf"], ["hf"], alpha=1 / 6, beta=0.5),
+        N("QuantizeLinear", ["hf", "h_s", "h_z"], ["h"]),
+        N("QLinearMul", ["c", "c_s", "c_z", "h", "h_s", "h_z", "d_s", "d_z"], ["d"], domain=ms),
+        conv("d", "w3", "e"),
+        q("e", "f", "QLinearSigmoid"),  # e has another reader: stays
+        N("QLinearAdd", ["e", "e_s", "e_z", "d", "d_s", "d_z", "u_s", "u_z"], ["u"], domain=ms),
+        N("QLinearAdd", ["f", "f_s", "f_z", "u", "u_s", "u_z", "g_s", "g_z"], ["g"], domain=ms),
+        N("Transpose", ["g"], ["gt"], perm=[0, 2, 3, 1]),
+        N("Reshape", ["gt", "shape"], ["g2"]),
+        N("QLinearMatMul", ["g2", "g_s", "g_z", "w4", "w_s", "w_z", "k_s", "k_z"], ["k"]),
+        q("k", "t", "QLinearSigmoid"),  # -> the matmul's table
+        N("DequantizeLinear", ["t", "t_s", "t_z"], ["tf"]),
+        conv("d", "w3", "y"),  # a graph output (through a transpose to NCHW): its table stays
+        q("y", "yt", "QLinearLeakyRelu", alpha=0.2),
+        N("QLinearMatMul", ["g2", "g_s", "g_z", "w4", "w_s", "w_z", "k2_s", "k2_z"], ["k2"]),
+        q("k2", "t2", "QLinearLeakyRelu", alpha=0.3),  # k2 is a graph output: stays
+        N("DequantizeLinear", ["t2", "t_s", "t_z"], ["t2f"]),
+    ]
+    inits["t2_s"], inits["t2_z"] = inits["t_s"], inits["t_z"]
+    inits["k2_s"], inits["k2_z"] = inits["k_s"], inits["k_z"]
+    inits["shape"] = np.array([-1, c], np.int64)
+    inits["yt_s"], inits["yt_z"] = qparams(rng, et)
+    m = model(nodes, [("x", et, [1, 8, 6, 8])], [("tf", F, None), ("y", et, None), ("yt", et, None), ("k2", et, None),
+               ("t2f", F, None)],
+              inits, ms=True, opset=21)
+    data = m.SerializeToString()
+    x = _rand(rng, (1, 8, 6, 8), et)
+    fused = edgert.load(data)
+    ops = fused.plan_info()["ops"]
+    assert ops.count("qlut") == 3, ops  # e's, y's and k2's
+    with monkeypatch.context() as mp:
+        mp.setattr(lower_quant, "fuse_output_luts", lambda L: None)
+        plain = edgert.load(data)
+        assert plain.plan_info()["ops"].count("qlut") == 6
+    want = plain.run(None, {"x": x})
+    for threads in (1, 2):
+        got = edgert.load(data, threads=threads).run(None, {"x": x})
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+    check(m, {"x": x}, tol=1)

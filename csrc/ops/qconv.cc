@@ -112,6 +112,13 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
     if (!std::isfinite(d.scale[i])) spec.fail("scale[" + std::to_string(i) + "] is not finite");
   }
   if (use_x_zp) d.x_zp = int_in(spec, "x_zp", type_min(d.x_type), type_max(d.x_type), nullptr);
+  if (const Attrs::Entry* t = spec.attrs.find("out_table")) {
+    EDGERT_EXPECT(spec, t->kind == Attrs::Value::Arr, "out_table must be an array");
+    EDGERT_EXPECT(spec, d.y_type != DType::f32, "out_table needs a u8 or i8 output, not f32");
+    d.out_table = static_cast<const uint8_t*>(
+        spec.attrs.array("out_table", t->arr->dtype == DType::u8 ? DType::u8 : DType::i8, 256)
+            .data);
+  }
   if (d.y_type == DType::f32) return;
   const int64_t lo = type_min(d.y_type), hi = type_max(d.y_type);
   const int32_t y_zp = int_in(spec, "y_zp", lo, hi, nullptr);

@@ -59,6 +59,9 @@ struct Q8ConvDesc {
   std::vector<int64_t> w_shape;  // the weight's shape as the model gives it
   Q8Prepacked pre;               // pre.w == nullptr: w holds the weights
   Q8DwPrepacked dw_pre;          // dw_pre.w == nullptr: pack the depthwise weights at creation
+  // 'out_table' (256 bytes, u8/i8 output only): each output byte y becomes out_table[y] (byte y
+  // as an index), an 8-bit activation lowering fused into its producer (a qlut's table).
+  const uint8_t* out_table = nullptr;
 };
 
 // The weight's shape and type: from the 'weight' array, or for prepacked weights from

@@ -19,6 +19,7 @@
 
 #include "kernels/q8-dwconv/q8-dwconv.h"
 #include "kernels/q8-gemm-x8/q8-gemm-x8.h"
+#include "kernels/x8-lut/x8-lut.h"
 #include "ops/qconv.h"
 #include "runtime/aligned.h"
 #include "runtime/scratch.h"
@@ -304,9 +305,14 @@ class Q8ConvOp : public Op {
     std::vector<uint8_t> raw;  // prepacked weights unpacked for another layout
     init(spec, raw);
     d_.w = nullptr;  // the model's weights are not read after creation
+    if (desc.out_table) {
+      std::memcpy(out_lut_, desc.out_table, 256);
+      lut_fn_ = x8_lut_ukernel();
+      d_.out_table = nullptr;
+    }
   }
 
-  std::vector<std::string> unread_arrays() const override { return {"weight"}; }
+  std::vector<std::string> unread_arrays() const override { return {"weight", "out_table"}; }
 
   // The byte-form weights as packed here, so a compiled model can skip the packing (and the
   // form scan) at load; only for the byte-form GEMM path.
@@ -1018,7 +1024,9 @@ class Q8ConvOp : public Op {
     const size_t blocks = (ng_ + nr - 1) / nr;
     const size_t want = (xk_ && xk_->copies_rows ? 1 : 4) * threads;
     const size_t tg = tiles * d_.group;
-    const size_t parts = tg >= want ? 1 : std::min(blocks, (want + tg - 1) / tg);
+    // (One thread: whole rows, no column parts to balance; an output table then maps each
+    // tile's rows in one call.)
+    const size_t parts = tg >= want || threads == 1 ? 1 : std::min(blocks, (want + tg - 1) / tg);
     return {rows, tg, parts, (blocks + parts - 1) / parts * nr, tiles, step};
   }
 
@@ -1291,8 +1299,18 @@ class Q8ConvOp : public Op {
             a = b;
           }
         }
+        if (c_begin < c_end)  // (parts past the last column are empty)
+          out_lut(y + p0 * d_.m + gi * ng_ + c_begin, rows, d_.m, c_end - c_begin);
       }
     });
+  }
+
+  // The output table (lut_fn_) over rows × n bytes at y, rows `stride` apart: the bytes a work
+  // item has just written, still in its core's L1.
+  void out_lut(uint8_t* y, size_t rows, size_t stride, size_t n) const {
+    if (!lut_fn_) return;
+    if (n == stride) return lut_fn_(rows * n, y, out_lut_, y);  // whole rows: one call
+    for (size_t r = 0; r < rows; ++r, y += stride) lut_fn_(n, y, out_lut_, y);
   }
 
   // The indirection table of a tile: for row r (pixel p0 + r) and tap t, the group's channels of
@@ -1508,6 +1526,7 @@ class Q8ConvOp : public Op {
         uint8_t* yr = y + r * g.ow * m * ys;
         if (out == nullptr) {
           dw_row_fn_(cp, g.ow, rows3, dw_w3_, dw_bias_.data(), dw_scale_.data(), yr, m, d_.rq);
+          out_lut(yr, 1, 0, g.ow * m);
           continue;
         }
         dw_row_fn_(cp, g.ow, rows3, dw_w3_, dw_bias_.data(), dw_scale_.data(), out, cp, d_.rq);
@@ -1517,6 +1536,7 @@ class Q8ConvOp : public Op {
           for (size_t j = 0; j < cp * ys; j += 16)
             std::memcpy(yr + p * m * ys + j, out + p * cp * ys + j, 16);
         std::memcpy(yr + (g.ow - 1) * m * ys, out + (g.ow - 1) * cp * ys, m * ys);
+        out_lut(yr, 1, 0, g.ow * m);
       }
     });
   }
@@ -1557,6 +1577,7 @@ class Q8ConvOp : public Op {
         for (size_t k = 0; k < 3; ++k) rows3[k] = xt + n * plane + (ox * s + k) * hp * c;
         dw_row_fn_(c, g.oh, rows3, packed_cols_.data(), bias_.data(), scale_.data(),
                    y + (n * g.oh * g.ow + ox) * m * y_size_, g.ow * m, d_.rq);
+        out_lut(y + (n * g.oh * g.ow + ox) * m, g.oh, g.ow * m, m);
       }
     });
   }
@@ -1604,6 +1625,7 @@ class Q8ConvOp : public Op {
           dw_fn_(g.c, k_, taps, dw_w_, bias_.data(), scale_.data(),
                  yr + ow * d_.m * y_size_, d_.rq);
         }
+        out_lut(yr, 1, 0, g.ow * d_.m);
       }
     });
   }
@@ -1640,11 +1662,15 @@ class Q8ConvOp : public Op {
                      y + ((p0 + r) * d_.m + ch) * y_size_, d_.m, d_.rq);
           }
         }
+        if (c_begin < c_end)  // (parts past the last column are empty)
+          out_lut(y + p0 * d_.m + gi * ng_ + c_begin, rows, d_.m, c_end - c_begin);
       }
     });
   }
 
   Q8ConvDesc d_;
+  uint8_t out_lut_[256] = {};  // desc.out_table, applied by out_lut when lut_fn_ is set
+  X8LutFn lut_fn_ = nullptr;
   std::vector<int32_t> bias_;
   std::vector<float> scale_;
   AlignedVector<int16_t> packed_;

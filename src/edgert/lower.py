@@ -198,6 +198,7 @@ def lower(graph, input_shapes, portable=False):
         lower_quant.fold_pair_orders(L)
     if not portable and _core.isa() in _U8_ISAS:
         lower_quant.shift_int8_activations(L)
+    lower_quant.fuse_output_luts(L)
     return L
 
 
