@@ -276,6 +276,14 @@ CONFIGS = {
                               sym_w=True),
     "dw_sym_columns_20x4_c16": dict(h=20, w=4, c=16, m=16, k=(3, 3), pads=(1, 1, 1, 1),
                                     group=16, sym_w=True),  # outputs 64 bytes apart
+    # the byte-form per-pixel kernel (avx512vnni): 64-channel blocks and a tail, 25 and 49 taps
+    # (groups of 4 and a partial one), strides 1 and 2
+    "dw_sym_5x5_c100_s1": dict(h=9, w=10, c=100, m=100, k=(5, 5), pads=(2, 2, 2, 2), group=100,
+                               sym_w=True),
+    "dw_sym_5x5_c136_s2": dict(n=2, h=11, w=9, c=136, m=136, k=(5, 5), s=(2, 2),
+                               pads=(2, 2, 2, 2), group=136, sym_w=True),
+    "dw_sym_7x7_c64": dict(h=8, w=8, c=64, m=64, k=(7, 7), pads=(3, 3, 3, 3), group=64,
+                           sym_w=True),
     # padding that would make the copy several times the input: the engine keeps im2col tiles
     # (which path ran is not visible from here; this checks the result on amx with huge pads)
     "rows_rgb_7x7_s8_pad100": dict(h=128, w=120, c=3, m=16, k=(7, 7), s=(8, 8),

@@ -407,6 +407,21 @@ class Q8ConvOp : public Op {
                                                packed_.data());
         dw_w_ = packed_.data();
       }
+      dw_run_w_ = dw_w_;
+      // The byte-form per-pixel kernel where the ISA has one, the output is bytes, there is a
+      // whole 64-channel block and every w' fits int8 (onnxruntime's symmetric int8 weights
+      // always do): MobileNetV3-Small's 5x5 layers, and the border pixels of 3x3 ones.
+      const bool x_i8 = d.x_type == DType::i8;
+      if (uk.pack_b8 && d.w && d.y_type != DType::f32 && d.m >= 64) {
+        packed_b8_.resize(q8_dwconv_packed_size_b8(d.m, k_));
+        if (uk.pack_b8(d.m, k_, d.w, d.w_type == DType::u8, d.w_zp, bias_.data(), scale_.data(),
+                       x_i8, packed_b8_.data())) {
+          dw_fn_ = uk.fnb8[x_i8 ? 1 : 0][out_index(d.y_type)];
+          dw_run_w_ = reinterpret_cast<const int16_t*>(packed_b8_.data());
+        } else {
+          packed_b8_ = {};
+        }
+      }
       pad_row_.assign(g.c, static_cast<uint8_t>(d.x_zp));  // two's complement for i8 too
       init_dw_rows(uk);
       return;
@@ -1622,7 +1637,7 @@ class Q8ConvOp : public Op {
               taps[t] = in_rows[ky] && iw < g.w ? in_rows[ky] + iw * g.c : pad_row_.data();
             }
           }
-          dw_fn_(g.c, k_, taps, dw_w_, bias_.data(), scale_.data(),
+          dw_fn_(g.c, k_, taps, dw_run_w_, bias_.data(), scale_.data(),
                  yr + ow * d_.m * y_size_, d_.rq);
         }
         out_lut(yr, 1, 0, g.ow * d_.m);
@@ -1712,6 +1727,8 @@ class Q8ConvOp : public Op {
   bool dw_columns_ = false;
   size_t dw_hp_ = 0;
   const int16_t* dw_w_ = nullptr;   // packed_, or prepacked weights in the model's buffer
+  const int16_t* dw_run_w_ = nullptr;  // what dw_fn_ reads: dw_w_, or packed_b8_
+  std::vector<int8_t> packed_b8_;    // the byte-form per-pixel kernel's packing
   const int16_t* dw_w3_ = nullptr;  // packed_row_, or the same
   size_t ow_lo_ = 0, ow_hi_ = 0;
   bool dw_padded_ = false;

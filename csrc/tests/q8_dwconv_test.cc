@@ -29,11 +29,17 @@ void dw_random_quant(size_t channels, size_t taps, int out, int values, Rng& rng
 
 namespace {
 
+size_t& byte_form_cases() {
+  static size_t n = 0;
+  return n;
+}
+
 struct Case {
   size_t channels, taps;
   bool x_u8, w_u8;
   int out;     // 0 u8, 1 i8, 2 f32
   int values;  // 0 random, 1 extremes, 2 maximal sums, 3 exact ties (small sums times 2^−1..3)
+  bool fit = false;  // every w' = W − w_zp in int8 (w_zp 0, or 128 for u8): the byte form's
 };
 
 struct Data {
@@ -53,8 +59,9 @@ struct Data {
 
 std::string describe(const Case& c) {
   static const char* const out[] = {"u8", "i8", "f32"};
-  return fmt("channels=%zu taps=%zu x=%s w=%s out=%s values=%d", c.channels, c.taps,
-             c.x_u8 ? "u8" : "i8", c.w_u8 ? "u8" : "i8", out[c.out], c.values);
+  return fmt("channels=%zu taps=%zu x=%s w=%s out=%s values=%d%s", c.channels, c.taps,
+             c.x_u8 ? "u8" : "i8", c.w_u8 ? "u8" : "i8", out[c.out], c.values,
+             c.fit ? " (w' in int8)" : "");
 }
 
 Data make_data(const Case& c, Rng& rng) {
@@ -90,6 +97,7 @@ Data make_data(const Case& c, Rng& rng) {
       if (c.values == 3) v = std::min(whi, std::max(wlo, w_zp[ch] + rng.range(-2, 2)));
       w[ch * c.taps + t] = static_cast<uint8_t>(v);
     }
+    if (c.fit) w_zp[ch] = c.w_u8 ? 128 : 0;
   }
   d.packed.resize(c.channels * c.taps);
   q8_dwconv_pack_w(c.channels, c.taps, w.data(), c.w_u8, w_zp.data(), d.packed.data());
@@ -146,6 +154,28 @@ void check_case(Family& fam, const Case& c, Rng& rng) {
     fam.check(at == SIZE_MAX && got.guard_intact(),
               fmt("%s: %s, byte %zu%s", v.name, describe(c).c_str(), at,
                   got.guard_intact() ? "" : ", wrote past the output"));
+    // The byte-form per-pixel kernel: its packing says whether every w' fits int8 and holds
+    // the starting sums and scales (the kernel gets no bias or scale pointer).
+    const Q8DwConvUKernel& uk = *v.table;
+    if (!uk.pack_b8 || c.out == 2) continue;
+    std::vector<int8_t> pk(q8_dwconv_packed_size_b8(c.channels, c.taps));
+    const bool packed = uk.pack_b8(c.channels, c.taps, d.w.data(), c.w_u8, d.w_zp.data(),
+                                   d.bias.data(), d.scale.data(), !c.x_u8, pk.data());
+    const bool fits = q8_dwconv_fits_i8(c.channels, c.taps, d.w.data(), c.w_u8, d.w_zp.data());
+    fam.check(packed == fits, fmt("%s pack_b8 says %d, fits_i8 %d: %s", v.name, int(packed),
+                                  int(fits), describe(c).c_str()));
+    if (!packed) continue;
+    const Fenced<int8_t> fpk(pk);
+    Guarded got8(bytes);
+    set_running(fmt("%s (byte form): %s", v.name, describe(c).c_str()));
+    uk.fnb8[c.x_u8 ? 0 : 1][c.out](c.channels, c.taps, d.in.data(),
+                                   reinterpret_cast<const int16_t*>(fpk.data()), nullptr,
+                                   nullptr, got8.data(), d.rq);
+    at = first_diff(got8.data(), want.data(), bytes);
+    fam.check(at == SIZE_MAX && got8.guard_intact(),
+              fmt("%s (byte form): %s, byte %zu%s", v.name, describe(c).c_str(), at,
+                  got8.guard_intact() ? "" : ", wrote past the output"));
+    ++byte_form_cases();
   }
 }
 
@@ -181,6 +211,18 @@ Family run_q8_dwconv(Rng& rng) {
         c.out = o, c.x_u8 = values == 2 ? o != 1 : c.x_u8;
         check_case(fam, c, rng);
       }
+  // The byte form (w' in int8): channel counts around its 64-channel block, tap counts around
+  // its groups of 4, both input types, extremes and exact ties.
+  for (size_t ch : {size_t{1}, size_t{16}, size_t{63}, size_t{64}, size_t{65}, size_t{100},
+                    size_t{136}, size_t{240}, size_t{257}})
+    for (size_t taps : {1, 2, 3, 4, 5, 8, 9, 25, 49})
+      for (int values : {0, 1, 3}) {
+        Case c = random_case(ch, taps, values);
+        c.fit = true;
+        if (c.out == 2) c.out = int(rng.below(2));
+        check_case(fam, c, rng);
+      }
+  std::printf("q8-dwconv  byte-form per-pixel cases: %zu\n", byte_form_cases());
   const std::string rows = check_q8_dwconv_rows(fam, rng);
   std::printf("q8-dwconv  3x3 row kernels tested: %s\n", rows.c_str());
   return fam;

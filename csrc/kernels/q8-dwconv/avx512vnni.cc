@@ -632,6 +632,65 @@ void dw3x3_row_b8(size_t channels, size_t npix, const uint8_t* const* rows, cons
                            scale, y, y_stride, st);
 }
 
+// Byte-form per-pixel kernel (q8_dwconv_pack_w_b8): four taps' bytes of 64 channels become 4
+// vectors of (tap 4g .. 4g + 3) byte quads by vpunpck{l,h}bw and vpunpck{l,h}wd, one vpdpbusd
+// each: 8 shuffles and 4 vpdpbusd per 4 taps and 64 channels, against 8 widenings, 8 interleaves
+// and 8 vpdpwssd on int16 pairs. The packing holds the starting sums and scales in the quads'
+// lane order. Channels past the last are masked off (loads read zeros, weights are zeros).
+template <class In>
+inline Quads quads4(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+  const __m512i lo = _mm512_unpacklo_epi8(a0, a1), hi = _mm512_unpackhi_epi8(a0, a1);
+  const __m512i lo2 = _mm512_unpacklo_epi8(a2, a3), hi2 = _mm512_unpackhi_epi8(a2, a3);
+  return {{_mm512_unpacklo_epi16(lo, lo2), _mm512_unpackhi_epi16(lo, lo2),
+           _mm512_unpacklo_epi16(hi, hi2), _mm512_unpackhi_epi16(hi, hi2)}};
+}
+
+template <class In, class Out>
+inline void pixel_block_b8(size_t c0, size_t nc, size_t taps, const void* const* in,
+                           const int8_t* blk, Out* y, const Stage& st) {
+  const size_t groups = (taps + 3) / 4;
+  const __mmask64 m = nc >= kB ? ~__mmask64{0} : (__mmask64{1} << nc) - 1;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  auto tap = [&](size_t t) {
+    const __m512i v = _mm512_maskz_loadu_epi8(m, static_cast<const uint8_t*>(in[t]) + c0);
+    return std::is_same<In, uint8_t>::value ? v : _mm512_xor_si512(v, flip);
+  };
+  const int32_t* start = reinterpret_cast<const int32_t*>(blk + groups * 256);
+  const float* sc = reinterpret_cast<const float*>(blk + groups * 256 + 256);
+  Quads acc;
+  __m512 s[4];
+  for (int j = 0; j < 4; ++j)
+    acc.v[j] = _mm512_loadu_si512(start + 16 * j), s[j] = _mm512_loadu_ps(sc + 16 * j);
+  size_t t = 0;
+  for (; t + 4 <= taps; t += 4, blk += 256)
+    acc = mac_col(acc, quads4<In>(tap(t), tap(t + 1), tap(t + 2), tap(t + 3)), blk);
+  if (t < taps) {
+    const size_t last = taps - 1;
+    // (the missing taps repeat the last one: any bytes meet zero weights)
+    acc = mac_col(acc, quads4<In>(tap(t), tap(t + 1 < last ? t + 1 : last),
+                                  tap(t + 2 < last ? t + 2 : last), tap(last)), blk);
+  }
+  __mmask16 k = 0xFFFF;
+  if constexpr (!std::is_same<Out, float>::value) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int j = 0; j < 4; ++j) k &= _mm512_cmp_ps_mask(_mm512_abs_ps(s[j]), one, _CMP_LT_OQ);
+  }
+  const __m512i q = k == 0xFFFF ? bytes64<Out, true>(acc, s, st) : bytes64<Out, false>(acc, s, st);
+  _mm512_mask_storeu_epi8(y + c0, m, q);
+}
+
+template <class In, class Out>
+void dwconv_b8(size_t channels, size_t taps, const void* const* in, const int16_t* w,
+               const int32_t* /*bias: packed*/, const float* /*scale: packed*/, void* y_out,
+               const Q8Requant& rq) {
+  Out* y = static_cast<Out*>(y_out);
+  const Stage st(rq);
+  const int8_t* blk = reinterpret_cast<const int8_t*>(w);
+  const size_t block = (taps + 3) / 4 * 256 + 512;
+  for (size_t c0 = 0; c0 < channels; c0 += kB, blk += block)
+    pixel_block_b8<In, Out>(c0, channels - c0 < kB ? channels - c0 : kB, taps, in, blk, y, st);
+}
+
 }  // namespace
 
 #define EDGERT_DW_ROW(S, In) \
@@ -647,7 +706,10 @@ const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni = {
     q8_dwconv_pack_w_3x3c32,
     {{EDGERT_DW_ROW_B8(1, uint8_t), EDGERT_DW_ROW_B8(1, int8_t)},
      {EDGERT_DW_ROW_B8(2, uint8_t), EDGERT_DW_ROW_B8(2, int8_t)}},
-    q8_dwconv_pack_w_3x3b8};
+    q8_dwconv_pack_w_3x3b8,
+    {{dwconv_b8<uint8_t, uint8_t>, dwconv_b8<uint8_t, int8_t>},
+     {dwconv_b8<int8_t, uint8_t>, dwconv_b8<int8_t, int8_t>}},
+    q8_dwconv_pack_w_b8};
 #undef EDGERT_DW_ROW
 #undef EDGERT_DW_ROW_B8
 

@@ -44,6 +44,20 @@ using Q8DwConvRowFn = void (*)(size_t channels, size_t npix, const uint8_t* cons
                                const int16_t* w, const int32_t* bias, const float* scale,
                                void* y, size_t y_stride, const Q8Requant& rq);
 
+// The optional byte-form per-pixel kernel's packing (Q8DwConvUKernel::pack_b8): the weights in
+// the variant's own layout together with each channel's starting sum (bias, less 128·Σw' when
+// x_is_i8: such kernels flip i8 inputs to x + 128) and scale, so the kernel ignores its bias and
+// scale arguments. Writes q8_dwconv_packed_size_b8(channels, taps) bytes; false (the output
+// unspecified) when a w' = W − w_zp does not fit int8.
+using Q8DwConvPackB8Fn = bool (*)(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                                  const int32_t* w_zp, const int32_t* bias, const float* scale,
+                                  bool x_is_i8, int8_t* out);
+// Bytes of pack_b8's output: per 64-channel block, 4 · 64 bytes for each group of 4 taps and
+// 64 sums and 64 scales.
+inline size_t q8_dwconv_packed_size_b8(size_t channels, size_t taps) {
+  return (channels + 63) / 64 * ((taps + 3) / 4 * 256 + 512);
+}
+
 struct Q8DwConvUKernel {
   const char* name;
   Q8DwConvFn fn[2][3];  // [input u8, i8][output u8, i8, f32]
@@ -57,6 +71,10 @@ struct Q8DwConvUKernel {
   Q8DwConvRowFn row3x3b8[2][2][2] = {};
   bool (*pack3x3b8)(size_t channels, size_t taps, const void* w, bool w_is_u8,
                     const int32_t* w_zp, int16_t* out) = nullptr;
+  // Optional byte-form per-pixel kernels (u8/i8 out; nullptr: none) for any tap count, on
+  // weights packed by pack_b8 (passed as w; bias and scale unused): [in u8, i8][out u8, i8].
+  Q8DwConvFn fnb8[2][2] = {};
+  Q8DwConvPackB8Fn pack_b8 = nullptr;
 };
 // (At least 32 channels' worth: the byte form's 16-channel block takes as much as 32.)
 inline size_t q8_dwconv_packed_size_3x3(size_t channels) {
@@ -89,7 +107,15 @@ void q8_dwconv_pack_w_c16x2(size_t channels, size_t taps, const void* w, bool w_
 // zeros after. cp == 32 (17-32 channels): one such block whose lanes 2-3 repeat lanes 0-1, cp ==
 // 16: one whose four lanes are the same 16 channels (the kernel multiplies two or four output
 // pixels a vector).
+// Byte-form per-pixel kernel (fnb8, pack_b8 = q8_dwconv_pack_w_b8): the taps in groups of four,
+// one vpdpbusd per 16 channels and group on (tap 4g .. 4g + 3) byte quads of a channel, 64
+// channels a block (masked at the end). Per block: for each group 4 vectors of 64 bytes, vector
+// j's int32 lane (l, i) the quad of channel 16·l + 4·j + i (zeros past taps and channels); then
+// the 64 starting sums and the 64 scales as 4 vectors each in that lane order.
 extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni;
+bool q8_dwconv_pack_w_b8(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                         const int32_t* w_zp, const int32_t* bias, const float* scale,
+                         bool x_is_i8, int8_t* out);
 bool q8_dwconv_pack_w_3x3b8(size_t channels, size_t taps, const void* w, bool w_is_u8,
                             const int32_t* w_zp, int16_t* out);
 void q8_dwconv_pack_w_c32x2(size_t channels, size_t taps, const void* w, bool w_is_u8,

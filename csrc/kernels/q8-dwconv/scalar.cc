@@ -1,5 +1,6 @@
 // Scalar q8-dwconv: the reference for SIMD variants.
 #include <algorithm>
+#include <cstring>
 
 #include "isa.h"
 #include "kernels/q8-dwconv/q8-dwconv.h"
@@ -121,6 +122,30 @@ bool q8_dwconv_pack_w_3x3b8(size_t channels, size_t taps, const void* w, bool w_
     const size_t esize = 1;  // u8 or i8 weights
     q8_dwconv_pack_w_3x3c32(channels - c64, 9, static_cast<const uint8_t*>(w) + c64 * 9 * esize,
                             w_is_u8, w_zp + c64, reinterpret_cast<int16_t*>(o + 12 * c64));
+  }
+  return true;
+}
+
+bool q8_dwconv_pack_w_b8(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                         const int32_t* w_zp, const int32_t* bias, const float* scale,
+                         bool x_is_i8, int8_t* out) {
+  if (!q8_dwconv_fits_i8(channels, taps, w, w_is_u8, w_zp)) return false;
+  const size_t groups = (taps + 3) / 4, block = groups * 256 + 512;
+  std::fill(out, out + q8_dwconv_packed_size_b8(channels, taps), int8_t{0});
+  for (size_t c = 0; c < channels; ++c) {
+    const size_t k = c % 64, j = k % 16 / 4, lane = k / 16 * 4 + k % 4;  // vector j, int32 lane
+    int8_t* const blk = out + c / 64 * block;
+    uint32_t sum = 0;
+    for (size_t t = 0; t < taps; ++t) {
+      const int16_t v = w_prime(w, w_is_u8, c * taps + t, w_zp[c]);
+      blk[(t / 4 * 4 + j) * 64 + lane * 4 + t % 4] = static_cast<int8_t>(v);
+      sum += static_cast<uint32_t>(int32_t{v});
+    }
+    // (wrapping: the kernel's sums wrap the same way and the exact total is an int32)
+    const int32_t start = static_cast<int32_t>(static_cast<uint32_t>(bias[c]) -
+                                               (x_is_i8 ? 128u * sum : 0u));
+    std::memcpy(blk + groups * 256 + (j * 16 + lane) * 4, &start, 4);
+    std::memcpy(blk + groups * 256 + 256 + (j * 16 + lane) * 4, scale + c, 4);
   }
   return true;
 }
