@@ -390,6 +390,11 @@ def test_qconv_threads_identical(name):
 DW_CHUNKED = {
     "s1_c712_n2": dict(n=2, h=14, w=14, c=712, m=712, k=(3, 3), pads=(1, 1, 1, 1), group=712),
     "s2_c720": dict(h=27, w=28, c=720, m=720, k=(3, 3), s=(2, 2), pads=(1, 1, 1, 1), group=720),
+    # 5x5 rows (a ring of 5; the byte form where the ISA has it: w' in int8)
+    "5x5_s1_c264_n2": dict(n=2, h=14, w=14, c=264, m=264, k=(5, 5), pads=(2, 2, 2, 2),
+                           group=264, sym_w=True),
+    "5x5_s2_c256": dict(h=27, w=28, c=256, m=256, k=(5, 5), s=(2, 2), pads=(2, 2, 2, 2),
+                        group=256, sym_w=True),
 }
 
 

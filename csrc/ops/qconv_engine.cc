@@ -108,7 +108,7 @@ std::string x8_layout(size_t nr) {
 struct DwRing {
   uint64_t call = 0;
   const uint8_t* mem = nullptr;
-  size_t held[3];
+  size_t held[5];
 };
 thread_local DwRing t_dw_ring;
 
@@ -341,7 +341,7 @@ class Q8ConvOp : public Op {
     if (depthwise_) {  // the model's weight stays too: another ISA packs it its own way
       pa.add = {{"dw_layout", str(dw_layout())},
                 {"dw_packed", arr(DType::u8, 2 * q8_dwconv_packed_size(d_.m, k_), dw_w_)}};
-      if (dw_row_fn_)
+      if (dw_row_fn_ && dw_kh_ == 3)  // (5x5 rows are packed at creation, never stored)
         pa.add["dw_packed3"] = arr(DType::u8, 2 * q8_dwconv_packed_size_3x3(d_.m), dw_w3_);
       return pa;
     }
@@ -1412,6 +1412,8 @@ class Q8ConvOp : public Op {
     const Q8ConvDesc& d = d_;
     const Q8ConvGeom& g = d.geom;
     const size_t s = g.sh;
+    if (g.kh == 5 && g.kw == 5 && g.dh == 1 && g.dw == 1 && s == g.sw && (s == 1 || s == 2))
+      return init_dw_rows5(uk);
     if (!uk.pack3x3 || g.kh != 3 || g.kw != 3 || g.dh != 1 || g.dw != 1 || s != g.sw ||
         (s != 1 && s != 2))
       return;
@@ -1474,6 +1476,32 @@ class Q8ConvOp : public Op {
     std::copy(scale_.begin(), scale_.end(), dw_scale_.begin());
   }
 
+  // 5x5 depthwise with the byte-form row kernel where the ISA has one, the output is bytes and
+  // every w' fits int8 (else the per-pixel kernel): always over padded rows (run_dw_padded, a
+  // ring of 5), whole output rows a call; the packing carries the bias and scales.
+  void init_dw_rows5(const Q8DwConvUKernel& uk) {
+    const Q8ConvDesc& d = d_;
+    const Q8ConvGeom& g = d.geom;
+    const size_t s = g.sh;
+    const bool x_i8 = d.x_type == DType::i8;
+    if (!uk.pack5x5b8 || !d.w || d.y_type == DType::f32) return;
+    packed5_.resize(q8_dwconv_packed_size_5x5b8(d.m));
+    if (!uk.pack5x5b8(d.m, 25, d.w, d.w_type == DType::u8, d.w_zp, bias_.data(), scale_.data(),
+                      x_i8, packed5_.data())) {
+      packed5_ = {};
+      return;
+    }
+    dw_row_fn_ = uk.row5x5b8[s - 1][x_i8 ? 1 : 0][out_index(d.y_type)];
+    dw_w3_ = reinterpret_cast<const int16_t*>(packed5_.data());
+    dw_kh_ = 5;
+    dw_padded_ = true;
+    dw_cp_ = (g.c + 15) / 16 * 16;
+    dw_wp_ = (g.ow - 1) * s + 5;  // input columns from −pl
+    pad_row_.assign(dw_wp_ * dw_cp_, static_cast<uint8_t>(d.x_zp));
+    dw_bias_.assign(dw_cp_, 0);  // (the 5x5 kernel reads the packing's; kept for the call)
+    dw_scale_.assign(dw_cp_, 0.0f);
+  }
+
   // Padded rows (see init_dw_rows): per thread a ring of the 3 input rows in use, each built
   // when an output row first needs it (row k in slot k mod 3: the 3 rows of one output row are
   // consecutive), outputs through a padded row when channels are padded.
@@ -1488,7 +1516,8 @@ class Q8ConvOp : public Op {
     const uint64_t call = next_ring_call();
     pool.parallel_for(rows, grain_for(3 * g.ow * m * k_), [&](size_t b, size_t e) {
       ScratchLayout L;
-      const size_t ring_off = L.add(3 * row_bytes), out_off = L.add(cp != m ? g.ow * cp * ys : 0);
+      const size_t kh = dw_kh_;  // rows in the ring: the kernel's height
+      const size_t ring_off = L.add(kh * row_bytes), out_off = L.add(cp != m ? g.ow * cp * ys : 0);
       uint8_t* const scratch = thread_scratch(L.total());
       uint8_t* const ring = scratch + ring_off;
       uint8_t* const out = cp != m ? scratch + out_off : nullptr;
@@ -1499,24 +1528,24 @@ class Q8ConvOp : public Op {
       // over 2 threads was 18 KiB of stores per output row. Once per thread and call.
       if (held_by.call != call || held_by.mem != ring) {
         held_by.call = call, held_by.mem = ring;
-        held[0] = held[1] = held[2] = SIZE_MAX;
+        for (size_t k = 0; k < kh; ++k) held[k] = SIZE_MAX;
         const size_t w_end = g.pl >= dw_wp_ ? 0 : std::min(g.w, dw_wp_ - g.pl);
         const size_t lo = std::min(g.pl, dw_wp_) * cp, hi = (std::min(g.pl, dw_wp_) + w_end) * cp;
-        for (size_t slot = 0; slot < 3; ++slot) {
+        for (size_t slot = 0; slot < kh; ++slot) {
           std::memset(ring + slot * row_bytes, static_cast<uint8_t>(d_.x_zp), lo);
           std::memset(ring + slot * row_bytes + hi, static_cast<uint8_t>(d_.x_zp), row_bytes - hi);
         }
       }
       for (size_t r = b; r < e; ++r) {
         const size_t n = r / g.oh, oh = r % g.oh;
-        const uint8_t* rows3[3];
-        for (size_t ky = 0; ky < 3; ++ky) {
+        const uint8_t* rows3[5];
+        for (size_t ky = 0; ky < kh; ++ky) {
           const ptrdiff_t ih = ptrdiff_t(oh * g.sh + ky) - ptrdiff_t(g.pt);
           if (ih < 0 || ih >= ptrdiff_t(g.h)) {
             rows3[ky] = pad_row_.data();
             continue;
           }
-          const size_t key = n * g.h + size_t(ih), slot = key % 3;
+          const size_t key = n * g.h + size_t(ih), slot = key % kh;
           uint8_t* dst = ring + slot * row_bytes;
           if (held[slot] != key) {  // columns −pl.. of input row ih; padding stays x_zp
             const uint8_t* src = x + key * g.w * g.c;
@@ -1722,6 +1751,8 @@ class Q8ConvOp : public Op {
   Q8GemmFn gemm_fn_ = nullptr;
   Q8DwConvFn dw_fn_ = nullptr;
   Q8DwConvRowFn dw_row_fn_ = nullptr;
+  size_t dw_kh_ = 3;                 // rows of dw_row_fn_'s kernel (3, or 5: init_dw_rows5)
+  std::vector<int8_t> packed5_;      // the 5x5 row kernel's packing (dw_w3_ points here)
   AlignedVector<int16_t> packed_row_;
   AlignedVector<int16_t> packed_cols_;  // the 3x3 row kernel's packing of the transposed taps
   bool dw_columns_ = false;

@@ -1,5 +1,5 @@
-// q8-dwconv 3x3 row kernels (row3x3, both strides, u8/i8 in, u8/i8/f32 out, and row3x3b8 on
-// symmetric weights, u8/i8 out) and their packings:
+// q8-dwconv row kernels (row3x3, both strides, u8/i8 in, u8/i8/f32 out; row3x3b8 and
+// row5x5b8 on symmetric weights, u8/i8 out) and their packings:
 // every variant that has them against the scalar per-pixel kernel run over the same taps, on
 // channel counts 16..160+, 1..odd pixels, output strides with gaps, pad rows shared by several
 // tap rows, w' at ±127/−128 and ±255 (u8 weights with a zero point), maximal sums, zero points
@@ -43,15 +43,16 @@ struct RowData {
   Fenced<float> fscale;
 };
 
-RowData make_row_data(const RowCase& c, Rng& rng) {
-  RowData d;
+// k input rows of exactly the pixels a row of c.npix outputs of a k x k kernel reads; one in
+// six a row above or below the image (x_zp throughout).
+std::vector<Fenced<uint8_t>> random_rows(const RowCase& c, size_t k, Rng& rng) {
   const int32_t xlo = c.x_u8 ? 0 : -128, xhi = c.x_u8 ? 255 : 127;
-  const int32_t wlo = c.w_u8 ? 0 : -128, whi = c.w_u8 ? 255 : 127;
-  const size_t width = ((c.npix - 1) * c.stride + 3) * c.channels;
+  const size_t width = ((c.npix - 1) * c.stride + k) * c.channels;
   const int32_t x_zp = rng.range(xlo, xhi);
-  for (size_t r = 0; r < 3; ++r) {
+  std::vector<Fenced<uint8_t>> rows;
+  for (size_t r = 0; r < k; ++r) {
     std::vector<uint8_t> row(width);
-    const bool pad = rng.below(6) == 0;  // a row above or below the image: x_zp throughout
+    const bool pad = rng.below(6) == 0;
     for (uint8_t& b : row) {
       int32_t x = pad ? x_zp : rng.range(xlo, xhi);
       if (c.values == 1 && rng.below(3)) x = rng.coin() ? xlo : xhi;
@@ -59,8 +60,15 @@ RowData make_row_data(const RowCase& c, Rng& rng) {
       if (c.values == 3) x = rng.range(c.x_u8 ? 0 : -2, c.x_u8 ? 4 : 2);
       b = static_cast<uint8_t>(x);
     }
-    d.rows.emplace_back(row);
+    rows.emplace_back(row);
   }
+  return rows;
+}
+
+RowData make_row_data(const RowCase& c, Rng& rng) {
+  RowData d;
+  const int32_t wlo = c.w_u8 ? 0 : -128, whi = c.w_u8 ? 255 : 127;
+  d.rows = random_rows(c, 3, rng);
   for (size_t r = 0; r < 3; ++r) d.row_ptr[r] = d.rows[r].data();
   if (rng.below(5) == 0) d.row_ptr[1] = d.row_ptr[0];  // the engine's pad row serves two taps
   d.w.resize(c.channels * 9);
@@ -146,6 +154,73 @@ void check_row_case(Family& fam, const RowCase& c, Rng& rng) {
     }
 }
 
+// 5x5 byte-form rows (row5x5b8 on symmetric weights, u8/i8 out) against the scalar per-pixel
+// kernel over each output's 25 tap pointers; the packing against fits_i8, and it writes all of
+// its size and nothing past it.
+size_t check_row5_case(Family& fam, const RowCase& c, Rng& rng) {
+  const int32_t wlo = c.w_u8 ? 0 : -128, whi = c.w_u8 ? 255 : 127;
+  const std::vector<Fenced<uint8_t>> rows = random_rows(c, 5, rng);
+  const uint8_t* row_ptr[5];
+  for (size_t r = 0; r < 5; ++r) row_ptr[r] = rows[r].data();
+  if (rng.below(5) == 0) row_ptr[4] = row_ptr[3];  // a pad row serving two taps
+  std::vector<uint8_t> w(c.channels * 25);
+  std::vector<int32_t> w_zp(c.channels, c.w_u8 ? 128 : 0), bias;
+  std::vector<float> scale;
+  for (size_t i = 0; i < w.size(); ++i) {
+    int32_t v = rng.range(wlo, whi);
+    if (c.values >= 1 && rng.below(3)) v = rng.coin() ? whi : wlo;
+    w[i] = static_cast<uint8_t>(v);
+  }
+  Q8Requant rq{};
+  dw_random_quant(c.channels, 25, c.out, c.values, rng, bias, scale, rq);
+  const size_t ys = c.channels + c.y_gap, bytes = (c.npix - 1) * ys + c.channels;
+  Guarded want(bytes);
+  {
+    const Q8DwConvUKernel& scalar = *scalar_variant<Q8DwConvUKernel>();
+    std::vector<int16_t> packed(c.channels * 25);
+    q8_dwconv_pack_w(c.channels, 25, w.data(), c.w_u8, w_zp.data(), packed.data());
+    for (size_t p = 0; p < c.npix; ++p) {
+      const void* taps[25];
+      for (size_t t = 0; t < 25; ++t)
+        taps[t] = row_ptr[t / 5] + (p * c.stride + t % 5) * c.channels;
+      scalar.fn[c.x_u8 ? 0 : 1][c.out](c.channels, 25, taps, packed.data(), bias.data(),
+                                       scale.data(), want.data() + p * ys, rq);
+    }
+  }
+  size_t ran = 0;
+  const std::string what = fmt("5x5 row s%zu channels=%zu npix=%zu y_gap=%zu x=%s w=%s out=%s values=%d",
+                               c.stride, c.channels, c.npix, c.y_gap, c.x_u8 ? "u8" : "i8",
+                               c.w_u8 ? "u8" : "i8", c.out == 0 ? "u8" : "i8", c.values);
+  for (const Variant<Q8DwConvUKernel>& v : variants<Q8DwConvUKernel>()) {
+    const Q8DwConvUKernel& uk = *v.table;
+    if (!isa_runnable(v.isa) || !uk.pack5x5b8) continue;
+    const Q8DwConvRowFn fn = uk.row5x5b8[c.stride - 1][c.x_u8 ? 0 : 1][c.out];
+    const size_t psize = q8_dwconv_packed_size_5x5b8(c.channels);
+    Guarded pa(psize), pb(psize);
+    std::memset(pb.data(), 0x3C, psize);
+    auto pack = [&](uint8_t* o) {
+      return uk.pack5x5b8(c.channels, 25, w.data(), c.w_u8, w_zp.data(), bias.data(),
+                          scale.data(), !c.x_u8, reinterpret_cast<int8_t*>(o));
+    };
+    fam.check(pack(pa.data()) && pack(pb.data()),
+              fmt("%s pack5x5b8 refuses weights that fit: %s", v.name, what.c_str()));
+    fam.check(pa.guard_intact() && first_diff(pa.data(), pb.data(), psize) == SIZE_MAX,
+              fmt("%s pack5x5b8 leaves bytes unwritten or writes past its size: %s", v.name,
+                  what.c_str()));
+    const Fenced<uint8_t> packed(std::vector<uint8_t>(pa.data(), pa.data() + psize));
+    Guarded got(bytes);
+    set_running(fmt("%s row5x5b8: %s", v.name, what.c_str()));
+    fn(c.channels, c.npix, row_ptr, reinterpret_cast<const int16_t*>(packed.data()), nullptr,
+       nullptr, got.data(), ys, rq);
+    const size_t at = first_diff(got.data(), want.data(), bytes);
+    fam.check(at == SIZE_MAX && got.guard_intact(),
+              fmt("%s row5x5b8: %s, byte %zu%s", v.name, what.c_str(), at,
+                  got.guard_intact() ? "" : ", wrote past the output"));
+    ++ran;
+  }
+  return ran;
+}
+
 }  // namespace
 
 // Adds the row-kernel checks to the q8-dwconv family; returns the names of the variants that
@@ -178,6 +253,18 @@ std::string check_q8_dwconv_rows(Family& fam, Rng& rng) {
     c.x_u8 = combo & 2, c.w_u8 = combo & 4, c.out = combo / 8 % 3;
     check_row_case(fam, c, rng);
   }
+  // 5x5 byte-form rows: channel counts around the 64-channel block, outputs around the
+  // kernel's chunk of 8, both strides, every value kind but maximal sums (w' in int8).
+  size_t row5 = 0;
+  for (size_t s : {1, 2})
+    for (size_t ch : {16, 48, 64, 80, 100, 128, 240, 256})
+      for (size_t npix : {1, 2, 3, 7, 8, 9, 14, 17})
+        for (int values : {0, 1, 3}) {
+          RowCase c = random_case(s, ch, npix, values);
+          c.out = int(rng.below(2));
+          row5 += check_row5_case(fam, c, rng);
+        }
+  std::printf("q8-dwconv  5x5 byte-form row cases: %zu\n", row5);
   return names.empty() ? "none" : names;
 }
 

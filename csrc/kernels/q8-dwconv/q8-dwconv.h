@@ -57,6 +57,9 @@ using Q8DwConvPackB8Fn = bool (*)(size_t channels, size_t taps, const void* w, b
 inline size_t q8_dwconv_packed_size_b8(size_t channels, size_t taps) {
   return (channels + 63) / 64 * ((taps + 3) / 4 * 256 + 512);
 }
+// Bytes of a 5x5 byte-form row packing (pack5x5b8): per 64-channel block, 5 + 3 sets of 4 · 64
+// bytes and 64 starting sums and scales.
+inline size_t q8_dwconv_packed_size_5x5b8(size_t channels) { return (channels + 63) / 64 * 2560; }
 
 struct Q8DwConvUKernel {
   const char* name;
@@ -75,6 +78,11 @@ struct Q8DwConvUKernel {
   // weights packed by pack_b8 (passed as w; bias and scale unused): [in u8, i8][out u8, i8].
   Q8DwConvFn fnb8[2][2] = {};
   Q8DwConvPackB8Fn pack_b8 = nullptr;
+  // Optional 5x5 byte-form row kernels (u8/i8 out), the same contract as row3x3 with 5 rows
+  // (rows[ky], output p's taps S·p .. S·p + 4 pixels further), on weights packed by pack5x5b8
+  // (taps 25; bias and scale come from the packing): [stride 1, 2][in u8, i8][out u8, i8].
+  Q8DwConvRowFn row5x5b8[2][2][2] = {};
+  Q8DwConvPackB8Fn pack5x5b8 = nullptr;
 };
 // (At least 32 channels' worth: the byte form's 16-channel block takes as much as 32.)
 inline size_t q8_dwconv_packed_size_3x3(size_t channels) {
@@ -116,6 +124,15 @@ extern const Q8DwConvUKernel q8_dwconv_minmax_fp32_ukernel_c32__avx512vnni;
 bool q8_dwconv_pack_w_b8(size_t channels, size_t taps, const void* w, bool w_is_u8,
                          const int32_t* w_zp, const int32_t* bias, const float* scale,
                          bool x_is_i8, int8_t* out);
+// 5x5 byte-form rows (row5x5b8, pack5x5b8 = q8_dwconv_pack_w_5x5b8): an input column's rows 0-3
+// as (row 0, 1, 2, 3) quads, and row 4 of two adjacent columns as (col i, col i + 1, 0, 0)
+// quads, so an output of 64 channels costs 5 + 3 vpdpbusd per vector of 16 channels. Per block:
+// for kx 0-4 the 4 vectors of (W[c][0][kx] .. W[c][3][kx]) quads, then for s 0-2 the 4 vectors
+// of (W[c][4][2s], W[c][4][2s + 1], 0, 0) quads (W[c][4][5] = 0), in the b8 lane order, then the
+// starting sums and scales as in q8_dwconv_pack_w_b8.
+bool q8_dwconv_pack_w_5x5b8(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                            const int32_t* w_zp, const int32_t* bias, const float* scale,
+                            bool x_is_i8, int8_t* out);
 bool q8_dwconv_pack_w_3x3b8(size_t channels, size_t taps, const void* w, bool w_is_u8,
                             const int32_t* w_zp, int16_t* out);
 void q8_dwconv_pack_w_c32x2(size_t channels, size_t taps, const void* w, bool w_is_u8,

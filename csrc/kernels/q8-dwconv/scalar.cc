@@ -150,6 +150,31 @@ bool q8_dwconv_pack_w_b8(size_t channels, size_t taps, const void* w, bool w_is_
   return true;
 }
 
+bool q8_dwconv_pack_w_5x5b8(size_t channels, size_t taps, const void* w, bool w_is_u8,
+                            const int32_t* w_zp, const int32_t* bias, const float* scale,
+                            bool x_is_i8, int8_t* out) {
+  if (taps != 25 || !q8_dwconv_fits_i8(channels, taps, w, w_is_u8, w_zp)) return false;
+  std::fill(out, out + q8_dwconv_packed_size_5x5b8(channels), int8_t{0});
+  for (size_t c = 0; c < channels; ++c) {
+    const size_t k = c % 64, j = k % 16 / 4, lane = k / 16 * 4 + k % 4;
+    int8_t* const blk = out + c / 64 * 2560;
+    uint32_t sum = 0;
+    for (size_t t = 0; t < 25; ++t) {
+      const size_t ky = t / 5, kx = t % 5;
+      const int16_t v = w_prime(w, w_is_u8, c * 25 + t, w_zp[c]);
+      const size_t at = ky < 4 ? (kx * 4 + j) * 64 + lane * 4 + ky
+                               : 1280 + (kx / 2 * 4 + j) * 64 + lane * 4 + kx % 2;
+      blk[at] = static_cast<int8_t>(v);
+      sum += static_cast<uint32_t>(int32_t{v});
+    }
+    const int32_t start = static_cast<int32_t>(static_cast<uint32_t>(bias[c]) -
+                                               (x_is_i8 ? 128u * sum : 0u));
+    std::memcpy(blk + 2048 + (j * 16 + lane) * 4, &start, 4);
+    std::memcpy(blk + 2304 + (j * 16 + lane) * 4, scale + c, 4);
+  }
+  return true;
+}
+
 namespace {
 
 constexpr size_t kBlock = 16;  // channels per block: 4 SSE registers of accumulators
