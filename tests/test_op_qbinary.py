@@ -71,6 +71,13 @@ SHAPES = [
     ((2, 1, 3, 1, 2, 5), (1, 4, 3, 2, 1, 5)),  # rank 6
     ((1, 1), (1,)),                      # one element
     ((4, 33), ()),                       # rank-0 B
+    # B one run of channels repeated over every pixel (squeeze-and-excitation): one buffer of
+    # repeated runs and many runs a kernel call, periods from 13 to 1000 bytes; 1100 is past
+    # the buffer's periods (runs one at a time)
+    ((1, 56, 56, 16), (1, 1, 1, 16)),
+    ((2, 9, 11, 13), (1, 1, 13)),
+    ((1, 3, 5, 1000), (1000,)),
+    ((1, 2, 3, 1100), (1, 1, 1, 1100)),
 ]
 
 
@@ -140,6 +147,16 @@ def test_mixed_signedness(op):
     got = edgert(op, a, b, p, np.int8)
     want = numpy_add(a, b, p, np.int8) if op == "qadd" else numpy_mul(a, b, p, np.int8)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("op", ["qadd", "qmul"])
+def test_repeated_channel_run_at_two_threads(op):
+    rng = np.random.default_rng(6)
+    a, b = rand_q(rng, (1, 57, 55, 24), np.int8), rand_q(rng, (1, 1, 1, 24), np.int8)
+    p = params(rng, np.int8)
+    want = numpy_add(a, b, p, np.int8) if op == "qadd" else numpy_mul(a, b, p, np.int8)
+    for threads in (1, 2):
+        np.testing.assert_array_equal(edgert(op, a, b, p, np.int8, threads=threads), want)
 
 
 @pytest.mark.parametrize("op", ["qadd", "qmul"])
