@@ -408,9 +408,12 @@ class Q8ConvOp : public Op {
         dw_w_ = packed_.data();
       }
       dw_run_w_ = dw_w_;
+      pad_row_.assign(g.c, static_cast<uint8_t>(d.x_zp));  // two's complement for i8 too
+      init_dw_rows(uk);
+      if (dw_padded_ || dw_columns_) return;  // every pixel through the row kernel
       // The byte-form per-pixel kernel where the ISA has one, the output is bytes, there is a
       // whole 64-channel block and every w' fits int8 (onnxruntime's symmetric int8 weights
-      // always do): MobileNetV3-Small's 5x5 layers, and the border pixels of 3x3 ones.
+      // always do): 5x5 layers without row kernels, 7x7 ones, the border pixels of 3x3 ones.
       const bool x_i8 = d.x_type == DType::i8;
       if (uk.pack_b8 && d.w && d.y_type != DType::f32 && d.m >= 64) {
         packed_b8_.resize(q8_dwconv_packed_size_b8(d.m, k_));
@@ -422,8 +425,6 @@ class Q8ConvOp : public Op {
           packed_b8_ = {};
         }
       }
-      pad_row_.assign(g.c, static_cast<uint8_t>(d.x_zp));  // two's complement for i8 too
-      init_dw_rows(uk);
       return;
     }
     if (init_x8()) return;
@@ -999,11 +1000,11 @@ class Q8ConvOp : public Op {
   // on 2 threads than on 1 after a column split). Any tiling gives the same exact sums.
   // Tile t holds rows [start(t), start(t + 1)), start(t) = step·⌊t·units / tiles⌋ with units =
   // ⌊pixels / step⌋ whole groups of step rows (mr; 1 for a kernel that copies its rows cut into
-  // one tile per thread) and
-  // the last tile ending at pixels: tiles differ by at most a group, the partial group goes to
-  // a tile with fewer whole ones. MobileNetV2's 7x7 layers (49 rows, 12 groups of 4 and one row)
-  // in 24 + 25 rows, not 28 + 21, whose 7 against 5.25 groups kept one thread waiting (2
-  // threads, avx2: the 1x1 convs of 320 -> 1280 and 960 -> 320 channels scaled 1.68x).
+  // one tile per thread) and the last tile ending at pixels: tiles differ by at most a group,
+  // the partial group goes to a tile with fewer whole ones. MobileNetV2's 7x7 layers (49 rows,
+  // 12 groups of 4 and one row) in 24 + 25 rows, not 28 + 21, whose 7 against 5.25 groups kept
+  // one thread waiting (2 threads, avx2: the 1x1 convs of 320 -> 1280 and 960 -> 320 channels
+  // scaled 1.68x).
   struct Split {
     size_t tile_rows, tile_groups, parts, part_cols, tiles, step;
   };
