@@ -372,6 +372,16 @@ def fold_pair_orders(L):
         a["weight"] = np.ascontiguousarray(a["weight"][..., order])
 
 
+def _producers_and_readers(L):
+    """{tensor: the op writing it} and {tensor: how many op inputs read it}."""
+    producer = {o: op for op in L.ops for o in op.outputs}
+    users = {}
+    for op in L.ops:
+        for i in op.inputs:
+            users[i] = users.get(i, 0) + 1
+    return producer, users
+
+
 def fuse_self_luts(L):
     """An 8-bit add or multiply of a tensor with itself or with a lookup table of it (onnxruntime's
     quantized HardSwish: x · HardSigmoid(x), a qlut and a qmul) depends on that tensor's byte
@@ -381,11 +391,7 @@ def fuse_self_luts(L):
     too when nothing else reads it. MobileNetV3-Small (28 HardSwish, QOperator u8): its qmuls and
     qluts were 42 % of a run."""
     from . import _core
-    producer = {o: op for op in L.ops for o in op.outputs}
-    users = {}
-    for op in L.ops:
-        for i in op.inputs:
-            users[i] = users.get(i, 0) + 1
+    producer, users = _producers_and_readers(L)
     kept = set(L.output_names.values())
     codes = {np.dtype(np.uint8): "u8", np.dtype(np.int8): "i8"}
     v = np.arange(256, dtype=np.uint8)  # every byte of x
@@ -435,11 +441,7 @@ def fuse_output_luts(L):
     requantized bytes. MobileNetV3-Small: 20 of its HardSwish tables (after fuse_self_luts)
     follow a conv; at 2 threads each was a serial op reading the half of its input the other
     core had written. Runs last, once the tables and zero points are final."""
-    producer = {o: op for op in L.ops for o in op.outputs}
-    users = {}
-    for op in L.ops:
-        for i in op.inputs:
-            users[i] = users.get(i, 0) + 1
+    producer, users = _producers_and_readers(L)
     kept = set(L.output_names.values()) | {v.name for v in L.graph.inputs}
     q8 = (np.dtype(np.uint8), np.dtype(np.int8))
     for op in list(L.ops):

@@ -126,6 +126,28 @@ bool q8_dwconv_pack_w_3x3b8(size_t channels, size_t taps, const void* w, bool w_
   return true;
 }
 
+namespace {
+
+// Channel c's place in a 64-channel byte-form block: vector j (of 4) and int32 lane (of 16),
+// lane (l, i) holding channel 16·l + 4·j + i.
+struct B8Lane {
+  size_t j, lane;
+  explicit B8Lane(size_t c) : j(c % 64 % 16 / 4), lane(c % 64 / 16 * 4 + c % 4) {}
+};
+
+// Channel c's starting sum (bias, less 128·Σw' when x_is_i8: wrapping, as the kernels' sums
+// wrap, the exact total an int32) and scale, at the lane of vectors of 16 at `sums` and
+// `sums` + 256.
+void store_start_scale(int8_t* sums, const B8Lane& at, int32_t bias, uint32_t wsum, float scale,
+                       bool x_is_i8) {
+  const int32_t start =
+      static_cast<int32_t>(static_cast<uint32_t>(bias) - (x_is_i8 ? 128u * wsum : 0u));
+  std::memcpy(sums + (at.j * 16 + at.lane) * 4, &start, 4);
+  std::memcpy(sums + 256 + (at.j * 16 + at.lane) * 4, &scale, 4);
+}
+
+}  // namespace
+
 bool q8_dwconv_pack_w_b8(size_t channels, size_t taps, const void* w, bool w_is_u8,
                          const int32_t* w_zp, const int32_t* bias, const float* scale,
                          bool x_is_i8, int8_t* out) {
@@ -133,19 +155,15 @@ bool q8_dwconv_pack_w_b8(size_t channels, size_t taps, const void* w, bool w_is_
   const size_t groups = (taps + 3) / 4, block = groups * 256 + 512;
   std::fill(out, out + q8_dwconv_packed_size_b8(channels, taps), int8_t{0});
   for (size_t c = 0; c < channels; ++c) {
-    const size_t k = c % 64, j = k % 16 / 4, lane = k / 16 * 4 + k % 4;  // vector j, int32 lane
+    const B8Lane at(c);
     int8_t* const blk = out + c / 64 * block;
     uint32_t sum = 0;
     for (size_t t = 0; t < taps; ++t) {
       const int16_t v = w_prime(w, w_is_u8, c * taps + t, w_zp[c]);
-      blk[(t / 4 * 4 + j) * 64 + lane * 4 + t % 4] = static_cast<int8_t>(v);
+      blk[(t / 4 * 4 + at.j) * 64 + at.lane * 4 + t % 4] = static_cast<int8_t>(v);
       sum += static_cast<uint32_t>(int32_t{v});
     }
-    // (wrapping: the kernel's sums wrap the same way and the exact total is an int32)
-    const int32_t start = static_cast<int32_t>(static_cast<uint32_t>(bias[c]) -
-                                               (x_is_i8 ? 128u * sum : 0u));
-    std::memcpy(blk + groups * 256 + (j * 16 + lane) * 4, &start, 4);
-    std::memcpy(blk + groups * 256 + 256 + (j * 16 + lane) * 4, scale + c, 4);
+    store_start_scale(blk + groups * 256, at, bias[c], sum, scale[c], x_is_i8);
   }
   return true;
 }
@@ -156,21 +174,19 @@ bool q8_dwconv_pack_w_5x5b8(size_t channels, size_t taps, const void* w, bool w_
   if (taps != 25 || !q8_dwconv_fits_i8(channels, taps, w, w_is_u8, w_zp)) return false;
   std::fill(out, out + q8_dwconv_packed_size_5x5b8(channels), int8_t{0});
   for (size_t c = 0; c < channels; ++c) {
-    const size_t k = c % 64, j = k % 16 / 4, lane = k / 16 * 4 + k % 4;
+    const B8Lane at(c);
     int8_t* const blk = out + c / 64 * 2560;
     uint32_t sum = 0;
     for (size_t t = 0; t < 25; ++t) {
       const size_t ky = t / 5, kx = t % 5;
       const int16_t v = w_prime(w, w_is_u8, c * 25 + t, w_zp[c]);
-      const size_t at = ky < 4 ? (kx * 4 + j) * 64 + lane * 4 + ky
-                               : 1280 + (kx / 2 * 4 + j) * 64 + lane * 4 + kx % 2;
-      blk[at] = static_cast<int8_t>(v);
+      // rows 0-3 as one quad per kx; row 4 in pairs of adjacent columns
+      const size_t q = ky < 4 ? (kx * 4 + at.j) * 64 + at.lane * 4 + ky
+                              : 1280 + (kx / 2 * 4 + at.j) * 64 + at.lane * 4 + kx % 2;
+      blk[q] = static_cast<int8_t>(v);
       sum += static_cast<uint32_t>(int32_t{v});
     }
-    const int32_t start = static_cast<int32_t>(static_cast<uint32_t>(bias[c]) -
-                                               (x_is_i8 ? 128u * sum : 0u));
-    std::memcpy(blk + 2048 + (j * 16 + lane) * 4, &start, 4);
-    std::memcpy(blk + 2304 + (j * 16 + lane) * 4, scale + c, 4);
+    store_start_scale(blk + 2048, at, bias[c], sum, scale[c], x_is_i8);
   }
   return true;
 }
