@@ -51,6 +51,10 @@ DWS = [(112, 112, 32, 3, 1), (112, 112, 96, 3, 2), (56, 56, 144, 3, 1), (56, 56,
        (28, 28, 96, 5, 2)]
 # The rest of MobileNetV2's depthwise shapes (the 3x3 row kernels' stride-2 and small-image cases).
 DWS += [(28, 28, 192, 3, 2), (14, 14, 384, 3, 1), (14, 14, 576, 3, 2)]
+# Dense convs (H, W, C in, C out, kernel, stride) with pad k//2: ResNet-18's 3x3 layers and its
+# 7x7 RGB stem, where onnxruntime's int8 GEMM is at its best.
+CONVS = [(56, 56, 64, 64, 3, 1), (28, 28, 128, 128, 3, 1), (14, 14, 256, 256, 3, 1),
+         (7, 7, 512, 512, 3, 1), (14, 14, 256, 512, 3, 2), (224, 224, 3, 64, 7, 2)]
 
 
 def measured_peak():
@@ -136,6 +140,20 @@ def test_q8_dwconv(benchmark, h, w, c, kk, s):
     ex = _executor("qconv", x, (1, oh, ow, c), attrs)
     benchmark(ex.run, [x])
     _record(benchmark, f"q8 dwconv {h}x{w}x{c} k{kk} s{s}", oh * ow * c * kk * kk)
+
+
+@pytest.mark.parametrize("h,w,c,m,kk,s", CONVS,
+                         ids=[f"{h}x{w}x{c}-{m}-k{kk}s{s}" for h, w, c, m, kk, s in CONVS])
+def test_q8_conv(benchmark, h, w, c, m, kk, s):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (1, h, w, c)).astype(np.uint8)
+    p = kk // 2
+    oh, ow = (h + 2 * p - kk) // s + 1, (w + 2 * p - kk) // s + 1
+    attrs = dict(_quant(m, kk * kk * c), weight=_weights(rng, (m, kk, kk, c), "full"), x_zp=3,
+                 kernel=[kk, kk], strides=[s, s], pads=[p, p, p, p], group=1)
+    ex = _executor("qconv", x, (1, oh, ow, m), attrs)
+    benchmark(ex.run, [x])
+    _record(benchmark, f"q8 conv {h}x{w}x{c} -> {m} k{kk} s{s}", oh * ow * m * kk * kk * c)
 
 
 # The conv nets' input-side ops: quantizing MobileNetV2's 1x3x224x224 float image, its
