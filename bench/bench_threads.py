@@ -5,7 +5,8 @@ count, runs alternating between them: one always runs right after another of its
 to back": a 2-thread session's worker was woken microseconds ago), the other after the CPUs
 idled for --idle-ms ("after idle", as between the frames of a paced application: the worker has
 gone to sleep, and waking it costs what bench/wake_latency.cpp prints; the calling thread's core
-idled too). The 1-thread MAC rate is the
+idled too). Each speed-up is printed twice: the ratio of the medians, and the median of
+each round's ratio (its 1- and 2-thread runs a few ms apart). The 1-thread MAC rate is the
 plan's multiply-accumulates over the median time, against the ISA's measured per-core u8*s8
 ceiling (bench_kernels.measured_peak: tdpbusd, vpdpbusd or vpmaddubsw + vpmaddwd).
 
@@ -56,8 +57,12 @@ def _child(path, name, runs, idle_ms):
             time.sleep(idle_ms / 1e3)
             timed(s, t)
     med = lambda ts: float(np.median(ts)) * 1e3  # noqa: E731
+    # The speed-up of each round's 1- and 2-thread runs (measured a few ms apart), median over
+    # the rounds: a shared host's slow spells, seconds long, then cancel out of each ratio.
+    pair = lambda a, b: float(np.median(np.asarray(a) / np.asarray(b)))  # noqa: E731
     print(json.dumps({"isa": edgert.isa(), "macs": plan_facts(s1)["macs"], "peak": measured_peak(),
-                      "t1": med(t1), "t2": med(t2), "t1_idle": med(t1i), "t2_idle": med(t2i)}))
+                      "t1": med(t1), "t2": med(t2), "t1_idle": med(t1i), "t2_idle": med(t2i),
+                      "pair": pair(t1, t2), "pair_idle": pair(t1i, t2i)}))
 
 
 def wake_latency():
@@ -87,7 +92,7 @@ def main(argv=None):
     print(f"{args.model} {args.variant}: edgert alone, {args.runs} runs each, medians; "
           f"'after idle': {args.idle_ms:g} ms of idle CPUs before the run")
     print("| ISA | G MAC/s, 1 thread (% of ISA peak) | back to back: 1 thread ms | 2 threads ms "
-          "(speed-up) | after idle: 1 thread ms | 2 threads ms (speed-up) |")
+          "(speed-up; per round) | after idle: 1 thread ms | 2 threads ms (speed-up; per round) |")
     print("|---|---|---|---|---|---|")
     for isa in isas:
         env = dict(os.environ, EDGERT_ISA=isa)
@@ -99,8 +104,8 @@ def main(argv=None):
         rate = r["macs"] / (r["t1"] / 1e3) / 1e9
         frac = f" ({100 * rate / r['peak']:.0f} %)" if r["peak"] else ""
         print(f"| {r['isa']} | {rate:.1f}{frac} | {r['t1']:.3f} | {r['t2']:.3f} "
-              f"({r['t1'] / r['t2']:.2f}x) | {r['t1_idle']:.3f} | {r['t2_idle']:.3f} "
-              f"({r['t1_idle'] / r['t2_idle']:.2f}x) |")
+              f"({r['t1'] / r['t2']:.2f}x; {r['pair']:.2f}x) | {r['t1_idle']:.3f} | "
+              f"{r['t2_idle']:.3f} ({r['t1_idle'] / r['t2_idle']:.2f}x; {r['pair_idle']:.2f}x) |")
     lat = wake_latency()
     if lat:
         print("\nWaking a sleeping thread (bench/wake_latency.cpp):\n" + lat.rstrip())
