@@ -159,6 +159,7 @@ class PyExecutor {
 
   int64_t arena_bytes() const { return ex_->arena_bytes(); }
   int threads() const { return ex_->threads(); }
+  uint64_t worker_joins() const { return ex_->worker_joins(); }
 
  private:
   // Const data and array attributes are read by ops during runs: keep them alive and contiguous.
@@ -500,5 +501,7 @@ PYBIND11_MODULE(_core, m) {
       .def("try_run", &PyExecutor::try_run, py::arg("inputs"))
       .def("profile", &PyExecutor::profile, py::arg("inputs"), py::arg("runs"))
       .def_property_readonly("arena_bytes", &PyExecutor::arena_bytes)
-      .def_property_readonly("threads", &PyExecutor::threads);
+      .def_property_readonly("threads", &PyExecutor::threads)
+      // Parallel regions a pool worker joined (a statistic, for tests of the thread pool).
+      .def_property_readonly("worker_joins", &PyExecutor::worker_joins);
 }

@@ -55,6 +55,7 @@ class Executor {
 
   int64_t arena_bytes() const { return plan_.arena_bytes; }
   int threads() const { return pool_->threads(); }
+  uint64_t worker_joins() const { return pool_->worker_joins(); }
   const Plan& plan() const { return plan_; }
   const Op& op(size_t i) const { return *ops_.at(i); }
   const TensorDesc& input_desc(size_t i) const { return plan_.tensors[plan_.input_ids[i]].desc; }

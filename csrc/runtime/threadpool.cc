@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 
 #include <sys/resource.h>
@@ -25,10 +29,25 @@ namespace {
 // pool that is busy running its caller.
 thread_local bool t_in_region = false;
 
-// How long a worker spins for the next region of an active run before it sleeps. Longer than a
-// typical serial op between two parallel ones, short enough that a long serial stretch (or a
-// run that is waiting on Python) costs little.
-constexpr auto kSpin = std::chrono::microseconds(200);
+// How long a worker spins for the next region of an active run before it sleeps (and the caller
+// for the workers inside a region before it waits on the condition variable), by default.
+// Longer than a typical serial op between two parallel ones, short enough that a long serial
+// stretch (or a run that is waiting on Python) costs little. EDGERT_SPIN_US sets it per pool
+// (0: no spinning at all, as onnxruntime's allow_spinning=0).
+constexpr int64_t kSpinUs = 200, kSpinUsMax = 100000;
+
+int64_t spin_budget_us() {
+  const char* env = std::getenv("EDGERT_SPIN_US");
+  if (env == nullptr || *env == '\0') return kSpinUs;
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(env, &end, 10);
+  if (errno != 0 || *end != '\0' || v < 0 || v > kSpinUsMax)
+    throw std::invalid_argument(std::string("EDGERT_SPIN_US=") + env +
+                                ": expected whole microseconds from 0 to " +
+                                std::to_string(kSpinUsMax));
+  return v;
+}
 // A spinner preempted by the OS may mean more runnable threads than CPUs: spinning then only
 // takes time from the thread it waits for, so spinning pauses for a while, 1 ms after a lone
 // preemption (a kernel thread passing by: with 100 ms every time, this VM's two cores spun so
@@ -51,7 +70,7 @@ long preemptions() {
 template <class Pred, class Keep>
 bool ThreadPool::spin_until(Pred pred, Keep keep_going) {
   if (pred()) return true;
-  if (!keep_going()) return false;
+  if (spin_.count() == 0 || !keep_going()) return false;
   const Clock::time_point start = Clock::now();
   if (start.time_since_epoch().count() < no_spin_until_.load(std::memory_order_relaxed)) {
     return false;
@@ -63,7 +82,7 @@ bool ThreadPool::spin_until(Pred pred, Keep keep_going) {
       ok = true;
       break;
     }
-    if ((i & 63) == 0 && (!keep_going() || Clock::now() - start >= kSpin)) break;
+    if ((i & 63) == 0 && (!keep_going() || Clock::now() - start >= spin_)) break;
     EDGERT_PAUSE();
   }
   if (preemptions() != before) {  // (threads race on these: any of their values will do)
@@ -81,7 +100,9 @@ bool ThreadPool::spin_until(Pred pred, Keep keep_going) {
 }
 
 ThreadPool::ThreadPool(int threads)
-    : threads_(std::max(threads, 1)), ranges_(new Range[static_cast<size_t>(threads_)]) {}
+    : threads_(std::max(threads, 1)),
+      spin_(std::chrono::microseconds(spin_budget_us())),
+      ranges_(new Range[static_cast<size_t>(threads_)]) {}
 
 // Workers start with the first region that can use them, under call_mu_: creating a session stays
 // quick, and a session whose runs never split (small models) never starts a thread. A thread the
@@ -134,6 +155,13 @@ void ThreadPool::worker_loop(int index) {
       // seq_cst pairs with parallel_for's store of word_ then load of sleepers_: either it sees
       // us asleep and notifies, or we see its new word here.
       sleepers_.fetch_add(1);
+      // No wake-up is on its way to this sleep yet: a notifier that saw sleepers_ > 0 just before
+      // a worker's last wake-up took it off (sleepers_ − 1, waking_ false) set waking_ after that
+      // worker had cleared it, and every later region would have skipped its notify for good,
+      // leaving the worker asleep and the session serial (1 in 6 MobileNetV2 sessions at 2
+      // threads ran at 1-thread speed). A notify sent after this store takes mu_ first, so it
+      // finds this worker waiting.
+      waking_.store(false);
       cv_work_.wait(lock, [&] {
         return stop_.load() || word_.load() != seen || wake_.load() != woken;
       });
@@ -158,6 +186,7 @@ void ThreadPool::worker_loop(int index) {
       }
     }
     if (!joined) continue;
+    joins_.fetch_add(1, std::memory_order_relaxed);
     run_chunks(static_cast<size_t>(index) + 1);
     const uint64_t before = gate_.fetch_sub(1, std::memory_order_acq_rel);
     if ((before & kInside) == 1 && !(before & kOpen)) {  // the last one out of a closed region

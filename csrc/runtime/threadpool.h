@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -23,12 +24,16 @@ namespace edgert {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads);  // total threads including the caller; >= 1
+  // threads: total threads including the caller, >= 1. Reads EDGERT_SPIN_US (std::invalid_argument
+  // for a value that is not 0 to 100000).
+  explicit ThreadPool(int threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int threads() const { return threads_; }
+  // Regions that a worker joined, since the pool was made (a statistic: relaxed, any order).
+  uint64_t worker_joins() const { return joins_.load(std::memory_order_relaxed); }
   // Calls fn(begin, end) over disjoint ranges covering [0, n), each at least `grain` long
   // (except the last). Runs inline when n is small or the pool has one thread, when called from
   // inside a parallel region (nesting), or when another thread's region holds the pool (so
@@ -73,6 +78,7 @@ class ThreadPool {
   template <class Pred, class Keep>
   bool spin_until(Pred pred, Keep keep_going);
   int threads_;
+  std::chrono::microseconds spin_;  // the spin budget (EDGERT_SPIN_US, see threadpool.cc)
   std::vector<std::thread> workers_;
   bool started_ = false;  // guarded by call_mu_
   std::mutex call_mu_;  // one parallel region at a time (concurrent runs take turns per op)
@@ -107,6 +113,7 @@ class ThreadPool {
   std::atomic<bool> waking_{false};
   std::atomic<uint64_t> wake_{0};  // bumped (under mu_) by prewake
   std::atomic<int> runs_{0};  // active RunScopes
+  std::atomic<uint64_t> joins_{0};  // see worker_joins
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> no_spin_until_{0};  // steady_clock ticks: spinning backs off until then
   std::atomic<int64_t> last_preempted_{0};  // steady_clock ticks of the last preempted spin
