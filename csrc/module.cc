@@ -15,6 +15,7 @@
 #include "runtime/executor.h"
 #include "runtime/plan_io.h"
 #include "runtime/registry.h"
+#include "runtime/threadpool.h"
 
 namespace py = pybind11;
 using namespace edgert;
@@ -442,6 +443,8 @@ PYBIND11_MODULE(_core, m) {
     return r;
   }, "ISAs this CPU and build can run (EDGERT_ISA may pick one).");
   m.def("registered_ops", &registered_ops, "Internal op types this build implements.");
+  m.def("spin_budget_us", &pool_spin_budget_us,
+        "The thread pools' spin budget (EDGERT_SPIN_US, default 200); ValueError if invalid.");
   m.def("pair_order", [](py::array w, py::array_t<int32_t, py::array::c_style | py::array::forcecast> zp) -> py::object {
     if (w.ndim() != 2 || !(w.flags() & py::array::c_style) || w.itemsize() != 1 ||
         (w.dtype().kind() != 'u' && w.dtype().kind() != 'i'))

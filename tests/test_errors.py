@@ -1,4 +1,6 @@
 """Bad input of every kind gets a clear edgert exception: never a crash, hang or huge allocation."""
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -147,6 +149,28 @@ def test_bad_attribute_values_are_model_errors():
 def test_bad_threads_argument():
     with pytest.raises(edgert.EdgertError, match="threads"):
         edgert.load(tiny_cnn().SerializeToString(), threads=-1)
+
+
+@pytest.mark.parametrize("value", ["-1", "100001", "fast", "1.5", "99999999999999999999999"])
+def test_bad_spin_setting(monkeypatch, value):
+    monkeypatch.setenv("EDGERT_SPIN_US", value)
+    with pytest.raises(edgert.ConfigError, match="EDGERT_SPIN_US=.*0 to 100000"):
+        edgert.load(tiny_cnn().SerializeToString(), threads=2)
+    edgert_file = Path(edgert.__file__).parent / "data" / "digits_int8.edgert"
+    with pytest.raises(edgert.ConfigError, match="EDGERT_SPIN_US"):
+        edgert.load(edgert_file, threads=2)
+    assert issubclass(edgert.ConfigError, edgert.EdgertError)
+    assert issubclass(edgert.ConfigError, ValueError)
+
+
+def test_spin_setting_zero_runs_the_same(monkeypatch):
+    x = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    want = edgert.load(tiny_cnn().SerializeToString(), threads=1).run(None, {"input": x})[0]
+    for v in ("0", "1000", ""):
+        monkeypatch.setenv("EDGERT_SPIN_US", v)
+        s = edgert.load(tiny_cnn().SerializeToString(), threads=2)
+        for _ in range(6):  # past the trial runs: the ops that split, split
+            np.testing.assert_array_equal(s.run(None, {"input": x})[0], want)
 
 
 def test_mangled_quantized_models_fail_cleanly(tmp_path):

@@ -36,7 +36,9 @@ thread_local bool t_in_region = false;
 // (0: no spinning at all, as onnxruntime's allow_spinning=0).
 constexpr int64_t kSpinUs = 200, kSpinUsMax = 100000;
 
-int64_t spin_budget_us() {
+}  // namespace
+
+int64_t pool_spin_budget_us() {
   const char* env = std::getenv("EDGERT_SPIN_US");
   if (env == nullptr || *env == '\0') return kSpinUs;
   char* end = nullptr;
@@ -48,6 +50,8 @@ int64_t spin_budget_us() {
                                 std::to_string(kSpinUsMax));
   return v;
 }
+
+namespace {
 // A spinner preempted by the OS may mean more runnable threads than CPUs: spinning then only
 // takes time from the thread it waits for, so spinning pauses for a while, 1 ms after a lone
 // preemption (a kernel thread passing by: with 100 ms every time, this VM's two cores spun so
@@ -101,7 +105,7 @@ bool ThreadPool::spin_until(Pred pred, Keep keep_going) {
 
 ThreadPool::ThreadPool(int threads)
     : threads_(std::max(threads, 1)),
-      spin_(std::chrono::microseconds(spin_budget_us())),
+      spin_(std::chrono::microseconds(pool_spin_budget_us())),
       ranges_(new Range[static_cast<size_t>(threads_)]) {}
 
 // Workers start with the first region that can use them, under call_mu_: creating a session stays

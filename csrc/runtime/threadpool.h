@@ -22,6 +22,11 @@
 
 namespace edgert {
 
+// The workers' spin budget in microseconds: EDGERT_SPIN_US (whole microseconds, 0 to 100000; 0:
+// workers sleep as soon as a region ends), 200 when unset. std::invalid_argument naming the
+// variable for any other value.
+int64_t pool_spin_budget_us();
+
 class ThreadPool {
  public:
   // threads: total threads including the caller, >= 1. Reads EDGERT_SPIN_US (std::invalid_argument

@@ -9,13 +9,13 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 import os as _os
 
-from .errors import (EdgertError, InputError, MissingDependencyError, ModelError,
+from .errors import (ConfigError, EdgertError, InputError, MissingDependencyError, ModelError,
                      UnsupportedOpError)
 from .session import NodeArg, Session
 
 __version__ = "0.1.0"
 __all__ = ["load", "Session", "NodeArg", "EdgertError", "ModelError", "UnsupportedOpError",
-           "InputError", "MissingDependencyError", "isa", "__version__",
+           "InputError", "MissingDependencyError", "ConfigError", "isa", "__version__",
            "CloudFallback", "Policy", "Result", "CloudError", "CloudMetadataError", "compile"]
 
 # Anything bigger than this is not a model for an edge device; refuse before reading it.
@@ -36,7 +36,12 @@ def load(model, *, threads=None, fallback=None, policy=None):
 def _load(model, threads, fallback, policy, for_file=None):
     """load(); `for_file` ("portable" or "native") plans an .onnx model for an .edgert file
     (see Session)."""
+    from . import _core
     from . import format as _format
+    try:  # settings the session's executors read, checked before any work
+        _core.spin_budget_us()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if isinstance(model, (bytes, bytearray, memoryview)):
         data = bytes(model)
         if _format.is_edgert(data):

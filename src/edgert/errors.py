@@ -23,5 +23,9 @@ class InputError(EdgertError, ValueError):
     """A run was given a wrong input name, a missing input, or a wrong dtype or shape."""
 
 
+class ConfigError(EdgertError, ValueError):
+    """An edgert setting is invalid: an EDGERT_* environment variable (EDGERT_SPIN_US)."""
+
+
 class MissingDependencyError(EdgertError, ImportError):
     """An optional extra is needed for this call (e.g. `cloud` for the cloud fallback)."""
