@@ -159,12 +159,12 @@ void ThreadPool::worker_loop(int index) {
       // seq_cst pairs with parallel_for's store of word_ then load of sleepers_: either it sees
       // us asleep and notifies, or we see its new word here.
       sleepers_.fetch_add(1);
-      // No wake-up is on its way to this sleep yet: a notifier that saw sleepers_ > 0 just before
-      // a worker's last wake-up took it off (sleepers_ − 1, waking_ false) set waking_ after that
-      // worker had cleared it, and every later region would have skipped its notify for good,
-      // leaving the worker asleep and the session serial (1 in 6 MobileNetV2 sessions at 2
-      // threads ran at 1-thread speed). A notify sent after this store takes mu_ first, so it
-      // finds this worker waiting.
+      // No wake-up is on its way to this sleep yet. (Without this, a notifier that read
+      // sleepers_ > 0 before a waking worker's decrement, but set waking_ after that worker had
+      // cleared it, left waking_ set with nothing on its way: every later region skipped its
+      // notify, the worker slept for good and the session ran serial; 1-3 in 20 two-thread
+      // MobileNetV2 0.35 sessions within 200 runs.) A notify sent after this store takes mu_
+      // first, so it finds this worker waiting.
       waking_.store(false);
       cv_work_.wait(lock, [&] {
         return stop_.load() || word_.load() != seen || wake_.load() != woken;

@@ -112,7 +112,8 @@ class ThreadPool {
   // never pairs a region with another region's worker count.
   std::atomic<uint64_t> word_{0};
   std::atomic<int> sleepers_{0};
-  // A wake-up is on its way (set by whoever notifies, cleared by a worker once awake): regions
+  // A wake-up is on its way (set by whoever notifies, cleared by a worker once awake and by one
+  // going to sleep): regions
   // starting meanwhile skip their own notify, a system call each (several microseconds on a VM,
   // paid by the caller) that would only repeat it.
   std::atomic<bool> waking_{false};
