@@ -113,9 +113,8 @@ class ThreadPool {
   std::atomic<uint64_t> word_{0};
   std::atomic<int> sleepers_{0};
   // A wake-up is on its way (set by whoever notifies, cleared by a worker once awake and by one
-  // going to sleep): regions
-  // starting meanwhile skip their own notify, a system call each (several microseconds on a VM,
-  // paid by the caller) that would only repeat it.
+  // going to sleep): regions starting meanwhile skip their own notify, a system call each
+  // (several microseconds on a VM, paid by the caller) that would only repeat it.
   std::atomic<bool> waking_{false};
   std::atomic<uint64_t> wake_{0};  // bumped (under mu_) by prewake
   std::atomic<int> runs_{0};  // active RunScopes
