@@ -343,13 +343,12 @@ def test_workers_take_part_and_idle_session_uses_no_cpu():
     assert used < 0.05, f"idle session used {used:.3f} s of CPU in 0.5 s"
 
 
-
 def test_every_two_thread_session_keeps_its_worker(monkeypatch):
     # A wake-up flag left set by a notifier racing a waking worker once made every later region
     # skip its notify: the worker slept for good and the session ran serial (1-3 of 20 sessions
-    # of MobileNetV2 0.35 within 200 runs; this test failed 3 times in 4 before the fix). Without spinning (EDGERT_SPIN_US=0) every region
-    # wakes the worker: many sessions of many regions, and in every one the worker must still
-    # be joining regions at the end.
+    # of MobileNetV2 0.35 within 200 runs; this test failed 4 of 7 times before the fix).
+    # Without spinning (EDGERT_SPIN_US=0) every region wakes the worker: many sessions of many
+    # regions, the results exact, and in every one the worker must still be joining regions.
     monkeypatch.setenv("EDGERT_SPIN_US", "0")
     x = np.random.default_rng(6).integers(0, 256, 1 << 20).astype(np.uint8)
     for s in range(24):
@@ -358,8 +357,10 @@ def test_every_two_thread_session_keeps_its_worker(monkeypatch):
         for i in range(100):
             if i == 70:
                 joins = ex.worker_joins
-            ex.run([x])
-        np.testing.assert_array_equal(ex.run([x])[0], x)
+            if i % 10 == 9:
+                np.testing.assert_array_equal(ex.run([x])[0], x)
+            else:
+                ex.run([x])
         assert ex.worker_joins > joins, f"session {s}: the worker joined no region in 30 runs"
 
 
