@@ -913,7 +913,8 @@ class Q8ConvOp : public Op {
     tile_rows_ = even_tiles(tile_rows_, mr);
     tile_cap_ = tile_rows_ + mr - 1;  // see tile_span
     const size_t kq4 = (k_ + 3) / 4 * 4;
-    col_block_ = std::max(nr, xk_->col_block_bytes / kq4 / nr * nr);
+    const size_t wide = std::max(nr, xk_->nr_wide);
+    col_block_ = std::max(wide, xk_->col_block_bytes / kq4 / wide * wide);
     // Inputs small enough to pad once per run (see run_x8): every tap of every pixel inside.
     const size_t padded = d.batch * pad_h_ * pad_w_ * g.c;
     const bool padding = g.pt || g.pl || pad_h_ > g.h || pad_w_ > g.w;
@@ -1037,13 +1038,15 @@ class Q8ConvOp : public Op {
       rows = ((pixels_ + threads - 1) / threads + mr - 1) / mr * mr;
       tiles = (pixels_ + rows - 1) / rows;
     }
-    const size_t blocks = (ng_ + nr - 1) / nr;
+    // Parts of whole wide blocks where the kernel has them (xk_->nr_wide).
+    const size_t wide = xk_ ? std::max(nr, xk_->nr_wide) : nr;
+    const size_t blocks = (ng_ + wide - 1) / wide;
     const size_t want = (xk_ && xk_->copies_rows ? 1 : 4) * threads;
     const size_t tg = tiles * d_.group;
     // (One thread: whole rows, no column parts to balance; an output table then maps each
     // tile's rows in one call.)
     const size_t parts = tg >= want || threads == 1 ? 1 : std::min(blocks, (want + tg - 1) / tg);
-    return {rows, tg, parts, (blocks + parts - 1) / parts * nr, tiles, step};
+    return {rows, tg, parts, (blocks + parts - 1) / parts * wide, tiles, step};
   }
 
   void run_x8(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {

@@ -24,6 +24,8 @@ namespace edgert {
 namespace {
 
 constexpr size_t MR = 8, NR = 16;
+// The smallest k that direct rows run in column pairs (gemm_rows_wide).
+constexpr size_t kWideMinK = 16;
 using avx512::column_corr;
 using avx512::OutStage;
 using avx512::store_row;
@@ -70,7 +72,8 @@ inline void loop8(size_t kq, const int8_t* w, const uint8_t* const* a, __m512i& 
 #define EDGERT_VNNI_OPERANDS                                                                 \
   : [c0] "+v"(c0), [c1] "+v"(c1), [c2] "+v"(c2), [c3] "+v"(c3), [c4] "+v"(c4), [c5] "+v"(c5), \
     [c6] "+v"(c6), [c7] "+v"(c7), [w] "+r"(w), [off] "+r"(off)                               \
-  : [end] "r"(4 * kq), [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [a4] "r"(a[4]),          \
+  : [end] "r"(4 * kq), [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]),      \
+    [a4] "r"(a[4]),                                                                          \
     [a5] "r"(a[5]), [a6] "r"(a[6]), [a7] "r"(a[7]), [fl] "v"(fl)                             \
   : "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "cc",   \
     "memory"
@@ -84,18 +87,118 @@ inline void loop8(size_t kq, const int8_t* w, const uint8_t* const* a, __m512i& 
   }
 #undef EDGERT_VNNI_OPERANDS
 }
+
+// Accumulators of an 8-row tile over two column blocks: c (first block), d (second).
+struct Acc16 {
+  __m512i c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7;
+};
+
+// The sums of a full 8-row tile over two adjacent 16-column blocks (w and w + ws bytes), all
+// taps: rows holds taps groups of 8 row pointers, each tap cq >= 1 quads of its rows against the
+// next cq quads of weights. 16 accumulators, a quad costs 2 loads, 8 broadcasts and 16 vpdpbusd.
+// A Zen 5 issues two zmm vpdpbusd a cycle and needs more than 8 chains in flight for it (8
+// independent chains: 430 G MAC/s, 12: 470); the 8x16 tile's 8 chains ran ResNet-18's 3x3 convs
+// at ~80 % of that. The sums start from zero and are the asm's outputs (16 in-out operands
+// would count 32, past GCC's limit of 30); the row pointers of a tap go to r8-r15.
+#define EDGERT_VNNI_ROW2(A, T, C, D, FLIP)                 \
+  "vpbroadcastd (%%" A ",%[off]), %%zmm" T "\n\t" FLIP    \
+  "vpdpbusd %%zmm16, %%zmm" T ", %[" C "]\n\t"             \
+  "vpdpbusd %%zmm17, %%zmm" T ", %[" D "]\n\t"
+#define EDGERT_VNNI_ZERO(C) "vpxord %[" C "], %[" C "], %[" C "]\n\t"
+#define EDGERT_VNNI_TILE2(F0, F1, F2, F3, F4, F5, F6, F7)                                    \
+  EDGERT_VNNI_ZERO("c0") EDGERT_VNNI_ZERO("c1") EDGERT_VNNI_ZERO("c2") EDGERT_VNNI_ZERO("c3")  \
+  EDGERT_VNNI_ZERO("c4") EDGERT_VNNI_ZERO("c5") EDGERT_VNNI_ZERO("c6") EDGERT_VNNI_ZERO("c7")  \
+  EDGERT_VNNI_ZERO("d0") EDGERT_VNNI_ZERO("d1") EDGERT_VNNI_ZERO("d2") EDGERT_VNNI_ZERO("d3")  \
+  EDGERT_VNNI_ZERO("d4") EDGERT_VNNI_ZERO("d5") EDGERT_VNNI_ZERO("d6") EDGERT_VNNI_ZERO("d7")  \
+  "2:\n\t"                                                                                  \
+  "mov (%[rows]), %%r8\n\t" "mov 8(%[rows]), %%r9\n\t"                                      \
+  "mov 16(%[rows]), %%r10\n\t" "mov 24(%[rows]), %%r11\n\t"                                 \
+  "mov 32(%[rows]), %%r12\n\t" "mov 40(%[rows]), %%r13\n\t"                                 \
+  "mov 48(%[rows]), %%r14\n\t" "mov 56(%[rows]), %%r15\n\t"                                 \
+  "xor %k[off], %k[off]\n\t"                                                                \
+  "1:\n\t"                                                                                  \
+  "vmovdqu64 (%[w]), %%zmm16\n\t"                                                           \
+  "vmovdqu64 (%[w],%[ws]), %%zmm17\n\t"                                                     \
+  "add $64, %[w]\n\t"                                                                       \
+  EDGERT_VNNI_ROW2("r8", "18", "c0", "d0", F0) EDGERT_VNNI_ROW2("r9", "19", "c1", "d1", F1)   \
+  EDGERT_VNNI_ROW2("r10", "20", "c2", "d2", F2) EDGERT_VNNI_ROW2("r11", "21", "c3", "d3", F3) \
+  EDGERT_VNNI_ROW2("r12", "22", "c4", "d4", F4) EDGERT_VNNI_ROW2("r13", "23", "c5", "d5", F5) \
+  EDGERT_VNNI_ROW2("r14", "24", "c6", "d6", F6) EDGERT_VNNI_ROW2("r15", "25", "c7", "d7", F7) \
+  "add $4, %[off]\n\t"                                                                      \
+  "cmp %[end], %[off]\n\t"                                                                  \
+  "jne 1b\n\t"                                                                              \
+  "add $64, %[rows]\n\t"                                                                    \
+  "cmp %[rend], %[rows]\n\t"                                                                \
+  "jne 2b\n\t"
+
+template <bool Flip>
+__attribute__((always_inline))
+inline Acc16 sums8x2(const uint8_t* const* rows, size_t taps, size_t cq, const int8_t* w,
+                     size_t ws) {
+  const __m512i fl = _mm512_set1_epi8(static_cast<char>(0x80));
+  const uint8_t* const* rend = rows + 8 * taps;
+  const size_t end = 4 * cq;
+  size_t off;
+  Acc16 x;
+#define EDGERT_VNNI_OPERANDS                                                                   \
+  : [c0] "=&v"(x.c0), [c1] "=&v"(x.c1), [c2] "=&v"(x.c2), [c3] "=&v"(x.c3), [c4] "=&v"(x.c4),  \
+    [c5] "=&v"(x.c5), [c6] "=&v"(x.c6), [c7] "=&v"(x.c7), [d0] "=&v"(x.d0), [d1] "=&v"(x.d1),  \
+    [d2] "=&v"(x.d2), [d3] "=&v"(x.d3), [d4] "=&v"(x.d4), [d5] "=&v"(x.d5), [d6] "=&v"(x.d6),  \
+    [d7] "=&v"(x.d7), [rows] "+r"(rows), [w] "+r"(w), [off] "=&r"(off)                          \
+  : [ws] "r"(ws), [end] "m"(end), [rend] "m"(rend), [fl] "v"(fl)                               \
+  : "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "xmm16", "xmm17", "xmm18", "xmm19",  \
+    "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "cc", "memory"
+  if constexpr (Flip) {
+    __asm__(EDGERT_VNNI_TILE2(EDGERT_VNNI_FLIP("18"), EDGERT_VNNI_FLIP("19"),
+                              EDGERT_VNNI_FLIP("20"), EDGERT_VNNI_FLIP("21"),
+                              EDGERT_VNNI_FLIP("22"), EDGERT_VNNI_FLIP("23"),
+                              EDGERT_VNNI_FLIP("24"), EDGERT_VNNI_FLIP("25"))
+            EDGERT_VNNI_OPERANDS);
+  } else {
+    __asm__(EDGERT_VNNI_TILE2("", "", "", "", "", "", "", "") EDGERT_VNNI_OPERANDS);
+  }
+#undef EDGERT_VNNI_OPERANDS
+  return x;
+}
+#undef EDGERT_VNNI_TILE2
+#undef EDGERT_VNNI_ZERO
+#undef EDGERT_VNNI_ROW2
 #undef EDGERT_VNNI_FLIP
 #undef EDGERT_VNNI_LOOP
 #undef EDGERT_VNNI_ROW
 
-// 5 to 8 rows of one 16-column block (a: eight row pointers, the missing rows repeating row 0; they
-// are computed, not stored), each in its own named accumulator. Form 0: acc = bias + Σ u·w'; form 1: the same minus 128·Σw'.
-// u = x ^ 0x80 when Flip.
-template <int Form, bool Flip, class Out>
-inline void block8(size_t rn, const uint8_t* const* a, size_t k, const int8_t* wb,
-                   const int32_t* bias, size_t bias_stride, const int32_t* row_off,
-                   const float* scale, __mmask16 m, Out* c, size_t c_stride, const OutStage& os) {
-  __m512i c0, c1, c2, c3, c4, c5, c6, c7;
+// The output stage of 1 to 8 rows of one 16-column block (rows >= rn are not stored).
+template <class Out>
+__attribute__((always_inline)) inline void store8(size_t rn, __m512i c0, __m512i c1, __m512i c2,
+                                                 __m512i c3, __m512i c4, __m512i c5, __m512i c6,
+                                                 __m512i c7, __m512i corr, const float* scale,
+                                                 __mmask16 m, Out* c, size_t c_stride,
+                                                 const OutStage& os) {
+  auto sub = [&](__m512i acc) { return _mm512_sub_epi32(acc, corr); };
+  auto out = [&](__m512i acc, size_t r) {
+    if (r < rn) store_row<Out>(sub(acc), scale, m, c + r * c_stride, os);
+  };
+  if constexpr (sizeof(Out) == 1) {
+    if (!os.guard && rn >= 4) {
+      store_rows4<Out>(sub(c0), sub(c1), sub(c2), sub(c3), scale, m, c, c_stride, os);
+      if (rn == 8) {
+        store_rows4<Out>(sub(c4), sub(c5), sub(c6), sub(c7), scale, m, c + 4 * c_stride,
+                         c_stride, os);
+        return;
+      }
+      out(c4, 4), out(c5, 5), out(c6, 6);
+      return;
+    }
+  }
+  out(c0, 0), out(c1, 1), out(c2, 2), out(c3, 3), out(c4, 4), out(c5, 5), out(c6, 6), out(c7, 7);
+}
+
+// Eight accumulators of one 16-column block starting at bias (and row_off), rows >= rn repeating
+// row 0's.
+__attribute__((always_inline))
+inline void init8(size_t rn, const int32_t* bias, size_t bias_stride, const int32_t* row_off,
+                  __m512i& c0, __m512i& c1, __m512i& c2, __m512i& c3, __m512i& c4, __m512i& c5,
+                  __m512i& c6, __m512i& c7) {
   if (bias_stride == 0) {  // one bias row (every layer without moved weights)
     c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = _mm512_loadu_si512(bias);
   } else {
@@ -109,41 +212,81 @@ inline void block8(size_t rn, const uint8_t* const* a, size_t k, const int8_t* w
     c0 = o(c0, 0), c1 = o(c1, 1), c2 = o(c2, 2), c3 = o(c3, 3);
     c4 = o(c4, 4), c5 = o(c5, 5), c6 = o(c6, 6), c7 = o(c7, 7);
   }
+}
+
+// c_r += init8's starting value of row r.
+__attribute__((always_inline))
+inline void add_init8(size_t rn, const int32_t* bias, size_t bias_stride, const int32_t* row_off,
+                      __m512i& c0, __m512i& c1, __m512i& c2, __m512i& c3, __m512i& c4,
+                      __m512i& c5, __m512i& c6, __m512i& c7) {
+  __m512i b0, b1, b2, b3, b4, b5, b6, b7;
+  init8(rn, bias, bias_stride, row_off, b0, b1, b2, b3, b4, b5, b6, b7);
+  c0 = _mm512_add_epi32(c0, b0), c1 = _mm512_add_epi32(c1, b1);
+  c2 = _mm512_add_epi32(c2, b2), c3 = _mm512_add_epi32(c3, b3);
+  c4 = _mm512_add_epi32(c4, b4), c5 = _mm512_add_epi32(c5, b5);
+  c6 = _mm512_add_epi32(c6, b6), c7 = _mm512_add_epi32(c7, b7);
+}
+
+// The last k % 4 bytes of eight rows against one block's last weight quad (the packed weights of
+// the missing bytes are zero: the pad value does not matter).
+template <bool Flip>
+__attribute__((always_inline))
+inline void tail8(const uint8_t* const* a, size_t at, size_t rem, const int8_t* wq, __m512i& c0,
+                  __m512i& c1, __m512i& c2, __m512i& c3, __m512i& c4, __m512i& c5, __m512i& c6,
+                  __m512i& c7) {
+  const __m512i w = _mm512_loadu_si512(wq);
+  const __m512i f = _mm512_set1_epi8(static_cast<char>(Flip ? 0x80 : 0));
+  auto t = [&](__m512i acc, size_t r) {
+    return _mm512_dpbusd_epi32(acc, _mm512_xor_si512(bcast_tail(a[r] + at, rem), f), w);
+  };
+  c0 = t(c0, 0), c1 = t(c1, 1), c2 = t(c2, 2), c3 = t(c3, 3);
+  c4 = t(c4, 4), c5 = t(c5, 5), c6 = t(c6, 6), c7 = t(c7, 7);
+}
+
+// 5 to 8 rows of one 16-column block (a: eight row pointers, the missing rows repeating row 0;
+// they are computed, not stored), each in its own named accumulator. Form 0: acc = bias + Σ u·w';
+// form 1: the same minus 128·Σw'.
+// u = x ^ 0x80 when Flip.
+template <int Form, bool Flip, class Out>
+__attribute__((always_inline))
+inline void block8(size_t rn, const uint8_t* const* a, size_t k, const int8_t* wb,
+                   const int32_t* bias, size_t bias_stride, const int32_t* row_off,
+                   const float* scale, __mmask16 m, Out* c, size_t c_stride, const OutStage& os) {
+  __m512i c0, c1, c2, c3, c4, c5, c6, c7;
+  init8(rn, bias, bias_stride, row_off, c0, c1, c2, c3, c4, c5, c6, c7);
   const size_t kfull = k / 4, rem = k % 4;
   if (kfull) loop8<Flip>(kfull, wb, a, c0, c1, c2, c3, c4, c5, c6, c7);
-  if (rem) {  // the packed weights of the missing bytes are zero: the pad value does not matter
-    const __m512i w = _mm512_loadu_si512(wb + kfull * 4 * NR);
-    const __m512i f = _mm512_set1_epi8(static_cast<char>(Flip ? 0x80 : 0));
-    auto t = [&](__m512i acc, size_t r) {
-      return _mm512_dpbusd_epi32(acc, _mm512_xor_si512(bcast_tail(a[r] + 4 * kfull, rem), f), w);
-    };
-    c0 = t(c0, 0), c1 = t(c1, 1), c2 = t(c2, 2), c3 = t(c3, 3);
-    c4 = t(c4, 4), c5 = t(c5, 5), c6 = t(c6, 6), c7 = t(c7, 7);
-  }
+  if (rem) tail8<Flip>(a, 4 * kfull, rem, wb + kfull * 4 * NR, c0, c1, c2, c3, c4, c5, c6, c7);
   __m512i corr = _mm512_setzero_si512();
   if constexpr (Form == 1) corr = column_corr(wb, (k + 3) / 4);
-  auto out = [&](__m512i acc, size_t r) {
-    store_row<Out>(_mm512_sub_epi32(acc, corr), scale, m, c + r * c_stride, os);
-  };
-  if constexpr (sizeof(Out) == 1) {
-    if (!os.guard) {
-      auto sub = [&](__m512i acc) { return _mm512_sub_epi32(acc, corr); };
-      store_rows4<Out>(sub(c0), sub(c1), sub(c2), sub(c3), scale, m, c, c_stride, os);
-      if (rn == 8) {
-        store_rows4<Out>(sub(c4), sub(c5), sub(c6), sub(c7), scale, m, c + 4 * c_stride,
-                         c_stride, os);
-        return;
-      }
-      out(c4, 4);
-      if (rn > 5) out(c5, 5);
-      if (rn > 6) out(c6, 6);
-      return;
-    }
+  store8<Out>(rn, c0, c1, c2, c3, c4, c5, c6, c7, corr, scale, m, c, c_stride, os);
+}
+
+// 5 to 8 rows of two adjacent 16-column blocks (the second one full, or partial with mask m1):
+// block8 with the 16 accumulators of sums8x2.
+template <int Form, bool Flip, class Out>
+__attribute__((always_inline))
+inline void block8x2(size_t rn, const uint8_t* const* a, size_t k, const int8_t* wb,
+                     const int32_t* bias, size_t bias_stride, const int32_t* row_off,
+                     const float* scale, __mmask16 m1, Out* c, size_t c_stride,
+                     const OutStage& os) {
+  const size_t kq = (k + 3) / 4, ws = kq * 4 * NR;
+  Acc16 x = sums8x2<Flip>(a, 1, k / 4, wb, ws);  // k >= 4 (the caller's)
+  add_init8(rn, bias, bias_stride, row_off, x.c0, x.c1, x.c2, x.c3, x.c4, x.c5, x.c6, x.c7);
+  add_init8(rn, bias + NR, bias_stride, row_off, x.d0, x.d1, x.d2, x.d3, x.d4, x.d5, x.d6, x.d7);
+  const size_t kfull = k / 4, rem = k % 4;
+  if (rem) {
+    tail8<Flip>(a, 4 * kfull, rem, wb + kfull * 4 * NR, x.c0, x.c1, x.c2, x.c3, x.c4, x.c5,
+                x.c6, x.c7);
+    tail8<Flip>(a, 4 * kfull, rem, wb + ws + kfull * 4 * NR, x.d0, x.d1, x.d2, x.d3, x.d4, x.d5,
+                x.d6, x.d7);
   }
-  out(c0, 0), out(c1, 1), out(c2, 2), out(c3, 3), out(c4, 4);
-  if (rn > 5) out(c5, 5);
-  if (rn > 6) out(c6, 6);
-  if (rn > 7) out(c7, 7);
+  __m512i corr0 = _mm512_setzero_si512(), corr1 = corr0;
+  if constexpr (Form == 1) corr0 = column_corr(wb, kq), corr1 = column_corr(wb + ws, kq);
+  store8<Out>(rn, x.c0, x.c1, x.c2, x.c3, x.c4, x.c5, x.c6, x.c7, corr0, scale, 0xFFFF, c,
+              c_stride, os);
+  store8<Out>(rn, x.d0, x.d1, x.d2, x.d3, x.d4, x.d5, x.d6, x.d7, corr1, scale + NR, m1, c + NR,
+              c_stride, os);
 }
 
 // R <= 4 rows of one 16-column block; U accumulators per row split the quads (vpdpbusd's latency,
@@ -202,7 +345,8 @@ inline void block(const uint8_t* const* rows, size_t k, const int8_t* wb, const 
 }
 
 template <int Form, bool Flip, size_t R, class Out>
-void gemm_rows(size_t rn, size_t nc, size_t k, const uint8_t* const* rows, const int8_t* w,
+__attribute__((always_inline))
+inline void gemm_rows(size_t rn, size_t nc, size_t k, const uint8_t* const* rows, const int8_t* w,
                const int32_t* bias, size_t bias_stride, const int32_t* row_off,
                const float* scale, Out* c, size_t c_stride, const OutStage& os) {
   constexpr size_t U = R >= 4 ? 1 : R >= 2 ? 2 : 4;
@@ -222,6 +366,28 @@ void gemm_rows(size_t rn, size_t nc, size_t k, const uint8_t* const* rows, const
                                    c + n0, c_stride, os);
     }
   }
+}
+
+// 5 to 8 rows of nc > NR columns: pairs of blocks (block8x2), an odd last block by block8. Apart
+// from gemm_rows, which it would slow down (its output-stage constants spilled for the pair's
+// 16 accumulators: 12544x32x16 ran 38 -> 55 us with both in one function).
+template <int Form, bool Flip, class Out>
+__attribute__((noinline)) void gemm_rows_wide(size_t rn, size_t nc, size_t k,
+                                              const uint8_t* const* rows, const int8_t* w,
+                                              const int32_t* bias, size_t bias_stride,
+                                              const int32_t* row_off, const float* scale, Out* c,
+                                              size_t c_stride, const OutStage& os) {
+  const size_t kq = (k + 3) / 4;
+  const uint8_t* a[MR];  // missing rows repeat row 0 (computed, not stored)
+  for (size_t r = 0; r < MR; ++r) a[r] = rows[r < rn ? r : 0];
+  auto mask = [](size_t n) { return n >= NR ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); };
+  size_t n0 = 0;
+  for (; n0 + NR < nc; n0 += 2 * NR)
+    block8x2<Form, Flip, Out>(rn, a, k, w + n0 / NR * kq * 4 * NR, bias + n0, bias_stride,
+                              row_off, scale + n0, mask(nc - n0 - NR), c + n0, c_stride, os);
+  if (n0 < nc)
+    block8<Form, Flip, Out>(rn, a, k, w + n0 / NR * kq * 4 * NR, bias + n0, bias_stride, row_off,
+                            scale + n0, mask(nc - n0), c + n0, c_stride, os);
 }
 
 // Both entry points: row_off nullptr, or each row's offset to its accumulators.
@@ -247,6 +413,11 @@ void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
       EDGERT_ROWS(1) EDGERT_ROWS(2) EDGERT_ROWS(3) EDGERT_ROWS(4)
 #undef EDGERT_ROWS
       default:  // 5 to 8
+        if (nc > NR && k >= kWideMinK) {
+          gemm_rows_wide<Form, kFlip, Out>(rn, nc, k, rows, w, br, bias_stride, ro, scale, c,
+                                           c_stride, os);
+          break;
+        }
         gemm_rows<Form, kFlip, MR, Out>(rn, nc, k, rows, w, br, bias_stride, ro, scale, c,
                                         c_stride, os);
     }
@@ -275,28 +446,39 @@ template <int Form, bool kFlip, class Out>
 void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* const* rows,
                  const int8_t* w, const int32_t* bias, const float* scale, Out* c,
                  size_t c_stride, const OutStage& os) {
-  const size_t cq = cg / 4, kq = taps * cq;
+  const size_t cq = cg / 4, kq = taps * cq, ws = kq * 4 * NR;
+  auto mask = [](size_t n) { return n >= NR ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); };
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
-    const size_t nj = nc - n0 < NR ? nc - n0 : NR;
-    const __mmask16 m = nj == NR ? __mmask16(0xFFFF) : __mmask16((1u << nj) - 1);
-    const int8_t* wb = w + n0 / NR * kq * 4 * NR;
+    const int8_t* wb = w + n0 / NR * ws;
+    Out* cr = c + n0;
+    if (nc - n0 > NR) {  // two blocks at once (sums8x2)
+      Acc16 x = sums8x2<kFlip>(rows, taps, cq, wb, ws);
+      const __m512i b0 = _mm512_loadu_si512(bias + n0), b1 = _mm512_loadu_si512(bias + n0 + NR);
+      x.c0 = _mm512_add_epi32(x.c0, b0), x.c1 = _mm512_add_epi32(x.c1, b0);
+      x.c2 = _mm512_add_epi32(x.c2, b0), x.c3 = _mm512_add_epi32(x.c3, b0);
+      x.c4 = _mm512_add_epi32(x.c4, b0), x.c5 = _mm512_add_epi32(x.c5, b0);
+      x.c6 = _mm512_add_epi32(x.c6, b0), x.c7 = _mm512_add_epi32(x.c7, b0);
+      x.d0 = _mm512_add_epi32(x.d0, b1), x.d1 = _mm512_add_epi32(x.d1, b1);
+      x.d2 = _mm512_add_epi32(x.d2, b1), x.d3 = _mm512_add_epi32(x.d3, b1);
+      x.d4 = _mm512_add_epi32(x.d4, b1), x.d5 = _mm512_add_epi32(x.d5, b1);
+      x.d6 = _mm512_add_epi32(x.d6, b1), x.d7 = _mm512_add_epi32(x.d7, b1);
+      __m512i corr0 = _mm512_setzero_si512(), corr1 = corr0;
+      if constexpr (Form == 1) corr0 = column_corr(wb, kq), corr1 = column_corr(wb + ws, kq);
+      store8<Out>(mr, x.c0, x.c1, x.c2, x.c3, x.c4, x.c5, x.c6, x.c7, corr0, scale + n0, 0xFFFF,
+                  cr, c_stride, os);
+      store8<Out>(mr, x.d0, x.d1, x.d2, x.d3, x.d4, x.d5, x.d6, x.d7, corr1, scale + n0 + NR,
+                  mask(nc - n0 - NR), cr + NR, c_stride, os);
+      n0 += NR;
+      continue;
+    }
     __m512i c0 = _mm512_loadu_si512(bias + n0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0,
             c6 = c0, c7 = c0;
     for (size_t t = 0; t < taps; ++t)
       loop8<kFlip>(cq, wb + t * cq * 4 * NR, rows + t * MR, c0, c1, c2, c3, c4, c5, c6, c7);
     __m512i corr = _mm512_setzero_si512();
     if constexpr (Form == 1) corr = column_corr(wb, kq);
-    Out* cr = c + n0;
-    __m512i acc[MR] = {c0, c1, c2, c3, c4, c5, c6, c7};
-    for (__m512i& a : acc) a = _mm512_sub_epi32(a, corr);
-    size_t r = 0;
-    if constexpr (sizeof(Out) == 1) {
-      if (!os.guard)
-        for (; r + 4 <= mr; r += 4)
-          store_rows4<Out>(acc[r], acc[r + 1], acc[r + 2], acc[r + 3], scale + n0, m,
-                           cr + r * c_stride, c_stride, os);
-    }
-    for (; r < mr; ++r) store_row<Out>(acc[r], scale + n0, m, cr + r * c_stride, os);
+    store8<Out>(mr, c0, c1, c2, c3, c4, c5, c6, c7, corr, scale + n0, mask(nc - n0), cr,
+                c_stride, os);
   }
 }
 
@@ -330,7 +512,8 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni = {
     {{gemm_8x16_off<uint8_t, uint8_t>, gemm_8x16_off<uint8_t, int8_t>,
       gemm_8x16_off<uint8_t, float>},
      {gemm_8x16_off<int8_t, uint8_t>, gemm_8x16_off<int8_t, int8_t>,
-      gemm_8x16_off<int8_t, float>}}};
+      gemm_8x16_off<int8_t, float>}},
+    2 * NR};
 #undef EDGERT_X8_ROW
 #undef EDGERT_X8_IROW
 
