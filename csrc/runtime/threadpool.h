@@ -82,6 +82,7 @@ class ThreadPool {
   void run_chunks(size_t self);
   template <class Pred, class Keep>
   bool spin_until(Pred pred, Keep keep_going);
+  void note_preemptions(long& last);  // a worker's, see threadpool.cc
   int threads_;
   std::chrono::microseconds spin_;  // the spin budget (EDGERT_SPIN_US, see threadpool.cc)
   std::vector<std::thread> workers_;
@@ -121,7 +122,7 @@ class ThreadPool {
   std::atomic<uint64_t> joins_{0};  // see worker_joins
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> no_spin_until_{0};  // steady_clock ticks: spinning backs off until then
-  std::atomic<int64_t> last_preempted_{0};  // steady_clock ticks of the last preempted spin
+  std::atomic<int64_t> last_preempted_{0};  // steady_clock ticks of the last preemption seen
   std::atomic<int64_t> backoff_{0};         // the last back-off, in steady_clock ticks
   std::exception_ptr error_;  // first exception thrown by fn in the current region
 };
