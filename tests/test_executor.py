@@ -364,6 +364,41 @@ def test_every_two_thread_session_keeps_its_worker(monkeypatch):
         assert ex.worker_joins > joins, f"session {s}: the worker joined no region in 30 runs"
 
 
+def _task_ids():
+    return {int(t) for t in os.listdir("/proc/self/task")}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux thread affinity")
+def test_worker_leaves_the_callers_cpu_and_restores_its_mask():
+    # A worker on the CPU its caller runs on (the kernel's choice after the CPUs idled) takes
+    # its own mask minus that CPU for the run, and has its mask back before it sleeps. Forced
+    # here: caller and worker both pinned to one CPU from outside after the worker started with
+    # the whole mask. Before the change the worker stayed where it was put.
+    home = os.sched_getaffinity(0)
+    if len(home) < 2:
+        pytest.skip("needs two CPUs in this process's affinity mask")
+    x = np.random.default_rng(7).integers(0, 256, 1 << 20).astype(np.uint8)
+    before = _task_ids()
+    ex = big_copy_chain(1 << 20, 20, 2)
+    np.testing.assert_array_equal(ex.run([x])[0], x)  # starts the worker (with the whole mask)
+    workers = _task_ids() - before
+    assert len(workers) == 1
+    (worker,) = workers
+    cpu = min(home)
+    try:
+        os.sched_setaffinity(0, {cpu})
+        os.sched_setaffinity(worker, {cpu})
+        for i in range(20):
+            np.testing.assert_array_equal(ex.run([x])[0], x)
+        deadline = time.monotonic() + 2.0
+        while os.sched_getaffinity(worker) != home and time.monotonic() < deadline:
+            time.sleep(0.01)  # the worker restores its mask when it goes to sleep
+        assert os.sched_getaffinity(worker) == home, (
+            f"worker mask {sorted(os.sched_getaffinity(worker))}, expected {sorted(home)}")
+    finally:
+        os.sched_setaffinity(0, home)
+
+
 def test_spin_budget_from_environment(monkeypatch):
     x = np.arange(4 << 20, dtype=np.uint64).astype(np.uint8)
     for ok in ("0", "50", "100000"):

@@ -8,6 +8,7 @@
 #include <string>
 #include <system_error>
 
+#include <sched.h>
 #include <sys/resource.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -73,6 +74,56 @@ long preemptions() {
   struct rusage ru;
   return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
 }
+
+int current_cpu() {
+#ifdef __linux__
+  return sched_getcpu();
+#else
+  return -1;
+#endif
+}
+
+// A worker that finds itself on the CPU its caller runs on leaves it for the run. After the CPUs
+// idled (a paced application between frames), the kernel tends to wake the worker on the
+// caller's CPU; the two then share one CPU and the worker's spinning, or its chunks, take time
+// from the caller: MobileNetV3-Small at 2 threads with 2 ms of idle before each run took
+// 0.94-1.38 ms against 0.50-0.82 at one thread (the worker joined 17 % of the regions, 247 of
+// its 1204 joins on the caller's CPU), and 0.34-0.37 back to back; with the move 0.60-0.74 (the
+// same as one thread: the worker, woken late, still joins few regions). Its own affinity mask
+// minus the caller's CPU (the kernel moves it at once); the mask is restored before it sleeps.
+class Placement {
+ public:
+  Placement() {
+#ifdef __linux__
+    CPU_ZERO(&home_);
+    valid_ = sched_getaffinity(0, sizeof(home_), &home_) == 0;
+#endif
+  }
+  void avoid(int cpu) {
+#ifdef __linux__
+    if (!valid_ || cpu == avoided_ || cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &home_))
+      return;
+    cpu_set_t other = home_;
+    CPU_CLR(cpu, &other);
+    if (CPU_COUNT(&other) > 0 && sched_setaffinity(0, sizeof(other), &other) == 0) avoided_ = cpu;
+#else
+    (void)cpu;
+#endif
+  }
+  void restore() {
+#ifdef __linux__
+    if (avoided_ >= 0) sched_setaffinity(0, sizeof(home_), &home_);
+    avoided_ = -1;
+#endif
+  }
+
+ private:
+#ifdef __linux__
+  cpu_set_t home_;
+#endif
+  bool valid_ = false;
+  int avoided_ = -1;  // the CPU left out of this thread's mask, -1: none
+};
 
 }  // namespace
 
@@ -161,10 +212,20 @@ void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0, woken = 0;
   long nivcsw = preemptions();
   unsigned regions = 0;
+  Placement place;
+  auto leave_caller = [&] {
+    const int caller = caller_cpu_.load(std::memory_order_relaxed);
+    if (caller >= 0 && current_cpu() == caller) place.avoid(caller);
+  };
   for (;;) {
     auto fresh = [&] { return word_.load(std::memory_order_acquire) != seen; };
-    if (!spin_until(fresh, [&] { return runs_.load(std::memory_order_relaxed) > 0; })) {
+    auto keep = [&] {
+      leave_caller();
+      return runs_.load(std::memory_order_relaxed) > 0;
+    };
+    if (!spin_until(fresh, keep)) {
       note_preemptions(nivcsw);
+      place.restore();
       std::unique_lock<std::mutex> lock(mu_);
       // seq_cst pairs with parallel_for's store of word_ then load of sleepers_: either it sees
       // us asleep and notifies, or we see its new word here.
@@ -182,6 +243,8 @@ void ThreadPool::worker_loop(int index) {
       sleepers_.fetch_sub(1);
       waking_.store(false);
       woken = wake_.load();  // (a sleep adds no involuntary switch: nivcsw stays valid)
+      lock.unlock();
+      leave_caller();
     }
     if (stop_.load()) return;
     const uint64_t now = word_.load(std::memory_order_acquire);
@@ -212,6 +275,7 @@ void ThreadPool::worker_loop(int index) {
 }
 
 void ThreadPool::prewake() {
+  caller_cpu_.store(current_cpu(), std::memory_order_relaxed);
   if (sleepers_.load() == 0 || waking_.exchange(true)) return;  // all awake, or being woken
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -255,6 +319,7 @@ void ThreadPool::parallel_for(size_t n, size_t grain,
   const uint64_t region = (word_.load(std::memory_order_relaxed) >> 16) + 1;
   gate_.store((region & 0xffffffffu) << 32 | kOpen, std::memory_order_relaxed);
   uint64_t word = region << 16 | active;
+  caller_cpu_.store(current_cpu(), std::memory_order_relaxed);
   word_.store(word);  // seq_cst: see worker_loop
   if (sleepers_.load() > 0 && !waking_.exchange(true)) {
     { std::lock_guard<std::mutex> lock(mu_); }

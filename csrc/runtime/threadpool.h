@@ -119,6 +119,7 @@ class ThreadPool {
   std::atomic<bool> waking_{false};
   std::atomic<uint64_t> wake_{0};  // bumped (under mu_) by prewake
   std::atomic<int> runs_{0};  // active RunScopes
+  std::atomic<int> caller_cpu_{-1};  // the caller's CPU at its last region or prewake (-1: unknown)
   std::atomic<uint64_t> joins_{0};  // see worker_joins
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> no_spin_until_{0};  // steady_clock ticks: spinning backs off until then
