@@ -99,15 +99,19 @@ class Placement {
     valid_ = sched_getaffinity(0, sizeof(home_), &home_) == 0;
 #endif
   }
-  void avoid(int cpu) {
+  // True if the thread moved.
+  bool avoid(int cpu) {
 #ifdef __linux__
     if (!valid_ || cpu == avoided_ || cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &home_))
-      return;
+      return false;
     cpu_set_t other = home_;
     CPU_CLR(cpu, &other);
-    if (CPU_COUNT(&other) > 0 && sched_setaffinity(0, sizeof(other), &other) == 0) avoided_ = cpu;
+    if (CPU_COUNT(&other) == 0 || sched_setaffinity(0, sizeof(other), &other) != 0) return false;
+    avoided_ = cpu;
+    return true;
 #else
     (void)cpu;
+    return false;
 #endif
   }
   void restore() {
@@ -215,7 +219,8 @@ void ThreadPool::worker_loop(int index) {
   Placement place;
   auto leave_caller = [&] {
     const int caller = caller_cpu_.load(std::memory_order_relaxed);
-    if (caller >= 0 && current_cpu() == caller) place.avoid(caller);
+    // The move itself counts as an involuntary switch: not a preemption to back off for.
+    if (caller >= 0 && current_cpu() == caller && place.avoid(caller)) nivcsw = preemptions();
   };
   for (;;) {
     auto fresh = [&] { return word_.load(std::memory_order_acquire) != seen; };
