@@ -31,6 +31,11 @@ using avx512::OutStage;
 using avx512::store_row;
 using avx512::store_rows4;
 
+// The store mask of the first n (>= 1) columns of a 16-column block.
+inline __mmask16 cols_mask(size_t n) {
+  return n >= NR ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+}
+
 inline __m512i bcast_quad(const uint8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -355,8 +360,7 @@ inline void gemm_rows(size_t rn, size_t nc, size_t k, const uint8_t* const* rows
   if constexpr (R > 4)
     for (size_t r = 0; r < MR; ++r) a[r] = rows[r < rn ? r : 0];
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
-    const size_t nj = nc - n0 < NR ? nc - n0 : NR;
-    const __mmask16 m = nj == NR ? __mmask16(0xFFFF) : __mmask16((1u << nj) - 1);
+    const __mmask16 m = cols_mask(nc - n0);
     const int8_t* wb = w + n0 / NR * kq * 4 * NR;
     if constexpr (R > 4) {
       block8<Form, Flip, Out>(rn, a, k, wb, bias + n0, bias_stride, row_off, scale + n0, m,
@@ -380,14 +384,13 @@ __attribute__((noinline)) void gemm_rows_wide(size_t rn, size_t nc, size_t k,
   const size_t kq = (k + 3) / 4;
   const uint8_t* a[MR];  // missing rows repeat row 0 (computed, not stored)
   for (size_t r = 0; r < MR; ++r) a[r] = rows[r < rn ? r : 0];
-  auto mask = [](size_t n) { return n >= NR ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); };
   size_t n0 = 0;
   for (; n0 + NR < nc; n0 += 2 * NR)
     block8x2<Form, Flip, Out>(rn, a, k, w + n0 / NR * kq * 4 * NR, bias + n0, bias_stride,
-                              row_off, scale + n0, mask(nc - n0 - NR), c + n0, c_stride, os);
+                              row_off, scale + n0, cols_mask(nc - n0 - NR), c + n0, c_stride, os);
   if (n0 < nc)
     block8<Form, Flip, Out>(rn, a, k, w + n0 / NR * kq * 4 * NR, bias + n0, bias_stride, row_off,
-                            scale + n0, mask(nc - n0), c + n0, c_stride, os);
+                            scale + n0, cols_mask(nc - n0), c + n0, c_stride, os);
 }
 
 // Both entry points: row_off nullptr, or each row's offset to its accumulators.
@@ -447,27 +450,19 @@ void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* co
                  const int8_t* w, const int32_t* bias, const float* scale, Out* c,
                  size_t c_stride, const OutStage& os) {
   const size_t cq = cg / 4, kq = taps * cq, ws = kq * 4 * NR;
-  auto mask = [](size_t n) { return n >= NR ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); };
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const int8_t* wb = w + n0 / NR * ws;
     Out* cr = c + n0;
     if (nc - n0 > NR) {  // two blocks at once (sums8x2)
       Acc16 x = sums8x2<kFlip>(rows, taps, cq, wb, ws);
-      const __m512i b0 = _mm512_loadu_si512(bias + n0), b1 = _mm512_loadu_si512(bias + n0 + NR);
-      x.c0 = _mm512_add_epi32(x.c0, b0), x.c1 = _mm512_add_epi32(x.c1, b0);
-      x.c2 = _mm512_add_epi32(x.c2, b0), x.c3 = _mm512_add_epi32(x.c3, b0);
-      x.c4 = _mm512_add_epi32(x.c4, b0), x.c5 = _mm512_add_epi32(x.c5, b0);
-      x.c6 = _mm512_add_epi32(x.c6, b0), x.c7 = _mm512_add_epi32(x.c7, b0);
-      x.d0 = _mm512_add_epi32(x.d0, b1), x.d1 = _mm512_add_epi32(x.d1, b1);
-      x.d2 = _mm512_add_epi32(x.d2, b1), x.d3 = _mm512_add_epi32(x.d3, b1);
-      x.d4 = _mm512_add_epi32(x.d4, b1), x.d5 = _mm512_add_epi32(x.d5, b1);
-      x.d6 = _mm512_add_epi32(x.d6, b1), x.d7 = _mm512_add_epi32(x.d7, b1);
+      add_init8(MR, bias + n0, 0, nullptr, x.c0, x.c1, x.c2, x.c3, x.c4, x.c5, x.c6, x.c7);
+      add_init8(MR, bias + n0 + NR, 0, nullptr, x.d0, x.d1, x.d2, x.d3, x.d4, x.d5, x.d6, x.d7);
       __m512i corr0 = _mm512_setzero_si512(), corr1 = corr0;
       if constexpr (Form == 1) corr0 = column_corr(wb, kq), corr1 = column_corr(wb + ws, kq);
       store8<Out>(mr, x.c0, x.c1, x.c2, x.c3, x.c4, x.c5, x.c6, x.c7, corr0, scale + n0, 0xFFFF,
                   cr, c_stride, os);
       store8<Out>(mr, x.d0, x.d1, x.d2, x.d3, x.d4, x.d5, x.d6, x.d7, corr1, scale + n0 + NR,
-                  mask(nc - n0 - NR), cr + NR, c_stride, os);
+                  cols_mask(nc - n0 - NR), cr + NR, c_stride, os);
       n0 += NR;
       continue;
     }
@@ -477,7 +472,7 @@ void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* co
       loop8<kFlip>(cq, wb + t * cq * 4 * NR, rows + t * MR, c0, c1, c2, c3, c4, c5, c6, c7);
     __m512i corr = _mm512_setzero_si512();
     if constexpr (Form == 1) corr = column_corr(wb, kq);
-    store8<Out>(mr, c0, c1, c2, c3, c4, c5, c6, c7, corr, scale + n0, mask(nc - n0), cr,
+    store8<Out>(mr, c0, c1, c2, c3, c4, c5, c6, c7, corr, scale + n0, cols_mask(nc - n0), cr,
                 c_stride, os);
   }
 }
