@@ -913,7 +913,7 @@ class Q8ConvOp : public Op {
     tile_rows_ = even_tiles(tile_rows_, mr);
     tile_cap_ = tile_rows_ + mr - 1;  // see tile_span
     const size_t kq4 = (k_ + 3) / 4 * 4;
-    const size_t wide = std::max(nr, xk_->nr_wide);
+    const size_t wide = wide_cols(nr);
     col_block_ = std::max(wide, xk_->col_block_bytes / kq4 / wide * wide);
     // Inputs small enough to pad once per run (see run_x8): every tap of every pixel inside.
     const size_t padded = d.batch * pad_h_ * pad_w_ * g.c;
@@ -1020,6 +1020,9 @@ class Q8ConvOp : public Op {
     const size_t end = t + 1 == sp.tiles ? pixels_ : sp.step * ((t + 1) * units / sp.tiles);
     return {p0, end - p0};
   }
+  // The columns a byte kernel computes at once where a call has them (its nr_wide; nr for the
+  // others): column blocks and thread parts are multiples of it.
+  size_t wide_cols(size_t nr) const { return xk_ ? std::max(nr, xk_->nr_wide) : nr; }
   Split split(size_t mr, size_t nr, const ThreadPool& pool) const {
     const size_t threads = size_t(pool.threads());
     size_t rows = tile_rows_, tiles = (pixels_ + rows - 1) / rows;
@@ -1038,8 +1041,7 @@ class Q8ConvOp : public Op {
       rows = ((pixels_ + threads - 1) / threads + mr - 1) / mr * mr;
       tiles = (pixels_ + rows - 1) / rows;
     }
-    // Parts of whole wide blocks where the kernel has them (xk_->nr_wide).
-    const size_t wide = xk_ ? std::max(nr, xk_->nr_wide) : nr;
+    const size_t wide = wide_cols(nr);  // parts of whole wide blocks
     const size_t blocks = (ng_ + wide - 1) / wide;
     const size_t want = (xk_ && xk_->copies_rows ? 1 : 4) * threads;
     const size_t tg = tiles * d_.group;
