@@ -142,6 +142,36 @@ bool cpu_has_avx512vbmi() {
 #endif
 }
 
+bool cpu_has_dual_zmm_vnni() {
+#ifdef EDGERT_X86
+  if (!cpu_has_avx512vnni()) return false;
+  unsigned a, b, c, d;
+  __cpuid(0, a, b, c, d);
+  const bool amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;  // "AuthenticAMD"
+  if (!amd) return false;
+  __cpuid(1, a, b, c, d);
+  const unsigned family = ((a >> 8) & 0xF) + ((a >> 20) & 0xFF);
+  const unsigned model = ((a >> 4) & 0xF) | ((a >> 12) & 0xF0);
+  if (family != 0x1A) return false;
+  return !((model >= 0x20 && model <= 0x2F) || (model >= 0x60 && model <= 0x7F));
+#else
+  return false;
+#endif
+}
+
+bool vnni_wide_tiles() {
+  static const int wide = [] {  // -1: a bad EDGERT_VNNI_TILE, reported by every call
+    const char* env = std::getenv("EDGERT_VNNI_TILE");
+    if (env == nullptr || *env == '\0') return cpu_has_dual_zmm_vnni() ? 1 : 0;
+    const std::string v(env);
+    return v == "8x32" ? 1 : v == "8x16" ? 0 : -1;
+  }();
+  if (wide < 0)
+    throw std::runtime_error(std::string("EDGERT_VNNI_TILE=") + std::getenv("EDGERT_VNNI_TILE") +
+                             " is not a tile (8x16 or 8x32)");
+  return wide == 1;
+}
+
 Isa active_isa() {
   static const Isa isa = choose();  // a throw leaves it unset, so every call reports the error
   return isa;

@@ -33,6 +33,17 @@ bool isa_runs_avx512vnni();
 // saves the ZMM state: avx512vnni kernels with a VBMI form (x8-lut) take it. False off x86.
 bool cpu_has_avx512vbmi();
 
+// The avx512vnni GEMM runs 8x32 tiles (16 accumulators) rather than 8x16 ones: by default where
+// the CPU issues two zmm vpdpbusd a cycle (cpu_has_dual_zmm_vnni); EDGERT_VNNI_TILE=8x16|8x32
+// overrides it (tests, benchmarks). Another value throws std::runtime_error naming it (the module
+// asks at import, like active_isa).
+bool vnni_wide_tiles();
+// AMD family 1Ah (Zen 5) server and desktop parts: full-width 512-bit units, two zmm vpdpbusd a
+// cycle. False for Zen 4, which splits each zmm op over its 256-bit units (one a cycle), for
+// family 1Ah's mobile parts (models 20h-2Fh, 60h-7Fh: 256-bit units), for the Intel CPUs the
+// 8x16 tiles were tuned on, for other CPUs and off x86.
+bool cpu_has_dual_zmm_vnni();
+
 // AArch64 only: the CPU has the Armv8.2 dot-product instructions (SDOT/UDOT, hwcap asimddp), so
 // neon kernels may take their dot-product form. False elsewhere and under EDGERT_ISA=scalar.
 bool neon_has_dot();

@@ -416,6 +416,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = EDGERT_VERSION;
   py::register_exception<ModelError>(m, "ModelError", PyExc_ValueError);
   active_isa();  // an impossible EDGERT_ISA fails the import here (ImportError)
+  vnni_wide_tiles();  // so does a bad EDGERT_VNNI_TILE
 
   m.def("isa", [] { return std::string(isa_name(active_isa())); },
         "The kernel ISA in use: 'amx', 'avx512vnni', 'avx2', 'neon' or 'scalar'.");

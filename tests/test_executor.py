@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -295,6 +296,27 @@ def test_isa_override():
     assert r.returncode != 0 and "EDGERT_ISA=bogus is not available" in r.stderr
     r = run_python(code, EDGERT_ISA="")
     assert r.returncode == 0 and r.stdout.strip() == _core.available_isas()[-1], r.stderr
+
+
+def _dual_zmm_vnni_cpu():
+    """From /proc/cpuinfo: an AMD family 1Ah part outside the mobile models (isa.h)."""
+    info = Path("/proc/cpuinfo").read_text()
+    field = lambda k: re.search(rf"^{k}\s*:\s*(\S+)", info, re.M).group(1)
+    model = int(field("model"))
+    return (field("vendor_id") == "AuthenticAMD" and int(field("cpu family")) == 0x1A
+            and not (0x20 <= model <= 0x2F or 0x60 <= model <= 0x7F))
+
+
+@pytest.mark.skipif("avx512vnni" not in _core.available_isas(), reason="no AVX-512 VNNI here")
+def test_vnni_tile_follows_the_cpu_and_the_override():
+    code = "from edgert import _core; print(_core.x8_kernel(64, 64, 64))"
+    want = "8x32" if _dual_zmm_vnni_cpu() else "8x16"
+    for tile, expect in (("", want), ("8x16", "8x16"), ("8x32", "8x32")):
+        r = run_python(code, EDGERT_ISA="avx512vnni", EDGERT_VNNI_TILE=tile)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == f"q8_gemm_x8_minmax_fp32_ukernel_{expect}c4__avx512vnni"
+    r = run_python(code, EDGERT_ISA="avx512vnni", EDGERT_VNNI_TILE="8x64")
+    assert r.returncode != 0 and "EDGERT_VNNI_TILE=8x64 is not a tile" in r.stderr
 
 
 def _task_cpu_ns():

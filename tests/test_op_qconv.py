@@ -481,7 +481,8 @@ pickle.dump((_core.isa(), outs), open(sys.argv[2], "wb"))
 
 
 def run_under_isa(isa, cases):
-    """cases: [(op_type, inputs, outputs, attrs, threads)] run with EDGERT_ISA=isa."""
+    """cases: [(op_type, inputs, outputs, attrs, threads)] run with EDGERT_ISA=isa; "isa:tile"
+    also sets EDGERT_VNNI_TILE (the avx512vnni GEMM's tiles)."""
     import os
     import pickle
     import subprocess
@@ -491,17 +492,31 @@ def run_under_isa(isa, cases):
     with tempfile.TemporaryDirectory() as td:
         src, dst = Path(td) / "in.pkl", Path(td) / "out.pkl"
         src.write_bytes(pickle.dumps(cases))
-        env = dict(os.environ, EDGERT_ISA=isa)
+        name, _, tile = isa.partition(":")
+        env = dict(os.environ, EDGERT_ISA=name)
+        if tile:
+            env["EDGERT_VNNI_TILE"] = tile
         subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(src), str(dst),
                         str(Path(__file__).parent)], env=env, check=True)
         got_isa, outs = pickle.loads(dst.read_bytes())
-    assert got_isa == isa
+    assert got_isa == name
     return outs
 
 
-def other_isas():
+def vnni_tile():
+    """The tiles of the avx512vnni GEMM in this process (ISA avx512vnni): 8x16 or 8x32."""
     from edgert import _core
-    return [i for i in _core.available_isas() if i != _core.isa()]
+    return "8x32" if "_8x32c4_" in _core.x8_kernel(64, 64, 64) else "8x16"
+
+
+def other_isas():
+    """The other ISAs this machine runs, avx512vnni with each of its GEMM tiles."""
+    from edgert import _core
+    here = _core.isa() + (":" + vnni_tile() if _core.isa() == "avx512vnni" else "")
+    configs = []
+    for i in _core.available_isas():
+        configs += [i + ":8x16", i + ":8x32"] if i == "avx512vnni" else [i]
+    return [c for c in configs if c != here]
 
 
 def shape_weights(cs, form, rng):

@@ -1,7 +1,8 @@
-// AVX-512 VNNI byte-form q8-gemm, up to 8x16 tile, K in quads (c4): one vpdpbusd (zmm) per row
-// and quad adds the four u8 × s8 products of each of 16 columns into its int32 lane, with no int16
-// step, so the pair_u8 operand is exact for any w' in [−128, 127]. pair_u8 (fn[0]) reads raw rows
-// as the AVX2 kernel does; sign_s8 (fn[1]) reads raw rows too (exact_pairs, see q8-gemm-x8.h):
+// AVX-512 VNNI byte-form q8-gemm, tiles of up to 8x16 (8x32 in the wide table: two blocks), K in
+// quads (c4): one vpdpbusd (zmm) per row, quad and 16-column block adds the four u8 × s8
+// products of each column into its int32 lane, with no int16 step, so the pair_u8 operand is
+// exact for any w' in [−128, 127]. pair_u8 (fn[0]) reads raw rows as the AVX2 kernel does;
+// sign_s8 (fn[1]) reads raw rows too (exact_pairs, see q8-gemm-x8.h):
 // it multiplies the same operand u = s ^ 0x80 and subtracts 128·Σw' (one more vpdpbusd of 0x80
 // bytes per quad and column block), which is the sign_s8 sum its bias was corrected for.
 // Reads A rows only below k (the last partial quad by a masked load); tiles of fewer than 4 rows
@@ -393,8 +394,9 @@ __attribute__((noinline)) void gemm_rows_wide(size_t rn, size_t nc, size_t k,
                             scale + n0, cols_mask(nc - n0), c + n0, c_stride, os);
 }
 
-// Both entry points: row_off nullptr, or each row's offset to its accumulators.
-template <int Form, class In, class Out>
+// Both entry points: row_off nullptr, or each row's offset to its accumulators. Wide: 5 to 8 rows
+// of more than 16 columns and k >= kWideMinK run in column pairs (gemm_rows_wide).
+template <bool Wide, int Form, class In, class Out>
 void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                const int32_t* bias, size_t bias_stride, const int32_t* row_off,
                const float* scale, void* c_out, size_t c_stride, const Q8Requant& rq) {
@@ -416,7 +418,7 @@ void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
       EDGERT_ROWS(1) EDGERT_ROWS(2) EDGERT_ROWS(3) EDGERT_ROWS(4)
 #undef EDGERT_ROWS
       default:  // 5 to 8
-        if (nc > NR && k >= kWideMinK) {
+        if (Wide && nc > NR && k >= kWideMinK) {
           gemm_rows_wide<Form, kFlip, Out>(rn, nc, k, rows, w, br, bias_stride, ro, scale, c,
                                            c_stride, os);
           break;
@@ -427,25 +429,25 @@ void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
   }
 }
 
-template <int Form, class In, class Out>
+template <bool Wide, int Form, class In, class Out>
 void gemm_8x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                const int32_t* bias, size_t bias_stride, const float* scale, void* c_out,
                size_t c_stride, const Q8Requant& rq) {
-  gemm_impl<Form, In, Out>(mr, nc, k, a, w, bias, bias_stride, nullptr, scale, c_out, c_stride,
+  gemm_impl<Wide, Form, In, Out>(mr, nc, k, a, w, bias, bias_stride, nullptr, scale, c_out, c_stride,
                            rq);
 }
 
-template <class In, class Out>
+template <bool Wide, class In, class Out>
 void gemm_8x16_off(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                    const int32_t* bias, const int32_t* row_off, const float* scale, void* c_out,
                    size_t c_stride, const Q8Requant& rq) {
-  gemm_impl<0, In, Out>(mr, nc, k, a, w, bias, 0, row_off, scale, c_out, c_stride, rq);
+  gemm_impl<Wide, 0, In, Out>(mr, nc, k, a, w, bias, 0, row_off, scale, c_out, c_stride, rq);
 }
 
 // Indirect rows (see Q8GemmX8IndirectFn), one group of at most 8: per 16-column block, the 8-row
 // K loop once per tap on that tap's pointers and quads. Rows >= mr repeat whatever pointers the
-// caller put there.
-template <int Form, bool kFlip, class Out>
+// caller put there. Wide: blocks in pairs (sums8x2) where two remain.
+template <bool Wide, int Form, bool kFlip, class Out>
 void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* const* rows,
                  const int8_t* w, const int32_t* bias, const float* scale, Out* c,
                  size_t c_stride, const OutStage& os) {
@@ -453,7 +455,7 @@ void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* co
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const int8_t* wb = w + n0 / NR * ws;
     Out* cr = c + n0;
-    if (nc - n0 > NR) {  // two blocks at once (sums8x2)
+    if (Wide && nc - n0 > NR) {  // two blocks at once (sums8x2)
       Acc16 x = sums8x2<kFlip>(rows, taps, cq, wb, ws);
       add_init8(MR, bias + n0, 0, nullptr, x.c0, x.c1, x.c2, x.c3, x.c4, x.c5, x.c6, x.c7);
       add_init8(MR, bias + n0 + NR, 0, nullptr, x.d0, x.d1, x.d2, x.d3, x.d4, x.d5, x.d6, x.d7);
@@ -477,7 +479,7 @@ void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* co
   }
 }
 
-template <int Form, class In, class Out>
+template <bool Wide, int Form, class In, class Out>
 void igemm_8x16(size_t mr, size_t nc, size_t taps, size_t cg, const void* const* a,
                 const int8_t* w, const int32_t* bias, const float* scale, void* c_out,
                 size_t c_stride, const Q8Requant& rq) {
@@ -486,29 +488,37 @@ void igemm_8x16(size_t mr, size_t nc, size_t taps, size_t cg, const void* const*
   Out* c = static_cast<Out*>(c_out);
   const OutStage os(rq);
   for (size_t r0 = 0; r0 < mr; r0 += MR)  // groups of MR rows, MR·taps pointers each
-    igemm_group<Form, kFlip, Out>(mr - r0 < MR ? mr - r0 : MR, nc, taps, cg, rows + r0 * taps, w,
+    igemm_group<Wide, Form, kFlip, Out>(mr - r0 < MR ? mr - r0 : MR, nc, taps, cg, rows + r0 * taps, w,
                                   bias, scale, c + r0 * c_stride, c_stride, os);
 }
 
 }  // namespace
 
-#define EDGERT_X8_IROW(F, In) {igemm_8x16<F, In, uint8_t>, igemm_8x16<F, In, int8_t>, \
-                               igemm_8x16<F, In, float>}
-#define EDGERT_X8_ROW(F, In) {gemm_8x16<F, In, uint8_t>, gemm_8x16<F, In, int8_t>, \
-                              gemm_8x16<F, In, float>}
-const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni = {
-    "q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni", MR, NR,
-    {{EDGERT_X8_ROW(0, uint8_t), EDGERT_X8_ROW(0, int8_t)},
-     {EDGERT_X8_ROW(1, uint8_t), EDGERT_X8_ROW(1, int8_t)}},
-    nullptr, q8_gemm_x8_scan_pack__avx2, true,  // the AVX2 packing: same layout
-    {{EDGERT_X8_IROW(0, uint8_t), EDGERT_X8_IROW(0, int8_t)},
-     {EDGERT_X8_IROW(1, uint8_t), EDGERT_X8_IROW(1, int8_t)}},
-    nullptr, nullptr, q8_gemm_x8_gather_taps__avx2, 24 << 10, false,
-    {{gemm_8x16_off<uint8_t, uint8_t>, gemm_8x16_off<uint8_t, int8_t>,
-      gemm_8x16_off<uint8_t, float>},
-     {gemm_8x16_off<int8_t, uint8_t>, gemm_8x16_off<int8_t, int8_t>,
-      gemm_8x16_off<int8_t, float>}},
-    2 * NR};
+// The 8x16 table runs one 16-column block at a time; the 8x32 one runs blocks in pairs where it
+// can (16 accumulators), which pays only where two zmm vpdpbusd issue a cycle (cpu_has_dual_zmm_vnni:
+// 8 chains leave half of a Zen 5's VNNI units idle; on a Zen 4, which splits each zmm op over
+// its 256-bit units, the pairs ran MobileNetV2 6 % slower for their output stage's spills).
+#define EDGERT_X8_IROW(W, F, In) {igemm_8x16<W, F, In, uint8_t>, igemm_8x16<W, F, In, int8_t>, \
+                                  igemm_8x16<W, F, In, float>}
+#define EDGERT_X8_ROW(W, F, In) {gemm_8x16<W, F, In, uint8_t>, gemm_8x16<W, F, In, int8_t>, \
+                                 gemm_8x16<W, F, In, float>}
+#define EDGERT_X8_TABLE(NAME, W)                                                            \
+  const Q8GemmX8UKernel NAME = {                                                            \
+      #NAME, MR, NR,                                                                        \
+      {{EDGERT_X8_ROW(W, 0, uint8_t), EDGERT_X8_ROW(W, 0, int8_t)},                         \
+       {EDGERT_X8_ROW(W, 1, uint8_t), EDGERT_X8_ROW(W, 1, int8_t)}},                        \
+      nullptr, q8_gemm_x8_scan_pack__avx2, true, /* the AVX2 packing: same layout */        \
+      {{EDGERT_X8_IROW(W, 0, uint8_t), EDGERT_X8_IROW(W, 0, int8_t)},                       \
+       {EDGERT_X8_IROW(W, 1, uint8_t), EDGERT_X8_IROW(W, 1, int8_t)}},                      \
+      nullptr, nullptr, q8_gemm_x8_gather_taps__avx2, 24 << 10, false,                      \
+      {{gemm_8x16_off<W, uint8_t, uint8_t>, gemm_8x16_off<W, uint8_t, int8_t>,              \
+        gemm_8x16_off<W, uint8_t, float>},                                                  \
+       {gemm_8x16_off<W, int8_t, uint8_t>, gemm_8x16_off<W, int8_t, int8_t>,                \
+        gemm_8x16_off<W, int8_t, float>}},                                                  \
+      W ? 2 * NR : 0};
+EDGERT_X8_TABLE(q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni, false)
+EDGERT_X8_TABLE(q8_gemm_x8_minmax_fp32_ukernel_8x32c4__avx512vnni, true)
+#undef EDGERT_X8_TABLE
 #undef EDGERT_X8_ROW
 #undef EDGERT_X8_IROW
 

@@ -173,6 +173,9 @@ extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2;
 
 // AVX-512 VNNI (F/BW/VL/VNNI): up to 8x16 tile of vpdpbusd on the pair_u8 operand, exact pairs.
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni;
+// The same with 8x32 tiles (two 16-column blocks, nr_wide 32) for rows of more than 16 columns:
+// for CPUs that issue two zmm vpdpbusd a cycle (vnni_wide_tiles() in isa.h).
+extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_8x32c4__avx512vnni;
 // AMX-INT8: 32x32 steps of tdpbusd (four accumulator tiles), A rows copied into a zero-padded
 // panel, B tiles read in place from the same packing; exact pairs.
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_32x32c4__amx;
@@ -189,8 +192,9 @@ void q8_gemm_x8_gather_taps__avx2(const uint8_t* src, size_t pix, size_t step, s
 // AArch64 with the dot product (hwcap asimddp): 4x16 tile of SDOT on the signed operand.
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__neondot;
 
-// The byte-form variant for the active ISA (avx512vnni's under amx), or nullptr (scalar, neon
-// without the dot product: the engine then runs the int16 q8-gemm table).
+// The byte-form variant for the active ISA (avx512vnni's under amx; its 8x32 table where
+// vnni_wide_tiles()), or nullptr (scalar, neon without the dot product: the engine then runs the
+// int16 q8-gemm table).
 const Q8GemmX8UKernel* q8_gemm_x8_ukernel();
 // The variant for a layer of m rows, n columns and depth k: under amx, the amx kernel where the
 // layer gives its tiles enough work (k > 32, m >= 16, m·n·k >= 2^20 products; measured on a Xeon

@@ -182,7 +182,9 @@ const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_1x16__scalar = {
 
 const Q8GemmX8UKernel* q8_gemm_x8_ukernel() {
 #if defined(__x86_64__) || defined(_M_X64)
-  if (isa_runs_avx512vnni()) return &q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni;
+  if (isa_runs_avx512vnni())
+    return vnni_wide_tiles() ? &q8_gemm_x8_minmax_fp32_ukernel_8x32c4__avx512vnni
+                             : &q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni;
   if (isa_runs_avx2()) return &q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2;
 #endif
 #if defined(__aarch64__)
