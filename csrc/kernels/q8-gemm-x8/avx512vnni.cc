@@ -433,8 +433,8 @@ template <bool Wide, int Form, class In, class Out>
 void gemm_8x16(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                const int32_t* bias, size_t bias_stride, const float* scale, void* c_out,
                size_t c_stride, const Q8Requant& rq) {
-  gemm_impl<Wide, Form, In, Out>(mr, nc, k, a, w, bias, bias_stride, nullptr, scale, c_out, c_stride,
-                           rq);
+  gemm_impl<Wide, Form, In, Out>(mr, nc, k, a, w, bias, bias_stride, nullptr, scale, c_out,
+                                 c_stride, rq);
 }
 
 template <bool Wide, class In, class Out>
@@ -446,8 +446,10 @@ void gemm_8x16_off(size_t mr, size_t nc, size_t k, const void* const* a, const i
 
 // Indirect rows (see Q8GemmX8IndirectFn), one group of at most 8: per 16-column block, the 8-row
 // K loop once per tap on that tap's pointers and quads. Rows >= mr repeat whatever pointers the
-// caller put there. Wide: blocks in pairs (sums8x2) where two remain.
-template <bool Wide, int Form, bool kFlip, class Out>
+// caller put there. Blocks in pairs (sums8x2) where two remain, in both tables: on a Zen 4 too
+// (one zmm vpdpbusd a cycle) that ran ResNet-18 1.6-3 % faster than single blocks (two A/Bs of
+// 6 processes each) and MobileNetV2 no slower.
+template <int Form, bool kFlip, class Out>
 void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* const* rows,
                  const int8_t* w, const int32_t* bias, const float* scale, Out* c,
                  size_t c_stride, const OutStage& os) {
@@ -455,7 +457,7 @@ void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* co
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
     const int8_t* wb = w + n0 / NR * ws;
     Out* cr = c + n0;
-    if (Wide && nc - n0 > NR) {  // two blocks at once (sums8x2)
+    if (nc - n0 > NR) {  // two blocks at once (sums8x2)
       Acc16 x = sums8x2<kFlip>(rows, taps, cq, wb, ws);
       add_init8(MR, bias + n0, 0, nullptr, x.c0, x.c1, x.c2, x.c3, x.c4, x.c5, x.c6, x.c7);
       add_init8(MR, bias + n0 + NR, 0, nullptr, x.d0, x.d1, x.d2, x.d3, x.d4, x.d5, x.d6, x.d7);
@@ -479,7 +481,7 @@ void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* co
   }
 }
 
-template <bool Wide, int Form, class In, class Out>
+template <int Form, class In, class Out>
 void igemm_8x16(size_t mr, size_t nc, size_t taps, size_t cg, const void* const* a,
                 const int8_t* w, const int32_t* bias, const float* scale, void* c_out,
                 size_t c_stride, const Q8Requant& rq) {
@@ -488,18 +490,19 @@ void igemm_8x16(size_t mr, size_t nc, size_t taps, size_t cg, const void* const*
   Out* c = static_cast<Out*>(c_out);
   const OutStage os(rq);
   for (size_t r0 = 0; r0 < mr; r0 += MR)  // groups of MR rows, MR·taps pointers each
-    igemm_group<Wide, Form, kFlip, Out>(mr - r0 < MR ? mr - r0 : MR, nc, taps, cg, rows + r0 * taps, w,
+    igemm_group<Form, kFlip, Out>(mr - r0 < MR ? mr - r0 : MR, nc, taps, cg, rows + r0 * taps, w,
                                   bias, scale, c + r0 * c_stride, c_stride, os);
 }
 
 }  // namespace
 
-// The 8x16 table runs one 16-column block at a time; the 8x32 one runs blocks in pairs where it
-// can (16 accumulators), which pays only where two zmm vpdpbusd issue a cycle (cpu_has_dual_zmm_vnni:
-// 8 chains leave half of a Zen 5's VNNI units idle; on a Zen 4, which splits each zmm op over
-// its 256-bit units, the pairs ran MobileNetV2 6 % slower for their output stage's spills).
-#define EDGERT_X8_IROW(W, F, In) {igemm_8x16<W, F, In, uint8_t>, igemm_8x16<W, F, In, int8_t>, \
-                                  igemm_8x16<W, F, In, float>}
+// Direct rows: the 8x16 table runs one 16-column block at a time; the 8x32 one runs blocks in
+// pairs where it can (16 accumulators), which pays only where two zmm vpdpbusd issue a cycle
+// (vnni_wide_tiles: 8 chains leave half of a Zen 5's VNNI units idle; on a Zen 4, which splits
+// each zmm op over its 256-bit units, the pairs ran MobileNetV2 9 % slower). Indirect rows run
+// in pairs in both.
+#define EDGERT_X8_IROW(F, In) {igemm_8x16<F, In, uint8_t>, igemm_8x16<F, In, int8_t>, \
+                               igemm_8x16<F, In, float>}
 #define EDGERT_X8_ROW(W, F, In) {gemm_8x16<W, F, In, uint8_t>, gemm_8x16<W, F, In, int8_t>, \
                                  gemm_8x16<W, F, In, float>}
 #define EDGERT_X8_TABLE(NAME, W)                                                            \
@@ -508,8 +511,8 @@ void igemm_8x16(size_t mr, size_t nc, size_t taps, size_t cg, const void* const*
       {{EDGERT_X8_ROW(W, 0, uint8_t), EDGERT_X8_ROW(W, 0, int8_t)},                         \
        {EDGERT_X8_ROW(W, 1, uint8_t), EDGERT_X8_ROW(W, 1, int8_t)}},                        \
       nullptr, q8_gemm_x8_scan_pack__avx2, true, /* the AVX2 packing: same layout */        \
-      {{EDGERT_X8_IROW(W, 0, uint8_t), EDGERT_X8_IROW(W, 0, int8_t)},                       \
-       {EDGERT_X8_IROW(W, 1, uint8_t), EDGERT_X8_IROW(W, 1, int8_t)}},                      \
+      {{EDGERT_X8_IROW(0, uint8_t), EDGERT_X8_IROW(0, int8_t)},                             \
+       {EDGERT_X8_IROW(1, uint8_t), EDGERT_X8_IROW(1, int8_t)}},                            \
       nullptr, nullptr, q8_gemm_x8_gather_taps__avx2, 24 << 10, false,                      \
       {{gemm_8x16_off<W, uint8_t, uint8_t>, gemm_8x16_off<W, uint8_t, int8_t>,              \
         gemm_8x16_off<W, uint8_t, float>},                                                  \

@@ -171,10 +171,11 @@ extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_1x16__scalar;
 // AVX2: 4x16 tile of vpmaddubsw + vpmaddwd (+ vpabsb/vpsignb for sign_s8).
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_4x16c4__avx2;
 
-// AVX-512 VNNI (F/BW/VL/VNNI): up to 8x16 tile of vpdpbusd on the pair_u8 operand, exact pairs.
+// AVX-512 VNNI (F/BW/VL/VNNI): up to 8x16 tile of vpdpbusd on the pair_u8 operand, exact pairs
+// (indirect rows: 8x32 where a call has more than 16 columns).
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni;
-// The same with 8x32 tiles (two 16-column blocks, nr_wide 32) for rows of more than 16 columns:
-// for CPUs that issue two zmm vpdpbusd a cycle (vnni_wide_tiles() in isa.h).
+// The same with 8x32 tiles (two 16-column blocks, nr_wide 32) for direct rows of more than 16
+// columns too: for CPUs that issue two zmm vpdpbusd a cycle (vnni_wide_tiles() in isa.h).
 extern const Q8GemmX8UKernel q8_gemm_x8_minmax_fp32_ukernel_8x32c4__avx512vnni;
 // AMX-INT8: 32x32 steps of tdpbusd (four accumulator tiles), A rows copied into a zero-padded
 // panel, B tiles read in place from the same packing; exact pairs.
