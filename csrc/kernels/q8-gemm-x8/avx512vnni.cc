@@ -446,9 +446,9 @@ void gemm_8x16_off(size_t mr, size_t nc, size_t k, const void* const* a, const i
 
 // Indirect rows (see Q8GemmX8IndirectFn), one group of at most 8: per 16-column block, the 8-row
 // K loop once per tap on that tap's pointers and quads. Rows >= mr repeat whatever pointers the
-// caller put there. Blocks in pairs (sums8x2) where two remain, in both tables: on a Zen 4 too
-// (one zmm vpdpbusd a cycle) that ran ResNet-18 1.6-3 % faster than single blocks (two A/Bs of
-// 6 processes each) and MobileNetV2 no slower.
+// caller put there. Blocks in pairs (sums8x2) where two remain, in both tables (nr_wide 32 in
+// both, so the engine's calls have the columns): on a Zen 4 too, one zmm vpdpbusd a cycle, a
+// 28x28x128 3x3 conv ran at 219-225 G MAC/s against 182-192 in single blocks.
 template <int Form, bool kFlip, class Out>
 void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* const* rows,
                  const int8_t* w, const int32_t* bias, const float* scale, Out* c,
@@ -499,7 +499,7 @@ void igemm_8x16(size_t mr, size_t nc, size_t taps, size_t cg, const void* const*
 // Direct rows: the 8x16 table runs one 16-column block at a time; the 8x32 one runs blocks in
 // pairs where it can (16 accumulators), which pays only where two zmm vpdpbusd issue a cycle
 // (vnni_wide_tiles: 8 chains leave half of a Zen 5's VNNI units idle; on a Zen 4, which splits
-// each zmm op over its 256-bit units, the pairs ran MobileNetV2 9 % slower). Indirect rows run
+// each zmm op over its 256-bit units, the pairs ran MobileNetV2 6-9 % slower). Indirect rows run
 // in pairs in both.
 #define EDGERT_X8_IROW(F, In) {igemm_8x16<F, In, uint8_t>, igemm_8x16<F, In, int8_t>, \
                                igemm_8x16<F, In, float>}
@@ -518,7 +518,7 @@ void igemm_8x16(size_t mr, size_t nc, size_t taps, size_t cg, const void* const*
         gemm_8x16_off<W, uint8_t, float>},                                                  \
        {gemm_8x16_off<W, int8_t, uint8_t>, gemm_8x16_off<W, int8_t, int8_t>,                \
         gemm_8x16_off<W, int8_t, float>}},                                                  \
-      W ? 2 * NR : 0};
+      2 * NR};  /* nr_wide: indirect rows pair their blocks in both */
 EDGERT_X8_TABLE(q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni, false)
 EDGERT_X8_TABLE(q8_gemm_x8_minmax_fp32_ukernel_8x32c4__avx512vnni, true)
 #undef EDGERT_X8_TABLE

@@ -106,8 +106,8 @@ struct Q8GemmX8UKernel {
   // Optional (exact_pairs kernels): fn[0] with per-row offsets, [input u8, i8][output].
   Q8GemmX8RowOffFn row_off[2][3] = {};
   // The kernel computes this many columns at once where a call has them (avx512vnni: two blocks
-  // of nr, 16 accumulators); the engine's column blocks and thread parts are then multiples of
-  // it. 0: nr.
+  // of nr, 16 accumulators, on indirect rows, and on direct rows too in its 8x32 table); the
+  // engine's column blocks and thread parts are then multiples of it. 0: nr.
   size_t nr_wide = 0;
 };
 
