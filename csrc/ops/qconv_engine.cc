@@ -1020,9 +1020,12 @@ class Q8ConvOp : public Op {
     const size_t end = t + 1 == sp.tiles ? pixels_ : sp.step * ((t + 1) * units / sp.tiles);
     return {p0, end - p0};
   }
-  // The columns a byte kernel computes at once where a call has them (its nr_wide; nr for the
-  // others): column blocks and thread parts are multiples of it.
-  size_t wide_cols(size_t nr) const { return xk_ ? std::max(nr, xk_->nr_wide) : nr; }
+  // The columns a byte kernel computes at once where a call has them (its nr_wide, or
+  // nr_wide_indirect for indirect rows; nr for the others): column blocks and thread parts are
+  // multiples of it.
+  size_t wide_cols(size_t nr) const {
+    return xk_ ? std::max(nr, ind_fn_ ? xk_->nr_wide_indirect : xk_->nr_wide) : nr;
+  }
   Split split(size_t mr, size_t nr, const ThreadPool& pool) const {
     const size_t threads = size_t(pool.threads());
     size_t rows = tile_rows_, tiles = (pixels_ + rows - 1) / rows;

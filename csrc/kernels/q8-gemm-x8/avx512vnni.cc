@@ -446,9 +446,9 @@ void gemm_8x16_off(size_t mr, size_t nc, size_t k, const void* const* a, const i
 
 // Indirect rows (see Q8GemmX8IndirectFn), one group of at most 8: per 16-column block, the 8-row
 // K loop once per tap on that tap's pointers and quads. Rows >= mr repeat whatever pointers the
-// caller put there. Blocks in pairs (sums8x2) where two remain, in both tables (nr_wide 32 in
-// both, so the engine's calls have the columns): on a Zen 4 too, one zmm vpdpbusd a cycle, a
-// 28x28x128 3x3 conv ran at 219-225 G MAC/s against 182-192 in single blocks.
+// caller put there. Blocks in pairs (sums8x2) where two remain, in both tables (nr_wide_indirect
+// 32 in both, so the engine's calls have the columns): on a Zen 4 too, one zmm vpdpbusd a cycle,
+// a 28x28x128 3x3 conv ran at 219-225 G MAC/s against 182-192 in single blocks.
 template <int Form, bool kFlip, class Out>
 void igemm_group(size_t mr, size_t nc, size_t taps, size_t cg, const uint8_t* const* rows,
                  const int8_t* w, const int32_t* bias, const float* scale, Out* c,
@@ -518,7 +518,7 @@ void igemm_8x16(size_t mr, size_t nc, size_t taps, size_t cg, const void* const*
         gemm_8x16_off<W, uint8_t, float>},                                                  \
        {gemm_8x16_off<W, int8_t, uint8_t>, gemm_8x16_off<W, int8_t, int8_t>,                \
         gemm_8x16_off<W, int8_t, float>}},                                                  \
-      2 * NR};  /* nr_wide: indirect rows pair their blocks in both */
+      W ? 2 * NR : 0, 2 * NR};  /* nr_wide, nr_wide_indirect */
 EDGERT_X8_TABLE(q8_gemm_x8_minmax_fp32_ukernel_8x16c4__avx512vnni, false)
 EDGERT_X8_TABLE(q8_gemm_x8_minmax_fp32_ukernel_8x32c4__avx512vnni, true)
 #undef EDGERT_X8_TABLE

@@ -105,10 +105,15 @@ struct Q8GemmX8UKernel {
   bool copies_rows = false;
   // Optional (exact_pairs kernels): fn[0] with per-row offsets, [input u8, i8][output].
   Q8GemmX8RowOffFn row_off[2][3] = {};
-  // The kernel computes this many columns at once where a call has them (avx512vnni: two blocks
-  // of nr, 16 accumulators, on indirect rows, and on direct rows too in its 8x32 table); the
-  // engine's column blocks and thread parts are then multiples of it. 0: nr.
+  // The kernel computes this many columns of direct rows at once where a call has them
+  // (avx512vnni's 8x32 table: two blocks of nr, 16 accumulators); the engine's column blocks
+  // and thread parts are then multiples of it. 0: nr.
   size_t nr_wide = 0;
+  // The same for indirect rows (avx512vnni: 2·nr in both tables). Kept apart because a column
+  // block of direct rows is sized to stay in L1 across row tiles: 32 columns of K = 960 are
+  // 30 KiB, which on a 32 KiB L1 made the 8x16 kernel's 49x960x320 GEMM run at 180-204 G MAC/s
+  // or 222 by where A sat (mod 4 KiB), against 222 everywhere in blocks of 16.
+  size_t nr_wide_indirect = 0;
 };
 
 // The largest k q8_gemm_x8_gpermute_rows takes.
