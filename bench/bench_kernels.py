@@ -86,8 +86,9 @@ def measured_peak():
 
 
 def _arena_copy(x):
-    """x in a 64-byte aligned buffer, where the executor's arena holds a model's tensors (a
-    model's first op reads the caller's array in place, wherever numpy put it)."""
+    """x copied to a 64-byte boundary, where the executor's arena puts a model's tensors: numpy
+    aligns to 16 bytes only, and a kernel's 32- or 64-byte loads from such an array can cross
+    cache lines where a layer inside a model never does."""
     buf = np.empty(x.nbytes + 64, np.uint8)
     start = (-buf.ctypes.data) % 64
     out = buf[start:start + x.nbytes].view(x.dtype).reshape(x.shape)
@@ -236,7 +237,8 @@ def test_zz_summary():
     """Prints the table (runs last): G MAC/s and fraction of the measured u8*s8 peak."""
     peak = measured_peak()
     isa = _core.isa() if hasattr(_core, "isa") else os.environ.get("EDGERT_ISA", "default")
-    print(f"\nISA {isa}; per-core u8*s8 peak: "
+    gemm = _core.x8_kernel(1024, 1024, 1024)  # avx512vnni: its 8x16 or 8x32 table
+    print(f"\nISA {isa} (int8 GEMM {gemm or 'int16 form'}); per-core u8*s8 peak: "
           f"{'%.1f G MAC/s' % peak if peak else 'unknown (set EDGERT_PEAK_GMACS)'}")
     print("| kernel | G MAC/s | % of peak |\n|---|---|---|")
     for name, g in RESULTS:
