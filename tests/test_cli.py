@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import edgert
+from edgert import _core
 from nets import quantize, tiny_cnn
 
 
@@ -37,6 +38,8 @@ def test_compile_then_info_and_equal_outputs(qmodel, tmp_path):
     info = edgert_cli("info", out).stdout
     for word in ("input: float32 [1, 3, 16, 16]", "prob:", "qconv 2", "MACs", "arena", "ISA"):
         assert word in info
+    gemm = _core.x8_kernel(1024, 1024, 1024)  # the table this CPU (or EDGERT_VNNI_TILE) picks
+    assert f"ISA: {edgert.isa()} (int8 GEMM {gemm or 'int16 form'})" in info
     x = np.random.default_rng(0).normal(0, 1, (1, 3, 16, 16)).astype(np.float32)
     np.testing.assert_array_equal(edgert.load(str(out)).run(None, {"input": x})[0],
                                   edgert.load(qmodel).run(None, {"input": x})[0])

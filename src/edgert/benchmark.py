@@ -149,7 +149,7 @@ def memory(runtime, model, threads, runs):
 
 def table(report):
     """The human-readable summary of a report."""
-    rows = [f"model: {report['model']}   ISA: {report['isa']}"]
+    rows = [f"model: {report['model']}   ISA: {report.get('isa_detail', report['isa'])}"]
     head = f"{'threads':>7} {'runtime':<12}{'load ms':>9}{'median':>9}{'p90':>9}{'p99':>9}{'runs/s':>9}{'peak MB':>9}"
     rows.append(head)
     for r in report["results"]:

@@ -50,15 +50,23 @@ def _arg_rows(args):
     return rows
 
 
-def cmd_info(args):
+def _isa_text():
+    """The ISA and the int8 GEMM kernel it runs large layers on (for reports and bug reports:
+    EDGERT_VNNI_TILE and the CPU pick among avx512vnni's tables)."""
     import edgert
+    from . import _core
+    gemm = _core.x8_kernel(1024, 1024, 1024)
+    return f"{edgert.isa()} (int8 GEMM {gemm or 'int16 form'})"
+
+
+def cmd_info(args):
     sess = _load(args.model)
     f = plan_facts(sess)
     print("\n".join([f"model: {args.model} ({os.path.getsize(args.model) / 1e6:.2f} MB)", "inputs:"]
                     + _arg_rows(sess.get_inputs()) + ["outputs:"] + _arg_rows(sess.get_outputs())))
     print("ops: " + ", ".join(f"{k} {v}" for k, v in sorted(f["ops"].items())))
     print(f"MACs: {f['macs'] / 1e6:.2f} M   weights: {f['weight_bytes'] / 1e6:.2f} MB   "
-          f"arena: {f['arena_bytes'] / 1e6:.3f} MB   ISA: {edgert.isa()}")
+          f"arena: {f['arena_bytes'] / 1e6:.3f} MB   ISA: {_isa_text()}")
     return 0
 
 
@@ -150,7 +158,8 @@ def cmd_bench(args):
         raise _Fail(f"--threads takes positive integers like 1,2, got '{args.threads}'") from None
     if feeds is None:
         feeds = B.make_inputs(_load(model), 8)
-    report = {"model": model, "isa": edgert.isa(), "runs": args.runs, "results": []}
+    report = {"model": model, "isa": edgert.isa(), "isa_detail": _isa_text(), "runs": args.runs,
+              "results": []}
     for t in threads:
         report["results"].append(B.run_bench(model, onnx_model, t, args.runs, args.warmup, feeds,
                                              against, _progress(f"{t} thread(s)")))
