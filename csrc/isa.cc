@@ -160,16 +160,19 @@ bool cpu_has_dual_zmm_vnni() {
 }
 
 bool vnni_wide_tiles() {
-  static const int wide = [] {  // -1: a bad EDGERT_VNNI_TILE, reported by every call
-    const char* env = std::getenv("EDGERT_VNNI_TILE");
-    if (env == nullptr || *env == '\0') return cpu_has_dual_zmm_vnni() ? 1 : 0;
-    const std::string v(env);
-    return v == "8x32" ? 1 : v == "8x16" ? 0 : -1;
+  // Read once; a bad value is kept (the variable may be gone by a later call) and reported by
+  // every call.
+  static const std::string env = [] {
+    const char* e = std::getenv("EDGERT_VNNI_TILE");
+    return std::string(e ? e : "");
   }();
-  if (wide < 0)
-    throw std::runtime_error(std::string("EDGERT_VNNI_TILE=") + std::getenv("EDGERT_VNNI_TILE") +
-                             " is not a tile (8x16 or 8x32)");
-  return wide == 1;
+  if (env.empty()) {
+    static const bool wide = cpu_has_dual_zmm_vnni();
+    return wide;
+  }
+  if (env != "8x32" && env != "8x16")
+    throw std::runtime_error("EDGERT_VNNI_TILE=" + env + " is not a tile (8x16 or 8x32)");
+  return env == "8x32";
 }
 
 Isa active_isa() {
