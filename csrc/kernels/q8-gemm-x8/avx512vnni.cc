@@ -94,6 +94,28 @@ inline void loop8(size_t kq, const int8_t* w, const uint8_t* const* a, __m512i& 
 #undef EDGERT_VNNI_OPERANDS
 }
 
+// loop8 for the four rows of half a tile, u8 input (gemm_rows8_halves).
+#define EDGERT_VNNI_LOOP4                                                                  \
+  "1:\n\t"                                                                                  \
+  "vmovdqu64 (%[w]), %%zmm16\n\t"                                                           \
+  "add $64, %[w]\n\t"                                                                       \
+  EDGERT_VNNI_ROW("a0", "c0", "17", "") EDGERT_VNNI_ROW("a1", "c1", "18", "")               \
+  EDGERT_VNNI_ROW("a2", "c2", "19", "") EDGERT_VNNI_ROW("a3", "c3", "20", "")               \
+  "add $4, %[off]\n\t"                                                                      \
+  "cmp %[end], %[off]\n\t"                                                                  \
+  "jne 1b\n\t"
+
+inline void loop4(size_t kq, const int8_t* w, const uint8_t* const* a, __m512i& c0, __m512i& c1,
+                  __m512i& c2, __m512i& c3) {
+  size_t off = 0;
+  __asm__(EDGERT_VNNI_LOOP4
+          : [c0] "+v"(c0), [c1] "+v"(c1), [c2] "+v"(c2), [c3] "+v"(c3), [w] "+r"(w),
+            [off] "+r"(off)
+          : [end] "r"(4 * kq), [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3])
+          : "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "cc", "memory");
+}
+#undef EDGERT_VNNI_LOOP4
+
 // Accumulators of an 8-row tile over two column blocks: c (first block), d (second).
 struct Acc16 {
   __m512i c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7;
@@ -373,6 +395,43 @@ inline void gemm_rows(size_t rn, size_t nc, size_t k, const uint8_t* const* rows
   }
 }
 
+// Direct rows of nc > NR columns and k <= kHalvesMaxK, in the common case (8 rows, one bias
+// row, no row offsets, form 0, u8 input, byte output without the guard, whole quads) run in
+// half tiles, software-pipelined: per 16-column block, the K loop of rows 0-3, the output stage
+// of the previous block's rows 4-7, the K loop of rows 4-7, the output stage of rows 0-3. At
+// small k the output stage costs as much as the multiplies, and with each block's output stage
+// behind the whole next K loop the two hardly overlapped; here an output stage's inputs are
+// ready when it is issued, beside a K loop's independent vpdpbusd. On a Zen 4 (kernel alone,
+// both builds at once on the two cores, then swapped): 12544x16x96 178 -> 161 us, 3136x24x144
+// 83 -> 74, 784x32x192 33 -> 29; through the engine MobileNetV2's 112x112 16 -> 96 conv
+// 183 -> 175. No gain at k >= 96 (1024^3 2-4 % slower in halves). A version for every case
+// (partial tiles, row offsets, form 1, flips, the guard: more branches in the loop) ran
+// 12544x16x96 no faster than gemm_rows.
+constexpr size_t kHalvesMaxK = 64;
+
+template <class Out>
+__attribute__((noinline)) void gemm_rows8_halves(size_t nc, size_t k, const uint8_t* const* a,
+                                                 const int8_t* w, const int32_t* bias,
+                                                 const float* scale, Out* c, size_t c_stride,
+                                                 const OutStage& os) {
+  const size_t kq = k / 4;
+  __m512i b0, b1, b2, b3;  // rows 4-7 of the previous block
+  size_t n0 = 0;
+  for (; n0 < nc; n0 += NR) {
+    const int8_t* wb = w + n0 / NR * kq * 4 * NR;
+    __m512i c0 = _mm512_loadu_si512(bias + n0), c1 = c0, c2 = c0, c3 = c0;
+    loop4(kq, wb, a, c0, c1, c2, c3);
+    if (n0)
+      store_rows4<Out>(b0, b1, b2, b3, scale + n0 - NR, cols_mask(nc - n0 + NR),
+                       c + n0 - NR + 4 * c_stride, c_stride, os);
+    b0 = _mm512_loadu_si512(bias + n0), b1 = b0, b2 = b0, b3 = b0;
+    loop4(kq, wb, a + 4, b0, b1, b2, b3);
+    store_rows4<Out>(c0, c1, c2, c3, scale + n0, cols_mask(nc - n0), c + n0, c_stride, os);
+  }
+  store_rows4<Out>(b0, b1, b2, b3, scale + n0 - NR, cols_mask(nc - n0 + NR),
+                   c + n0 - NR + 4 * c_stride, c_stride, os);
+}
+
 // 5 to 8 rows of nc > NR columns: pairs of blocks (block8x2), an odd last block by block8. Apart
 // from gemm_rows, which it would slow down (its output-stage constants spilled for the pair's
 // 16 accumulators: 12544x32x16 ran 38 -> 55 us with both in one function).
@@ -422,6 +481,13 @@ void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
           gemm_rows_wide<Form, kFlip, Out>(rn, nc, k, rows, w, br, bias_stride, ro, scale, c,
                                            c_stride, os);
           break;
+        }
+        if constexpr (!Wide && Form == 0 && !kFlip && sizeof(Out) == 1) {
+          if (rn == MR && nc > NR && k <= kHalvesMaxK && k % 4 == 0 && bias_stride == 0 && !ro &&
+              !os.guard) {
+            gemm_rows8_halves<Out>(nc, k, rows, w, br, scale, c, c_stride, os);
+            break;
+          }
         }
         gemm_rows<Form, kFlip, MR, Out>(rn, nc, k, rows, w, br, bias_stride, ro, scale, c,
                                         c_stride, os);
