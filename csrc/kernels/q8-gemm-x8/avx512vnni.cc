@@ -94,25 +94,35 @@ inline void loop8(size_t kq, const int8_t* w, const uint8_t* const* a, __m512i& 
 #undef EDGERT_VNNI_OPERANDS
 }
 
-// loop8 for the four rows of half a tile, u8 input (gemm_rows8_halves).
-#define EDGERT_VNNI_LOOP4                                                                  \
+// loop8 for the four rows of half a tile (gemm_rows8_halves).
+#define EDGERT_VNNI_LOOP4(F0, F1, F2, F3)                                                    \
   "1:\n\t"                                                                                  \
   "vmovdqu64 (%[w]), %%zmm16\n\t"                                                           \
   "add $64, %[w]\n\t"                                                                       \
-  EDGERT_VNNI_ROW("a0", "c0", "17", "") EDGERT_VNNI_ROW("a1", "c1", "18", "")               \
-  EDGERT_VNNI_ROW("a2", "c2", "19", "") EDGERT_VNNI_ROW("a3", "c3", "20", "")               \
+  EDGERT_VNNI_ROW("a0", "c0", "17", F0) EDGERT_VNNI_ROW("a1", "c1", "18", F1)               \
+  EDGERT_VNNI_ROW("a2", "c2", "19", F2) EDGERT_VNNI_ROW("a3", "c3", "20", F3)               \
   "add $4, %[off]\n\t"                                                                      \
   "cmp %[end], %[off]\n\t"                                                                  \
   "jne 1b\n\t"
 
+template <bool Flip>
 inline void loop4(size_t kq, const int8_t* w, const uint8_t* const* a, __m512i& c0, __m512i& c1,
                   __m512i& c2, __m512i& c3) {
   size_t off = 0;
-  __asm__(EDGERT_VNNI_LOOP4
-          : [c0] "+v"(c0), [c1] "+v"(c1), [c2] "+v"(c2), [c3] "+v"(c3), [w] "+r"(w),
-            [off] "+r"(off)
-          : [end] "r"(4 * kq), [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3])
-          : "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "cc", "memory");
+#define EDGERT_VNNI_OPERANDS(...)                                                            \
+  : [c0] "+v"(c0), [c1] "+v"(c1), [c2] "+v"(c2), [c3] "+v"(c3), [w] "+r"(w), [off] "+r"(off) \
+  : [end] "r"(4 * kq), [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]),                      \
+    [a3] "r"(a[3]) __VA_ARGS__                                                               \
+  : "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "cc", "memory"
+  if constexpr (Flip) {
+    const __m512i fl = _mm512_set1_epi8(static_cast<char>(0x80));
+    __asm__(EDGERT_VNNI_LOOP4(EDGERT_VNNI_FLIP("17"), EDGERT_VNNI_FLIP("18"),
+                              EDGERT_VNNI_FLIP("19"), EDGERT_VNNI_FLIP("20"))
+            EDGERT_VNNI_OPERANDS(, [fl] "v"(fl)));
+  } else {
+    __asm__(EDGERT_VNNI_LOOP4("", "", "", "") EDGERT_VNNI_OPERANDS());
+  }
+#undef EDGERT_VNNI_OPERANDS
 }
 #undef EDGERT_VNNI_LOOP4
 
@@ -395,41 +405,47 @@ inline void gemm_rows(size_t rn, size_t nc, size_t k, const uint8_t* const* rows
   }
 }
 
-// Direct rows of nc > NR columns and k <= kHalvesMaxK, in the common case (8 rows, one bias
-// row, no row offsets, form 0, u8 input, byte output without the guard, whole quads) run in
-// half tiles, software-pipelined: per 16-column block, the K loop of rows 0-3, the output stage
-// of the previous block's rows 4-7, the K loop of rows 4-7, the output stage of rows 0-3. At
-// small k the output stage costs as much as the multiplies, and with each block's output stage
-// behind the whole next K loop the two hardly overlapped; here an output stage's inputs are
-// ready when it is issued, beside a K loop's independent vpdpbusd. On a Zen 4 (kernel alone,
-// both builds at once on the two cores, then swapped): 12544x16x96 178 -> 161 us, 3136x24x144
-// 83 -> 74, 784x32x192 33 -> 29; through the engine MobileNetV2's 112x112 16 -> 96 conv
-// 183 -> 175. No gain at k >= 96 (1024^3 2-4 % slower in halves). A version for every case
-// (partial tiles, row offsets, form 1, flips, the guard: more branches in the loop) ran
-// 12544x16x96 no faster than gemm_rows.
-constexpr size_t kHalvesMaxK = 64;
+// Direct rows of k <= kHalvesMaxK in the common case (whole groups of 8 rows, one bias row, no
+// row offsets, form 0, byte output without the guard, whole quads) run in half tiles,
+// software-pipelined over the call's (row group, column block) pairs: the K loop of a pair's
+// rows 0-3, the output stage of the previous pair's rows 4-7, the K loop of rows 4-7, the
+// output stage of rows 0-3. At small k the output stage costs as much as the multiplies, and
+// with each tile's output stage behind the whole next K loop the two hardly overlapped; here an
+// output stage's inputs are ready when it is issued, beside a K loop's independent vpdpbusd.
+// On a Zen 4 (kernel alone, both builds at once on the two cores, then swapped): 12544x32x16
+// 48 -> 40 us, 12544x16x96 178 -> 150, 3136x24x144 83 -> 72, 784x32x192 33 -> 29, 3136x96x24
+// 52 -> 48; MobileNetV2 1.0 (au8, one thread) 3.7 % faster. No gain at k >= 144 (49x160x960
+// 2 % slower in halves). Within one call's column blocks only (8-row pairs of one row group):
+// about half that gain. A version for every case (partial groups, row offsets, form 1, the
+// guard: more branches in the loop) ran 12544x16x96 no faster than gemm_rows. The 8x16 table
+// only: the 8x32 one is for CPUs with two zmm vpdpbusd a cycle, none of which was at hand.
+constexpr size_t kHalvesMaxK = 96;
 
-template <class Out>
-__attribute__((noinline)) void gemm_rows8_halves(size_t nc, size_t k, const uint8_t* const* a,
-                                                 const int8_t* w, const int32_t* bias,
-                                                 const float* scale, Out* c, size_t c_stride,
-                                                 const OutStage& os) {
+// groups (>= 1) whole groups of 8 rows (a, c: the first group's), every column block of each.
+template <bool Flip, class Out>
+__attribute__((noinline)) void gemm_rows8_halves(size_t groups, size_t nc, size_t k,
+                                                 const uint8_t* const* a, const int8_t* w,
+                                                 const int32_t* bias, const float* scale, Out* c,
+                                                 size_t c_stride, const OutStage& os) {
   const size_t kq = k / 4;
-  __m512i b0, b1, b2, b3;  // rows 4-7 of the previous block
-  size_t n0 = 0;
-  for (; n0 < nc; n0 += NR) {
-    const int8_t* wb = w + n0 / NR * kq * 4 * NR;
-    __m512i c0 = _mm512_loadu_si512(bias + n0), c1 = c0, c2 = c0, c3 = c0;
-    loop4(kq, wb, a, c0, c1, c2, c3);
-    if (n0)
-      store_rows4<Out>(b0, b1, b2, b3, scale + n0 - NR, cols_mask(nc - n0 + NR),
-                       c + n0 - NR + 4 * c_stride, c_stride, os);
-    b0 = _mm512_loadu_si512(bias + n0), b1 = b0, b2 = b0, b3 = b0;
-    loop4(kq, wb, a + 4, b0, b1, b2, b3);
-    store_rows4<Out>(c0, c1, c2, c3, scale + n0, cols_mask(nc - n0), c + n0, c_stride, os);
+  __m512i b0, b1, b2, b3;  // rows 4-7 of the previous (group, block)
+  const float* b_scale = nullptr;
+  __mmask16 b_mask = 0;
+  Out* b_c = nullptr;
+  for (size_t g = 0; g < groups; ++g, a += MR, c += MR * c_stride) {
+    for (size_t n0 = 0; n0 < nc; n0 += NR) {
+      const int8_t* wb = w + n0 / NR * kq * 4 * NR;
+      const __mmask16 m = cols_mask(nc - n0);
+      __m512i c0 = _mm512_loadu_si512(bias + n0), c1 = c0, c2 = c0, c3 = c0;
+      loop4<Flip>(kq, wb, a, c0, c1, c2, c3);
+      if (b_c) store_rows4<Out>(b0, b1, b2, b3, b_scale, b_mask, b_c, c_stride, os);
+      b0 = _mm512_loadu_si512(bias + n0), b1 = b0, b2 = b0, b3 = b0;
+      loop4<Flip>(kq, wb, a + 4, b0, b1, b2, b3);
+      store_rows4<Out>(c0, c1, c2, c3, scale + n0, m, c + n0, c_stride, os);
+      b_scale = scale + n0, b_mask = m, b_c = c + 4 * c_stride + n0;
+    }
   }
-  store_rows4<Out>(b0, b1, b2, b3, scale + n0 - NR, cols_mask(nc - n0 + NR),
-                   c + n0 - NR + 4 * c_stride, c_stride, os);
+  store_rows4<Out>(b0, b1, b2, b3, b_scale, b_mask, b_c, c_stride, os);
 }
 
 // 5 to 8 rows of nc > NR columns: pairs of blocks (block8x2), an odd last block by block8. Apart
@@ -453,8 +469,9 @@ __attribute__((noinline)) void gemm_rows_wide(size_t rn, size_t nc, size_t k,
                             scale + n0, cols_mask(nc - n0), c + n0, c_stride, os);
 }
 
-// Both entry points: row_off nullptr, or each row's offset to its accumulators. Wide: 5 to 8 rows
-// of more than 16 columns and k >= kWideMinK run in column pairs (gemm_rows_wide).
+// Both entry points: row_off nullptr, or each row's offset to its accumulators. Whole groups of
+// 8 rows in the common case of small k: gemm_rows8_halves; Wide: 5 to 8 rows of more than 16
+// columns and k >= kWideMinK run in column pairs (gemm_rows_wide).
 template <bool Wide, int Form, class In, class Out>
 void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_t* w,
                const int32_t* bias, size_t bias_stride, const int32_t* row_off,
@@ -462,7 +479,16 @@ void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
   // The operand is u8: x for u8 input, x ^ 0x80 for i8 input (both forms).
   constexpr bool kFlip = !std::is_same<In, uint8_t>::value;
   const OutStage os(rq);
-  for (size_t r = 0; r < mr; r += MR) {
+  size_t r = 0;
+  if constexpr (!Wide && Form == 0 && sizeof(Out) == 1) {
+    if (mr >= MR && k <= kHalvesMaxK && k % 4 == 0 && bias_stride == 0 && !row_off &&
+        !os.guard) {
+      r = mr / MR * MR;
+      gemm_rows8_halves<kFlip, Out>(mr / MR, nc, k, reinterpret_cast<const uint8_t* const*>(a),
+                                    w, bias, scale, static_cast<Out*>(c_out), c_stride, os);
+    }
+  }
+  for (; r < mr; r += MR) {
     const uint8_t* const* rows = reinterpret_cast<const uint8_t* const*>(a + r);
     const size_t rn = mr - r < MR ? mr - r : MR;
     const int32_t* br = bias + r * bias_stride;
@@ -481,13 +507,6 @@ void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
           gemm_rows_wide<Form, kFlip, Out>(rn, nc, k, rows, w, br, bias_stride, ro, scale, c,
                                            c_stride, os);
           break;
-        }
-        if constexpr (!Wide && Form == 0 && !kFlip && sizeof(Out) == 1) {
-          if (rn == MR && nc > NR && k <= kHalvesMaxK && k % 4 == 0 && bias_stride == 0 && !ro &&
-              !os.guard) {
-            gemm_rows8_halves<Out>(nc, k, rows, w, br, scale, c, c_stride, os);
-            break;
-          }
         }
         gemm_rows<Form, kFlip, MR, Out>(rn, nc, k, rows, w, br, bias_stride, ro, scale, c,
                                         c_stride, os);
