@@ -481,8 +481,8 @@ void gemm_impl(size_t mr, size_t nc, size_t k, const void* const* a, const int8_
   const OutStage os(rq);
   size_t r = 0;
   if constexpr (!Wide && Form == 0 && sizeof(Out) == 1) {
-    if (mr >= MR && k <= kHalvesMaxK && k % 4 == 0 && bias_stride == 0 && !row_off &&
-        !os.guard) {
+    if (mr >= MR && k != 0 && k <= kHalvesMaxK && k % 4 == 0 && bias_stride == 0 &&
+        !row_off && !os.guard) {
       r = mr / MR * MR;
       gemm_rows8_halves<kFlip, Out>(mr / MR, nc, k, reinterpret_cast<const uint8_t* const*>(a),
                                     w, bias, scale, static_cast<Out*>(c_out), c_stride, os);
