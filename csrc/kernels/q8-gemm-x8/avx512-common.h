@@ -24,12 +24,17 @@ struct OutStage {
   // store_rows4's: y_zp as int16 lanes, qmin and qmax as bytes (u8 or i8 by the output type).
   __m512i zp16, qmin8, qmax8;
   bool guard;
+  // [qmin, qmax] is all of u8 / all of i8: the saturating packs clamp already (ReLU6 and plain
+  // layers as onnxruntime quantizes them).
+  bool full_u8, full_i8;
   explicit OutStage(const Q8Requant& rq)
       : lo(_mm512_set1_ps(rq.lo)), hi(_mm512_set1_ps(rq.hi)), zp(_mm512_set1_epi32(rq.y_zp)),
         zp16(_mm512_set1_epi16(static_cast<int16_t>(rq.y_zp))),
         qmin8(_mm512_set1_epi8(static_cast<char>(int(rq.lo) + rq.y_zp))),
         qmax8(_mm512_set1_epi8(static_cast<char>(int(rq.hi) + rq.y_zp))),
-        guard(rq.guard) {}
+        guard(rq.guard),
+        full_u8(int(rq.lo) + rq.y_zp == 0 && int(rq.hi) + rq.y_zp == 255),
+        full_i8(int(rq.lo) + rq.y_zp == -128 && int(rq.hi) + rq.y_zp == 127) {}
 };
 
 template <class Out>
@@ -51,10 +56,11 @@ inline void store_row(__m512i acc, const float* scale, __mmask16 m, Out* c, cons
 // below 2^31 (rq.guard false, see q8-gemm.h), where cvtps2dq cannot overflow: each row rounded
 // (half to even) before it is clamped, which is the same since qmin − y_zp and qmax − y_zp are
 // whole numbers; the saturating packs to int16 (+ y_zp, saturating) and to bytes clamp to the
-// type's range, and a byte max/min to [qmin, qmax]. Per 64 outputs that is about 23 vector ops
+// type's range, and a byte max/min to [qmin, qmax] (Clamp false: none, for a [qmin, qmax] that
+// is the type's whole range). Per 64 outputs that is about 23 vector ops
 // against store_row's 32. The packs work within 128-bit lanes: lane L ends up holding columns
 // 4L..4L+3 of rows 0, 1, 2, 3 as its four dwords, which one vpermd gathers row by row.
-template <class Out>
+template <class Out, bool Clamp = true>
 __attribute__((always_inline)) inline void store_rows4(__m512i a0, __m512i a1, __m512i a2,
                                                       __m512i a3, const float* scale, __mmask16 m,
                                                       Out* c, size_t c_stride, const OutStage& os) {
@@ -67,10 +73,10 @@ __attribute__((always_inline)) inline void store_rows4(__m512i a0, __m512i a1, _
   __m512i b;
   if constexpr (std::is_same<Out, uint8_t>::value) {
     b = _mm512_permutexvar_epi32(rows, _mm512_packus_epi16(p01, p23));
-    b = _mm512_min_epu8(_mm512_max_epu8(b, os.qmin8), os.qmax8);
+    if (Clamp) b = _mm512_min_epu8(_mm512_max_epu8(b, os.qmin8), os.qmax8);
   } else {
     b = _mm512_permutexvar_epi32(rows, _mm512_packs_epi16(p01, p23));
-    b = _mm512_min_epi8(_mm512_max_epi8(b, os.qmin8), os.qmax8);
+    if (Clamp) b = _mm512_min_epi8(_mm512_max_epi8(b, os.qmin8), os.qmax8);
   }
   _mm_mask_storeu_epi8(c, m, _mm512_castsi512_si128(b));
   _mm_mask_storeu_epi8(c + c_stride, m, _mm512_extracti32x4_epi32(b, 1));
