@@ -73,10 +73,10 @@ __attribute__((always_inline)) inline void store_rows4(__m512i a0, __m512i a1, _
   __m512i b;
   if constexpr (std::is_same<Out, uint8_t>::value) {
     b = _mm512_permutexvar_epi32(rows, _mm512_packus_epi16(p01, p23));
-    if (Clamp) b = _mm512_min_epu8(_mm512_max_epu8(b, os.qmin8), os.qmax8);
+    if constexpr (Clamp) b = _mm512_min_epu8(_mm512_max_epu8(b, os.qmin8), os.qmax8);
   } else {
     b = _mm512_permutexvar_epi32(rows, _mm512_packs_epi16(p01, p23));
-    if (Clamp) b = _mm512_min_epi8(_mm512_max_epi8(b, os.qmin8), os.qmax8);
+    if constexpr (Clamp) b = _mm512_min_epi8(_mm512_max_epi8(b, os.qmin8), os.qmax8);
   }
   _mm_mask_storeu_epi8(c, m, _mm512_castsi512_si128(b));
   _mm_mask_storeu_epi8(c + c_stride, m, _mm512_extracti32x4_epi32(b, 1));
