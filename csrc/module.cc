@@ -446,6 +446,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("registered_ops", &registered_ops, "Internal op types this build implements.");
   m.def("spin_budget_us", &pool_spin_budget_us,
         "The thread pools' spin budget (EDGERT_SPIN_US, default 200); ValueError if invalid.");
+  m.def("balanced_chunk", &ThreadPool::balanced_chunk, py::arg("n"), py::arg("chunk"),
+        py::arg("parts"), "The chunk length a pool of `parts` threads uses for n items where "
+        "its grain gives `chunk` (for tests of the thread pool).");
   m.def("pair_order", [](py::array w, py::array_t<int32_t, py::array::c_style | py::array::forcecast> zp) -> py::object {
     if (w.ndim() != 2 || !(w.flags() & py::array::c_style) || w.itemsize() != 1 ||
         (w.dtype().kind() != 'u' && w.dtype().kind() != 'i'))

@@ -341,6 +341,51 @@ def test_results_identical_for_thread_counts_after_warmup():
             np.testing.assert_array_equal(ex.run([x])[0], want)
 
 
+def _busiest_share(n, chunk, parts):
+    """Items in the largest contiguous share when n items in chunks of `chunk` are dealt to
+    `parts` threads as the pool deals them: thread i gets chunks [k*i//p, k*(i+1)//p)."""
+    k = -(-n // chunk)
+    p = min(parts, k)
+    return max(min(n, k * (i + 1) // p * chunk) - k * i // p * chunk for i in range(p))
+
+
+@pytest.mark.parametrize("n,chunk,parts,want", [
+    (28, 4, 2, 2),             # 7 chunks (4 against 3) -> 14 of 2
+    (56, 10, 2, 7),            # 6 uneven chunks (30 against 26 rows) -> 8 of 7
+    (47040, 16384, 2, 11760),  # 3 chunks -> 4
+    (64, 8, 2, 8),             # 8 even chunks: unchanged
+    (1000, 10, 2, 10),         # 100 chunks: stealing evens them out, unchanged
+    (10, 20, 2, 20),           # one chunk: runs inline, unchanged
+    (28, 4, 1, 4),             # one thread: unchanged
+    (3, 1, 2, 1),              # 3 items of 1 cannot be split further
+])
+def test_balanced_chunk_examples(n, chunk, parts, want):
+    assert _core.balanced_chunk(n, chunk, parts) == want
+
+
+def test_balanced_chunk_against_share_oracle():
+    # Brute force over every length in [ceil(chunk/2), chunk] that makes at most 8 chunks a
+    # thread: the pool's choice is in that range, never leaves a busier thread than the grain's
+    # length, and is within 1/12 of the best share (it tries one length per chunk count).
+    improved = 0
+    for parts in (2, 3, 4):
+        for n in range(1, 200):
+            for chunk in range(1, n + 2):
+                got = _core.balanced_chunk(n, chunk, parts)
+                if chunk >= n or -(-n // chunk) >= 8 * parts:
+                    assert got == chunk, (n, chunk, parts)
+                    continue
+                lo = (chunk + 1) // 2
+                assert lo <= got <= chunk, (n, chunk, parts, got)
+                share = _busiest_share(n, got, parts)
+                assert share <= _busiest_share(n, chunk, parts), (n, chunk, parts, got)
+                best = min(_busiest_share(n, c, parts) for c in range(lo, chunk + 1)
+                           if -(-n // c) <= 8 * parts)
+                assert share * 12 <= best * 13, (n, chunk, parts, got, share, best)
+                improved += share < _busiest_share(n, chunk, parts)
+    assert improved > 0
+
+
 def test_workers_take_part_and_idle_session_uses_no_cpu():
     if not os.path.exists("/proc/self/task/%d/schedstat" % threading.get_native_id()):
         pytest.skip("no per-thread schedstat")
