@@ -1129,6 +1129,7 @@ class Q8ConvOp : public Op {
           // The tile's rows as one run, `step` bytes a row (k, or lda_ for im2col rows).
           const uint8_t* flat = nullptr;
           size_t step = k_;
+          bool rows_set = false;  // rowp already holds flat's rows
           if (direct_ && flat_) {
             flat = x + p0 * k_;
           } else if (direct_) {
@@ -1162,6 +1163,7 @@ class Q8ConvOp : public Op {
               const size_t lda = lda_, n = rows;
               for (size_t r = 0; r < n; ++r) rp[r] = base + r * lda;
             }
+            rows_set = true;
           }
           if (!delta_.empty()) {  // the rows' sums (raw rows; K order aside)
             const bool u8 = d_.x_type == DType::u8;
@@ -1234,7 +1236,7 @@ class Q8ConvOp : public Op {
             }
             if (direct_)  // (im2col rows were reordered in place: rowp holds them already)
               for (size_t r = 0; r < rows; ++r) rowp[r] = prep + r * prow;
-          } else if (flat) {
+          } else if (flat && !rows_set) {  // (12544 pointer stores a run for an RGB stem)
             for (size_t r = 0; r < rows; ++r) rowp[r] = flat + r * step;
           }
           built = tile_group;
