@@ -315,11 +315,9 @@ size_t ThreadPool::balanced_chunk(size_t n, size_t chunk, size_t parts) {
   // For each chunk count from the grain's up to the limit, its most even length (k = chunks:
   // the same count, even), or half the grain's length where that is shorter.
   for (size_t k = chunks; k <= limit && k <= n; ++k) {
-    const size_t c = std::max(floor, (n + k - 1) / k);
-    if (c != best && (n + c - 1) / c <= limit) {
-      const size_t load = busiest(c);
-      if (load < best_load || (load == best_load && c > best)) best = c, best_load = load;
-    }
+    const size_t c = std::max(floor, (n + k - 1) / k);  // (at most k <= limit chunks)
+    const size_t load = busiest(c);
+    if (load < best_load || (load == best_load && c > best)) best = c, best_load = load;
     if (c == floor) break;
   }
   return best;

@@ -41,14 +41,17 @@ class ThreadPool {
   uint64_t worker_joins() const { return joins_.load(std::memory_order_relaxed); }
   // Calls fn(begin, end) over disjoint ranges covering [0, n), each at least `grain` long
   // (except the last), or at least half of it where a region has few chunks that the threads
-  // would otherwise share unevenly (see balanced_chunk). Runs inline when n is small or the pool has one thread, when called from
-  // inside a parallel region (nesting), or when another thread's region holds the pool (so
-  // concurrent runs never wait on each other). An exception thrown by fn is rethrown here.
+  // would otherwise share unevenly (see balanced_chunk). Runs inline when n is small or the pool
+  // has one thread, when called from inside a parallel region (nesting), or when another
+  // thread's region holds the pool (so concurrent runs never wait on each other). An exception
+  // thrown by fn is rethrown here.
   void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn);
   // The chunk length parallel_for uses for n items split among `parts` threads when its grain
-  // and spread rules give `chunk`: where that makes fewer than 8 chunks a thread, the length in
-  // [ceil(chunk / 2), chunk] whose contiguous shares (as parallel_for hands them out) leave the
-  // busiest thread the fewest items, the longest of those. Depends on n, chunk and parts only.
+  // and spread rules give `chunk`: where that makes fewer than 8 chunks a thread, of one length
+  // per chunk count (its most even one, but no shorter than ceil(chunk / 2)) the one whose
+  // contiguous shares, as parallel_for hands them out, leave the busiest thread the fewest
+  // items, the longest of those; never a busier thread than `chunk` gives. Depends on n, chunk
+  // and parts only.
   static size_t balanced_chunk(size_t n, size_t chunk, size_t parts);
 
   // Wakes sleeping workers so that they spin, ready for the coming regions of a run (call it
