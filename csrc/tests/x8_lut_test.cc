@@ -37,6 +37,31 @@ void check_case(Family& fam, size_t n, bool in_place, Rng& rng) {
                                });
 }
 
+// rows: `rows` rows of n bytes, x_stride / y_stride apart (in place: the same buffer), against
+// the formula; the bytes between output rows must stay as they were.
+void check_rows(Family& fam, size_t rows, size_t n, size_t stride, bool in_place, Rng& rng) {
+  std::vector<uint8_t> table(256), bytes(rows ? (rows - 1) * stride + n : 0);
+  for (auto& t : table) t = static_cast<uint8_t>(rng.next());
+  for (auto& b : bytes) b = static_cast<uint8_t>(rng.next());
+  const Fenced<uint8_t> x(bytes);
+  const std::string what = fmt("rows=%zu n=%zu stride=%zu%s", rows, n, stride,
+                               in_place ? " in place" : "");
+  const size_t len = bytes.size();
+  std::vector<uint8_t> want(len + 1, kFill);  // untouched bytes keep Guarded's fill
+  if (in_place && len) std::memcpy(want.data(), bytes.data(), len);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t i = 0; i < n; ++i) want[r * stride + i] = table[bytes[r * stride + i]];
+  check_variants<X8LutUKernel>(fam, want.data(), len, what,
+                               [&](const X8LutUKernel& uk, uint8_t* y) {
+                                 if (in_place) {
+                                   if (len) std::memcpy(y, bytes.data(), len);
+                                   uk.rows(rows, n, y, stride, table.data(), y, stride);
+                                 } else {
+                                   uk.rows(rows, n, x.data(), stride, table.data(), y, stride);
+                                 }
+                               });
+}
+
 }  // namespace
 
 Family run_x8_lut(Rng& rng) {
@@ -46,6 +71,11 @@ Family run_x8_lut(Rng& rng) {
                             256, 257, 1000, 50176};
   for (size_t n : lengths)
     for (bool in_place : {false, true}) check_case(fam, n, in_place, rng);
+  // Column parts of wider rows (a qconv's output table on its thread's columns).
+  const size_t shapes[][3] = {{1, 0, 8},    {3, 5, 16},   {4, 16, 16}, {7, 33, 96},
+                              {5, 48, 96},  {9, 64, 240}, {2, 65, 65}, {3, 130, 576}};
+  for (const auto& s : shapes)
+    for (bool in_place : {false, true}) check_rows(fam, s[0], s[1], s[2], in_place, rng);
   return fam;
 }
 

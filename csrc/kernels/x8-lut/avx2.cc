@@ -26,27 +26,34 @@ inline __m256i lookup32(__m256i x, const __m256i* rows) {
   return _mm256_blendv_epi8(l3a, l3b, x);  // bit 7
 }
 
-void lut_avx2(size_t n, const uint8_t* x, const uint8_t* table, uint8_t* y) {
+void lut_rows_avx2(size_t nrows, size_t n, const uint8_t* x, size_t x_stride,
+                   const uint8_t* table, uint8_t* y, size_t y_stride) {
   __m256i rows[16];
   for (int h = 0; h < 16; ++h)
     rows[h] = _mm256_broadcastsi128_si256(
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(table + 16 * h)));
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), lookup32(v, rows));
+  for (size_t r = 0; r < nrows; ++r, x += x_stride, y += y_stride) {
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), lookup32(v, rows));
+    }
+    if (i < n) {  // the tail through a 32-byte buffer (x and y may be the same)
+      alignas(32) uint8_t buf[32] = {};
+      std::memcpy(buf, x + i, n - i);
+      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(buf), lookup32(v, rows));
+      std::memcpy(y + i, buf, n - i);
+    }
   }
-  if (i < n) {  // the tail through a 32-byte buffer (x and y may be the same)
-    alignas(32) uint8_t buf[32] = {};
-    std::memcpy(buf, x + i, n - i);
-    const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(buf), lookup32(v, rows));
-    std::memcpy(y + i, buf, n - i);
-  }
+}
+
+void lut_avx2(size_t n, const uint8_t* x, const uint8_t* table, uint8_t* y) {
+  lut_rows_avx2(1, n, x, 0, table, y, 0);
 }
 
 }  // namespace
 
-const X8LutUKernel x8_lut__avx2 = {"x8_lut__avx2", lut_avx2};
+const X8LutUKernel x8_lut__avx2 = {"x8_lut__avx2", lut_avx2, lut_rows_avx2};
 
 }  // namespace edgert

@@ -18,17 +18,34 @@ void x8_lut_ukernel__scalar(size_t n, const uint8_t* x, const uint8_t* table, ui
   for (; i < n; ++i) y[i] = table[x[i]];
 }
 
-const X8LutUKernel x8_lut__scalar = {"x8_lut__scalar", x8_lut_ukernel__scalar};
+namespace {
 
-X8LutFn x8_lut_ukernel() {
-#if defined(__x86_64__)
-  if (isa_runs_avx512vnni()) return x8_lut__avx512vnni.fn;
-  if (isa_runs_avx2()) return x8_lut__avx2.fn;
-#elif defined(__aarch64__)
-  if (active_isa() == Isa::neon) return x8_lut__neon.fn;
-#endif
-  return x8_lut_ukernel__scalar;
+void lut_rows_scalar(size_t rows, size_t n, const uint8_t* x, size_t x_stride,
+                     const uint8_t* table, uint8_t* y, size_t y_stride) {
+  for (size_t r = 0; r < rows; ++r)
+    x8_lut_ukernel__scalar(n, x + r * x_stride, table, y + r * y_stride);
 }
+
+}  // namespace
+
+const X8LutUKernel x8_lut__scalar = {"x8_lut__scalar", x8_lut_ukernel__scalar, lut_rows_scalar};
+
+namespace {
+
+const X8LutUKernel& active_variant() {
+#if defined(__x86_64__)
+  if (isa_runs_avx512vnni()) return x8_lut__avx512vnni;
+  if (isa_runs_avx2()) return x8_lut__avx2;
+#elif defined(__aarch64__)
+  if (active_isa() == Isa::neon) return x8_lut__neon;
+#endif
+  return x8_lut__scalar;
+}
+
+}  // namespace
+
+X8LutFn x8_lut_ukernel() { return active_variant().fn; }
+X8LutRowsFn x8_lut_rows_ukernel() { return active_variant().rows; }
 
 void x8_lut2_ukernel__scalar(size_t n, const uint8_t* a, const uint8_t* b, const uint8_t* table,
                              uint8_t* y) {

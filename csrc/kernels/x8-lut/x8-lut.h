@@ -14,10 +14,16 @@ namespace edgert {
 void x8_lut_ukernel__scalar(size_t n, const uint8_t* x, const uint8_t* table, uint8_t* y);
 
 using X8LutFn = void (*)(size_t n, const uint8_t* x, const uint8_t* table, uint8_t* y);
+// The same over `rows` rows of n bytes: y[r * y_stride + i] = table[x[r * x_stride + i]]. One
+// call for a tile's columns of a wider tensor (a qconv's output table on its thread's column
+// part), the table loaded into registers once, not once a row. x and y may be the same buffer.
+using X8LutRowsFn = void (*)(size_t rows, size_t n, const uint8_t* x, size_t x_stride,
+                             const uint8_t* table, uint8_t* y, size_t y_stride);
 
 struct X8LutUKernel {
   const char* name;
-  X8LutFn fn;  // y[i] = table[x[i]], as x8_lut_ukernel__scalar
+  X8LutFn fn;         // y[i] = table[x[i]], as x8_lut_ukernel__scalar
+  X8LutRowsFn rows;   // fn over rows; fn is rows with one row
 };
 
 extern const X8LutUKernel x8_lut__scalar;
@@ -31,6 +37,7 @@ extern const X8LutUKernel x8_lut__avx512vnni;
 extern const X8LutUKernel x8_lut__neon;
 // The variant for the active ISA (all give the same bytes).
 X8LutFn x8_lut_ukernel();
+X8LutRowsFn x8_lut_rows_ukernel();
 
 // y[i] = table[a[i] * 256 + b[i]] for i < n; table has 65536 entries (a major).
 void x8_lut2_ukernel__scalar(size_t n, const uint8_t* a, const uint8_t* b, const uint8_t* table,
