@@ -1007,3 +1007,88 @@ def test_qconv_rejects_a_bad_k_order_across_groups():
     both = dict(good, x8_perm=np.arange(48, dtype=np.uint8) % 16)
     with pytest.raises(_core.ModelError, match="x8_gperm"):
         make_executor("qconv", [cs["x"]], outs, both, 1)
+
+
+# The fused input multiply (mul_* attributes): x·s per channel (a squeeze-and-excitation
+# scale), then the 1x1 conv. Shapes: one tile and a column split at 2 threads (7x7x96), many
+# rows of K = 16, batches whose images meet inside a tile, a wide K, odd channel counts.
+INPUT_MUL_CONFIGS = {
+    "7x7x96_to_40": dict(n=1, h=7, w=7, c=96, m=40),
+    "28x28x16_to_16": dict(n=1, h=28, w=28, c=16, m=16),
+    "batch2_9x8x40": dict(n=2, h=9, w=8, c=40, m=24),
+    "14x14x240_to_40": dict(n=1, h=14, w=14, c=240, m=40),
+    "batch3_odd": dict(n=3, h=6, w=5, c=5, m=7),
+}
+
+
+def input_mul_case(name, xt, st, clamp):
+    """(inputs, attrs, expected) against numpy: qmul's formula (test_op_qbinary.numpy_mul, the
+    same as onnxruntime's QLinearMul), then the conv reference on its bytes."""
+    from test_op_qbinary import numpy_mul
+    cfg = INPUT_MUL_CONFIGS[name]
+    seed = zlib.crc32(f"input-mul-{name}-{xt.__name__}-{st.__name__}-{clamp}".encode())
+    rng = np.random.default_rng(seed)
+    cs = make_case(seed, k=(1, 1), xt=xt, per_channel=True, **cfg)
+    n, h, w, c = cs["x"].shape
+    xlo, xhi = trange(xt)
+    slo, shi = trange(st)
+    x = rng.integers(xlo, xhi + 1, (n, h, w, c)).astype(xt)
+    s = rng.integers(slo, shi + 1, (n, 1, 1, c)).astype(st)
+    a_scale, b_scale = np.float32(rng.uniform(0.01, 0.05)), np.float32(rng.uniform(0.002, 0.01))
+    p = {"a_scale": float(a_scale), "a_zp": int(rng.integers(xlo, xhi + 1)),
+         "b_scale": float(b_scale), "b_zp": int(rng.integers(slo, shi + 1)),
+         "y_scale": float(np.float32(a_scale * b_scale / rng.uniform(0.004, 0.02))),
+         "y_zp": cs["x_zp"]}  # the conv reads the product with its own zero point
+    if clamp:
+        p["qmin"], p["qmax"] = cs["x_zp"], xhi  # a ReLU-like narrowed range
+    xm = numpy_mul(x, s, p, xt)
+    acc = conv_acc_ref(xm, cs["wq"], cs["wzp"], cs["bias"], cs["x_zp"], (1, 1), (0, 0, 0, 0),
+                       (1, 1), 1)
+    want = requant_ref(acc, cs["attrs"]["scale"], cs["y_zp"], cs["qmin"], cs["qmax"], cs["yt"])
+    attrs = dict(cs["attrs"], **{"mul_" + k: v for k, v in p.items()})
+    return [x, s], attrs, want
+
+
+def test_qconv_input_multiply_every_isa():
+    """qconv with a fused input multiply equals numpy's multiply then conv, at 1 and 2 threads,
+    for u8/i8 inputs and scales, with and without a narrowed multiply clamp, under every ISA
+    this machine runs (the scalar ISA through the multiply's table and the int16 kernels)."""
+    cases, expects = [], []
+    for name in sorted(INPUT_MUL_CONFIGS):
+        for xt, st, clamp in ((U8, U8, False), (U8, I8, True), (I8, U8, True), (I8, I8, False)):
+            ins, attrs, want = input_mul_case(name, xt, st, clamp)
+            for threads in (1, 2):
+                cases.append(("qconv", ins, [(want.shape, want.dtype)], attrs, threads))
+                expects.append(want)
+    for y, e, c in zip([run_op(*c)[0] for c in cases], expects, cases):
+        np.testing.assert_array_equal(y, e, err_msg=str(c[1][0].shape))
+    for isa in other_isas():
+        for o, e, c in zip(run_under_isa(isa, cases), expects, cases):
+            np.testing.assert_array_equal(o[0], e, err_msg=f"{isa}: {c[1][0].shape}")
+
+
+def test_qconv_input_multiply_rejects_bad_specs():
+    from edgert import _core
+    ins, attrs, want = input_mul_case("batch2_9x8x40", U8, U8, False)
+    out = [(want.shape, want.dtype)]
+
+    def bad(match, inputs=ins, outputs=out, **changes):
+        a = dict(attrs, **changes)
+        for k in [k for k, v in changes.items() if v is None]:
+            del a[k]
+        with pytest.raises(_core.ModelError, match=match):
+            run_op("qconv", inputs, outputs, a)
+
+    x, s = ins
+    bad("S must be", inputs=[x, s[:, :, :, :-1].copy()])  # C - 1 scales
+    bad("S must be", inputs=[x, s[:1].copy()])  # one image's scales for two
+    bad("S must be u8 or i8", inputs=[x, s.astype(np.int32)])
+    bad("expects 2 input", inputs=[x])  # S missing
+    bad("mul_a_scale must be a positive finite float", mul_a_scale=float("nan"))
+    bad("mul_y_scale must be a positive finite float", mul_y_scale=0.0)
+    bad("mul_b_zp = 300 is outside", mul_b_zp=300)
+    bad("mul_qmin/mul_qmax", mul_qmin=10, mul_qmax=5)
+    bad("1x1, stride-1, unpadded", strides=[2, 2],
+        outputs=[((2, 5, 4, want.shape[3]), want.dtype)])
+    bad("1x1, stride-1, unpadded", pads=[1, 1, 1, 1],
+        outputs=[((2, 11, 10, want.shape[3]), want.dtype)])

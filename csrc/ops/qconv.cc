@@ -142,7 +142,8 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
 namespace {
 
 std::unique_ptr<Op> make_qconv(const OpSpec& spec) {
-  spec.expect_arity(1, 1);
+  const bool x_mul = spec.attrs.has("mul_a_scale");
+  spec.expect_arity(x_mul ? 2 : 1, 1);
   const auto& xs = spec.inputs[0].shape;
   const auto& ys = spec.outputs[0].shape;
   EDGERT_EXPECT(spec, xs.size() == 4, "X must be NHWC (rank 4), got " + shape_to_string(xs));
@@ -187,6 +188,44 @@ std::unique_ptr<Op> make_qconv(const OpSpec& spec) {
   EDGERT_EXPECT(spec, k <= int64_t(kQ8GemmMaxK), "weight has " + std::to_string(k) +
                   " elements per output channel; at most " + std::to_string(kQ8GemmMaxK));
   parse_q8_quant(spec, d.m, static_cast<size_t>(k), true, d);
+  if (x_mul) {
+    EDGERT_EXPECT(spec, kernel[0] == 1 && kernel[1] == 1 && strides[0] == 1 && strides[1] == 1 &&
+                            pads[0] == 0 && pads[1] == 0 && pads[2] == 0 && pads[3] == 0 &&
+                            group == 1,
+                  "a fused input multiply (mul_* attributes) needs a 1x1, stride-1, unpadded "
+                  "conv of one group");
+    const TensorDesc& st = spec.inputs[1];
+    const std::vector<int64_t> want_s = {xs[0], 1, 1, c}, nchw_s = {xs[0], c, 1, 1};
+    EDGERT_EXPECT(spec, st.shape == want_s || st.shape == nchw_s,
+                  "S must be " + shape_to_string(want_s) + " (or " + shape_to_string(nchw_s) +
+                      "), got " + shape_to_string(st.shape));
+    EDGERT_EXPECT(spec, is_q8(st.dtype), std::string("S must be u8 or i8, got ") +
+                                             dtype_name(st.dtype));
+    const DType xt = d.x_type;  // the multiply's A and output type
+    auto scale = [&](const char* name) {
+      const float f = static_cast<float>(spec.attrs.f(name));
+      EDGERT_EXPECT(spec, std::isfinite(f) && f > 0.0f,
+                    std::string(name) + " must be a positive finite float");
+      return f;
+    };
+    auto zp = [&](const char* name, DType t) {
+      const int64_t v = spec.attrs.i(name, 0);
+      EDGERT_EXPECT(spec, v >= type_min(t) && v <= type_max(t),
+                    std::string(name) + " = " + std::to_string(v) + " is outside the range of " +
+                        dtype_name(t));
+      return static_cast<int32_t>(v);
+    };
+    const int64_t lo = spec.attrs.i("mul_qmin", type_min(xt));
+    const int64_t hi = spec.attrs.i("mul_qmax", type_max(xt));
+    EDGERT_EXPECT(spec, lo >= type_min(xt) && hi <= type_max(xt) && lo <= hi,
+                  "mul_qmin/mul_qmax [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                      "] must be an ordered range within " + dtype_name(xt));
+    d.x_mul = true;
+    d.mul_s_signed = st.dtype == DType::i8;
+    d.mul = q8_vmul_params(scale("mul_a_scale"), zp("mul_a_zp", xt), scale("mul_b_scale"),
+                           zp("mul_b_zp", st.dtype), scale("mul_y_scale"), zp("mul_y_zp", xt),
+                           static_cast<int32_t>(lo), static_cast<int32_t>(hi));
+  }
   return make_q8_conv(spec, d);
 }
 

@@ -11,6 +11,7 @@
 
 #include "kernels/q8-gemm/q8-gemm.h"
 #include "kernels/q8-im2col/q8-im2col.h"
+#include "kernels/q8-vmul/q8-vmul.h"
 #include "runtime/op.h"
 
 namespace edgert {
@@ -62,6 +63,14 @@ struct Q8ConvDesc {
   // 'out_table' (256 bytes, u8/i8 output only): each output byte y becomes out_table[y] (byte y
   // as an index), an 8-bit activation lowering fused into its producer (a qlut's table).
   const uint8_t* out_table = nullptr;
+  // A fused input multiply ('mul_*' attributes; a 1x1, stride-1, unpadded conv of one group):
+  // the conv reads x·s, X (input 0, the multiply's A operand) [N,H,W,C] and S (input 1)
+  // [N,1,1,C], each byte as the qmul op computes it (q8-vmul's formula, `mul`; its output type
+  // is X's), made a tile at a time, never stored whole: a squeeze-and-excitation block's channel
+  // scaling folded into the 1x1 projection that reads it.
+  bool x_mul = false;
+  bool mul_s_signed = false;
+  Q8MulParams mul{};
 };
 
 // The weight's shape and type: from the 'weight' array, or for prepacked weights from

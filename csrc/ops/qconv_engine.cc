@@ -307,8 +307,17 @@ class Q8ConvOp : public Op {
     d_.w = nullptr;  // the model's weights are not read after creation
     if (desc.out_table) {
       std::memcpy(out_lut_, desc.out_table, 256);
-      lut_fn_ = x8_lut_ukernel();
+      lut_fn_ = x8_lut_rows_ukernel();
       d_.out_table = nullptr;
+    }
+    if (desc.x_mul) {
+      mul_hw_ = desc.geom.h * desc.geom.w;
+      mul_fn_ = q8_vmul_direct();
+      if (!mul_fn_) {  // the scalar form: every result by (x byte, s byte), as the qmul op's
+        mul_table_.resize(65536);
+        q8_vmul_fp32_table(desc.mul, desc.x_type == DType::i8, desc.mul_s_signed,
+                           /*row_is_a=*/true, mul_table_.data());
+      }
     }
   }
 
@@ -451,11 +460,13 @@ class Q8ConvOp : public Op {
  public:
   void run(const void* const* in, void* const* out, ThreadPool& pool) const override {
     if (pixels_ == 0) return;
-    if (depthwise_) return run_dw(static_cast<const uint8_t*>(in[0]),
-                                  static_cast<uint8_t*>(out[0]), pool);
-    if (xk_) return run_x8(static_cast<const uint8_t*>(in[0]), static_cast<uint8_t*>(out[0]),
-                           pool);
-    run_gemm(static_cast<const uint8_t*>(in[0]), static_cast<uint8_t*>(out[0]), pool);
+    const uint8_t* x = static_cast<const uint8_t*>(in[0]);
+    uint8_t* y = static_cast<uint8_t*>(out[0]);
+    if (depthwise_) return run_dw(x, y, pool);
+    const uint8_t* s = d_.x_mul ? static_cast<const uint8_t*>(in[1]) : nullptr;
+    if (xk_) return run_x8(x, s, y, pool);
+    // (the int16 kernels' im2col reads the image: the multiply's bytes made whole first)
+    run_gemm(s ? mul_whole(x, s, pool) : x, y, pool);
   }
 
  private:
@@ -1054,10 +1065,15 @@ class Q8ConvOp : public Op {
     return {rows, tg, parts, (blocks + parts - 1) / parts * wide, tiles, step};
   }
 
-  void run_x8(const uint8_t* x, uint8_t* y, ThreadPool& pool) const {
+  // s: the fused multiply's S (d_.x_mul; flat_ then holds), else nullptr.
+  void run_x8(const uint8_t* x, const uint8_t* s, uint8_t* y, ThreadPool& pool) const {
     const size_t mr = xk_->mr, nr = xk_->nr;
     const Q8ConvGeom& g = d_.geom;
     const Split sp = split(mr, nr, pool);
+    if (s && sp.parts > 1) {  // threads share a tile's rows: x·s made once, in a pass of its own
+      x = mul_whole(x, s, pool);
+      s = nullptr;
+    }
     const size_t tg = sp.tile_groups, parts = sp.parts, part_cols = sp.part_cols;
     const size_t tr = sp.tile_rows;  // <= tile_rows_, which sizes the work buffers
     const uint8_t pad = static_cast<uint8_t>(d_.x_zp);
@@ -1111,6 +1127,10 @@ class Q8ConvOp : public Op {
       const size_t rb_off = L.add(!delta_.empty() ? (off_fn_ ? 0 : zp_rows * zp_cols * sizeof(int32_t))
                                   : corr_.empty() ? 0 : tile_cap_ * nr * sizeof(int32_t));
       const size_t rs_off = L.add(delta_.empty() ? 0 : tile_cap_ * sizeof(int32_t));
+      // mul: the tile's rows of x·s (64 bytes past them: kernels may read a row's last quad
+      // whole); rep: S's row repeated.
+      const size_t mul_off = L.add(s ? tile_cap_ * k_ + 64 : 0);
+      const size_t rep_off = L.add(s ? mul_rep_bytes() : 0);
       uint8_t* const scratch = thread_scratch(L.total());
       uint8_t* const a = scratch + a_off;
       const void** const ind = reinterpret_cast<const void**>(scratch + ind_off);
@@ -1130,7 +1150,10 @@ class Q8ConvOp : public Op {
           const uint8_t* flat = nullptr;
           size_t step = k_;
           bool rows_set = false;  // rowp already holds flat's rows
-          if (direct_ && flat_) {
+          if (s) {  // (flat_: checked at creation)
+            mul_rows(x, s, p0, rows, scratch + rep_off, scratch + mul_off);
+            flat = scratch + mul_off;
+          } else if (direct_ && flat_) {
             flat = x + p0 * k_;
           } else if (direct_) {
             const size_t pix = g.sw * g.c, ow0 = p0 % ow_, rest = p0 / ow_;
@@ -1331,12 +1354,51 @@ class Q8ConvOp : public Op {
     });
   }
 
+  // The fused input multiply (d_.x_mul): pixels [p0, p0 + rows) of x · s (k_ bytes a pixel, S a
+  // row of k_ bytes per image) to out, rows contiguous. rep: mul_rep_bytes() of work memory
+  // where S's row repeats, so that one kernel call takes many rows.
+  static constexpr size_t kMulRepBytes = 2048;
+  size_t mul_rep_bytes() const { return std::max(k_, kMulRepBytes); }
+  void mul_rows(const uint8_t* x, const uint8_t* s, size_t p0, size_t rows, uint8_t* rep,
+                uint8_t* out) const {
+    const size_t c = k_, per = std::max<size_t>(1, kMulRepBytes / c);
+    const bool x_signed = d_.x_type == DType::i8;
+    for (size_t r = 0; r < rows;) {
+      const size_t img = (p0 + r) / mul_hw_, end = std::min(rows, (img + 1) * mul_hw_ - p0);
+      const uint8_t* sv = s + img * c;
+      if (!mul_fn_) {
+        for (; r < end; ++r)
+          x8_lut2_ukernel__scalar(c, x + (p0 + r) * c, sv, mul_table_.data(), out + r * c);
+        continue;
+      }
+      const size_t reps = std::min(per, end - r);
+      for (size_t q = 0; q < reps; ++q) std::memcpy(rep + q * c, sv, c);
+      for (; r < end;) {
+        const size_t n = std::min(reps, end - r);
+        mul_fn_(n * c, x + (p0 + r) * c, rep, false, x_signed, d_.mul_s_signed, d_.mul,
+                out + r * c);
+        r += n;
+      }
+    }
+  }
+
+  // x · s whole, in the calling thread's scratch slot 1, in one parallel pass.
+  const uint8_t* mul_whole(const uint8_t* x, const uint8_t* s, ThreadPool& pool) const {
+    uint8_t* const xm = thread_scratch(pixels_ * k_, 1);
+    pool.parallel_for(pixels_, std::max<size_t>(1, (16 << 10) / k_), [&](size_t b, size_t e) {
+      mul_rows(x, s, b, e - b, thread_scratch(mul_rep_bytes()), xm + b * k_);
+    });
+    return xm;
+  }
+
   // The output table (lut_fn_) over rows × n bytes at y, rows `stride` apart: the bytes a work
   // item has just written, still in its core's L1.
   void out_lut(uint8_t* y, size_t rows, size_t stride, size_t n) const {
     if (!lut_fn_) return;
-    if (n == stride) return lut_fn_(rows * n, y, out_lut_, y);  // whole rows: one call
-    for (size_t r = 0; r < rows; ++r, y += stride) lut_fn_(n, y, out_lut_, y);
+    if (n == stride) return lut_fn_(1, rows * n, y, 0, out_lut_, y, 0);  // whole rows: one run
+    // A column part: one call, the table loaded once (a call a row cost MobileNetV3-Small's
+    // HardSwish expansions 1-4 us each at 2 threads, 21 us a run).
+    lut_fn_(rows, n, y, stride, out_lut_, y, stride);
   }
 
   // The indirection table of a tile: for row r (pixel p0 + r) and tap t, the group's channels of
@@ -1725,7 +1787,11 @@ class Q8ConvOp : public Op {
 
   Q8ConvDesc d_;
   uint8_t out_lut_[256] = {};  // desc.out_table, applied by out_lut when lut_fn_ is set
-  X8LutFn lut_fn_ = nullptr;
+  // The fused input multiply (d_.x_mul): the direct kernel, or (none on this ISA) the table.
+  size_t mul_hw_ = 1;  // pixels per image
+  Q8VmulDirectFn mul_fn_ = nullptr;
+  std::vector<uint8_t> mul_table_;
+  X8LutRowsFn lut_fn_ = nullptr;
   std::vector<int32_t> bias_;
   std::vector<float> scale_;
   AlignedVector<int16_t> packed_;

@@ -199,6 +199,7 @@ def lower(graph, input_shapes, portable=False):
     if not portable and _core.isa() in _U8_ISAS:
         lower_quant.shift_int8_activations(L)
     lower_quant.fuse_output_luts(L)
+    lower_quant.fuse_input_muls(L)
     return L
 
 
