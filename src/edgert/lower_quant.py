@@ -467,7 +467,7 @@ def fuse_input_muls(L):
     over the whole tensor goes. Byte for byte the same: the conv's rows are the qmul's bytes (the
     same kernel on the same operands). MobileNetV3-Small: 9 SE blocks, each a qmul read by its
     projection conv. Runs after shift_int8_activations, once the zero points are final."""
-    producer, users = _producers_and_readers(L)
+    _, users = _producers_and_readers(L)
     kept = set(L.output_names.values()) | {v.name for v in L.graph.inputs}
     readers = {}
     for op in L.ops:
