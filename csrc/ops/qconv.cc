@@ -6,15 +6,13 @@
 #include <string>
 
 #include "ops/f32_util.h"
+#include "ops/q8_util.h"
 #include "ops/qconv.h"
 #include "runtime/registry.h"
 
 namespace edgert {
 namespace {
 
-bool is_q8(DType t) { return t == DType::u8 || t == DType::i8; }
-int64_t type_min(DType t) { return t == DType::u8 ? 0 : -128; }
-int64_t type_max(DType t) { return t == DType::u8 ? 255 : 127; }
 
 // An int attribute within [lo, hi] (or def when absent and def is given).
 int32_t int_in(const OpSpec& spec, const char* name, int64_t lo, int64_t hi, const int64_t* def) {
@@ -97,7 +95,7 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
   d.scale = spec.attrs.array("scale", DType::f32, static_cast<int64_t>(m)).as<float>();
   // Every load checks every output channel: one branch-free pass in integers (it vectorizes),
   // then the message for the first bad channel only when there is one.
-  const int32_t zlo = int32_t(type_min(d.w_type)), zhi = int32_t(type_max(d.w_type));
+  const int32_t zlo = int32_t(q8_min(d.w_type)), zhi = int32_t(q8_max(d.w_type));
   uint32_t bad = 0;
   for (size_t i = 0; i < m; ++i) {
     uint32_t bits;  // all exponent bits set: inf or NaN
@@ -111,7 +109,7 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
                 " outside the weight type's range");
     if (!std::isfinite(d.scale[i])) spec.fail("scale[" + std::to_string(i) + "] is not finite");
   }
-  if (use_x_zp) d.x_zp = int_in(spec, "x_zp", type_min(d.x_type), type_max(d.x_type), nullptr);
+  if (use_x_zp) d.x_zp = int_in(spec, "x_zp", q8_min(d.x_type), q8_max(d.x_type), nullptr);
   if (const Attrs::Entry* t = spec.attrs.find("out_table")) {
     EDGERT_EXPECT(spec, t->kind == Attrs::Value::Arr, "out_table must be an array");
     EDGERT_EXPECT(spec, d.y_type != DType::f32, "out_table needs a u8 or i8 output, not f32");
@@ -120,7 +118,7 @@ void parse_q8_quant(const OpSpec& spec, size_t m, size_t k, bool use_x_zp, Q8Con
             .data);
   }
   if (d.y_type == DType::f32) return;
-  const int64_t lo = type_min(d.y_type), hi = type_max(d.y_type);
+  const int64_t lo = q8_min(d.y_type), hi = q8_max(d.y_type);
   const int32_t y_zp = int_in(spec, "y_zp", lo, hi, nullptr);
   const int32_t qmin = int_in(spec, "qmin", lo, hi, &lo);
   const int32_t qmax = int_in(spec, "qmax", lo, hi, &hi);
@@ -202,28 +200,16 @@ std::unique_ptr<Op> make_qconv(const OpSpec& spec) {
     EDGERT_EXPECT(spec, is_q8(st.dtype), std::string("S must be u8 or i8, got ") +
                                              dtype_name(st.dtype));
     const DType xt = d.x_type;  // the multiply's A and output type
-    auto scale = [&](const char* name) {
-      const float f = static_cast<float>(spec.attrs.f(name));
-      EDGERT_EXPECT(spec, std::isfinite(f) && f > 0.0f,
-                    std::string(name) + " must be a positive finite float");
-      return f;
-    };
-    auto zp = [&](const char* name, DType t) {
-      const int64_t v = spec.attrs.i(name, 0);
-      EDGERT_EXPECT(spec, v >= type_min(t) && v <= type_max(t),
-                    std::string(name) + " = " + std::to_string(v) + " is outside the range of " +
-                        dtype_name(t));
-      return static_cast<int32_t>(v);
-    };
-    const int64_t lo = spec.attrs.i("mul_qmin", type_min(xt));
-    const int64_t hi = spec.attrs.i("mul_qmax", type_max(xt));
-    EDGERT_EXPECT(spec, lo >= type_min(xt) && hi <= type_max(xt) && lo <= hi,
+    const int64_t lo = spec.attrs.i("mul_qmin", q8_min(xt));
+    const int64_t hi = spec.attrs.i("mul_qmax", q8_max(xt));
+    EDGERT_EXPECT(spec, lo >= q8_min(xt) && hi <= q8_max(xt) && lo <= hi,
                   "mul_qmin/mul_qmax [" + std::to_string(lo) + ", " + std::to_string(hi) +
                       "] must be an ordered range within " + dtype_name(xt));
     d.x_mul = true;
     d.mul_s_signed = st.dtype == DType::i8;
-    d.mul = q8_vmul_params(scale("mul_a_scale"), zp("mul_a_zp", xt), scale("mul_b_scale"),
-                           zp("mul_b_zp", st.dtype), scale("mul_y_scale"), zp("mul_y_zp", xt),
+    d.mul = q8_vmul_params(q8_scale(spec, "mul_a_scale"), q8_zp(spec, "mul_a_zp", xt),
+                           q8_scale(spec, "mul_b_scale"), q8_zp(spec, "mul_b_zp", st.dtype),
+                           q8_scale(spec, "mul_y_scale"), q8_zp(spec, "mul_y_zp", xt),
                            static_cast<int32_t>(lo), static_cast<int32_t>(hi));
   }
   return make_q8_conv(spec, d);
