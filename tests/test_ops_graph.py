@@ -500,3 +500,63 @@ def test_a_table_after_a_conv_becomes_its_output_table(et, monkeypatch):
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a, b)
     check(m, {"x": x}, tol=1)
+
+
+@pytest.mark.parametrize("et", [U8, I8])
+def test_an_se_multiply_becomes_its_projection_convs_input_multiply(et, monkeypatch):
+    """A squeeze-and-excitation multiply (QLinearMul of a tensor by per-channel scales from its
+    global pool) whose only reader is a 1x1 conv becomes that conv's input multiply
+    (lower_quant.fuse_input_muls), with the tensor as either operand; one whose output has
+    another reader stays a qmul. The bytes are the unfused plan's at 1 and 2 threads, and
+    onnxruntime's."""
+    from edgert import lower_quant
+    rng = np.random.default_rng(41)
+    ms = "com.microsoft"
+    N = helper.make_node
+    inits = {}
+    for name in ("x", "a", "p", "s", "m", "n", "k", "y", "z", "u"):
+        inits[name + "_s"], inits[name + "_z"] = qparams(rng, et)
+    inits["w_s"], inits["w_z"] = np.float32(0.01), np.array(0, np.int8)
+    c = 24
+    inits["wd"] = rng.integers(-100, 101, (c, 1, 3, 3)).astype(np.int8)
+    inits["ws"] = rng.integers(-100, 101, (c, c, 1, 1)).astype(np.int8)
+    inits["wp"] = rng.integers(-100, 101, (16, c, 1, 1)).astype(np.int8)
+
+    def conv(x, w, y, **kw):
+        return N("QLinearConv", [x, x + "_s", x + "_z", w, "w_s", "w_z", y + "_s", y + "_z"], [y],
+                 **kw)
+
+    def mul(a, b, y):
+        return N("QLinearMul", [a, a + "_s", a + "_z", b, b + "_s", b + "_z", y + "_s", y + "_z"],
+                 [y], domain=ms)
+
+    nodes = [
+        conv("x", "wd", "a", pads=[1, 1, 1, 1], group=c),
+        N("QLinearGlobalAveragePool", ["a", "a_s", "a_z", "p_s", "p_z"], ["p"], domain=ms,
+          channels_last=0),
+        conv("p", "ws", "s"),
+        mul("a", "s", "m"),  # -> the projection's input multiply
+        conv("m", "wp", "y"),
+        mul("s", "a", "n"),  # the tensor as B: fused too
+        conv("n", "wp", "z"),
+        mul("a", "s", "k"),  # k has two readers: stays
+        conv("k", "wp", "u"),
+        N("DequantizeLinear", ["k", "k_s", "k_z"], ["kf"]),
+    ]
+    m = model(nodes, [("x", et, [1, c, 9, 9])],
+              [("y", et, None), ("z", et, None), ("u", et, None), ("kf", F, None)], inits,
+              ms=True, opset=21)
+    data = m.SerializeToString()
+    x = _rand(rng, (1, c, 9, 9), et)
+    fused = edgert.load(data)
+    assert fused.plan_info()["ops"].count("qmul") == 1, fused.plan_info()["ops"]
+    with monkeypatch.context() as mp:
+        mp.setattr(lower_quant, "fuse_input_muls", lambda L: None)
+        plain = edgert.load(data)
+        assert plain.plan_info()["ops"].count("qmul") == 3
+    want = plain.run(None, {"x": x})
+    for threads in (1, 2):
+        got = edgert.load(data, threads=threads).run(None, {"x": x})
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+    check(m, {"x": x}, tol=1)
