@@ -427,6 +427,23 @@ def test_an_op_of_a_tensor_and_its_own_table_becomes_one_table(et, monkeypatch):
     check(m, {"x": x}, tol=1)
 
 
+def _fused_as_unfused(data, feeds, monkeypatch, pass_name, op, fused_count, plain_count):
+    """The model with lowering pass lower_quant.<pass_name> has fused_count ops of type op, without
+    it plain_count; the fused plan's outputs at 1 and 2 threads are the unfused plan's bytes."""
+    from edgert import lower_quant
+    fused = edgert.load(data)
+    assert fused.plan_info()["ops"].count(op) == fused_count, fused.plan_info()["ops"]
+    with monkeypatch.context() as mp:
+        mp.setattr(lower_quant, pass_name, lambda L: None)
+        plain = edgert.load(data)
+        assert plain.plan_info()["ops"].count(op) == plain_count, plain.plan_info()["ops"]
+    want = plain.run(None, feeds)
+    for threads in (1, 2):
+        got = edgert.load(data, threads=threads).run(None, feeds)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("et", [U8, I8])
 def test_a_table_after_a_conv_becomes_its_output_table(et, monkeypatch):
     """A lookup table (QLinearLeakyRelu; HardSwish once fuse_self_luts made it one table) that
@@ -434,7 +451,6 @@ def test_a_table_after_a_conv_becomes_its_output_table(et, monkeypatch):
     (lower_quant.fuse_output_luts); one after a conv whose output has another reader, or is a
     graph output, stays a qlut. The bytes are the unfused plan's at 1 and 2 threads, and
     onnxruntime's."""
-    from edgert import lower_quant
     rng = np.random.default_rng(31)
     ms = "com.microsoft"
     N = helper.make_node
@@ -487,18 +503,8 @@ def test_a_table_after_a_conv_becomes_its_output_table(et, monkeypatch):
               inits, ms=True, opset=21)
     data = m.SerializeToString()
     x = _rand(rng, (1, 8, 6, 8), et)
-    fused = edgert.load(data)
-    ops = fused.plan_info()["ops"]
-    assert ops.count("qlut") == 3, ops  # e's, y's and k2's
-    with monkeypatch.context() as mp:
-        mp.setattr(lower_quant, "fuse_output_luts", lambda L: None)
-        plain = edgert.load(data)
-        assert plain.plan_info()["ops"].count("qlut") == 6
-    want = plain.run(None, {"x": x})
-    for threads in (1, 2):
-        got = edgert.load(data, threads=threads).run(None, {"x": x})
-        for a, b in zip(got, want):
-            np.testing.assert_array_equal(a, b)
+    # qlut: e's, y's and k2's stay
+    _fused_as_unfused(data, {"x": x}, monkeypatch, "fuse_output_luts", "qlut", 3, 6)
     check(m, {"x": x}, tol=1)
 
 
@@ -509,7 +515,6 @@ def test_an_se_multiply_becomes_its_projection_convs_input_multiply(et, monkeypa
     (lower_quant.fuse_input_muls), with the tensor as either operand; one whose output has
     another reader stays a qmul. The bytes are the unfused plan's at 1 and 2 threads, and
     onnxruntime's."""
-    from edgert import lower_quant
     rng = np.random.default_rng(41)
     ms = "com.microsoft"
     N = helper.make_node
@@ -548,15 +553,5 @@ def test_an_se_multiply_becomes_its_projection_convs_input_multiply(et, monkeypa
               ms=True, opset=21)
     data = m.SerializeToString()
     x = _rand(rng, (1, c, 9, 9), et)
-    fused = edgert.load(data)
-    assert fused.plan_info()["ops"].count("qmul") == 1, fused.plan_info()["ops"]
-    with monkeypatch.context() as mp:
-        mp.setattr(lower_quant, "fuse_input_muls", lambda L: None)
-        plain = edgert.load(data)
-        assert plain.plan_info()["ops"].count("qmul") == 3
-    want = plain.run(None, {"x": x})
-    for threads in (1, 2):
-        got = edgert.load(data, threads=threads).run(None, {"x": x})
-        for a, b in zip(got, want):
-            np.testing.assert_array_equal(a, b)
+    _fused_as_unfused(data, {"x": x}, monkeypatch, "fuse_input_muls", "qmul", 1, 3)
     check(m, {"x": x}, tol=1)
